@@ -1,0 +1,46 @@
+"""Exception classes of prospect.
+
+Every class also inherits the builtin exception a caller would naturally catch
+(``ValueError``, ``FileNotFoundError``, ``FileExistsError``), so that
+``except ValueError`` keeps working for code that does not know this package.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ProspectError",
+    "InputError",
+    "ColumnError",
+    "CRSError",
+    "GridMismatchError",
+    "MissingFileError",
+    "OutputExistsError",
+]
+
+
+class ProspectError(Exception):
+    """Base class of every error raised on purpose by prospect."""
+
+
+class InputError(ProspectError, ValueError):
+    """An argument has a value that cannot be used (the message says which are valid)."""
+
+
+class ColumnError(InputError):
+    """A table lacks a requested column, or a column holds values that cannot be used."""
+
+
+class CRSError(InputError):
+    """A coordinate reference system is missing, unknown or unsuitable (e.g. geographic)."""
+
+
+class GridMismatchError(InputError):
+    """Rasters that must share one grid (shape, transform, CRS) do not."""
+
+
+class MissingFileError(ProspectError, FileNotFoundError):
+    """An input file does not exist."""
+
+
+class OutputExistsError(ProspectError, FileExistsError):
+    """An output path exists and overwriting it was not asked for."""

@@ -1,0 +1,348 @@
+"""Reading surveys and vector layers; reading and writing GeoTIFFs.
+
+Files enter and leave the package here and nowhere else. Writes go to a
+temporary file beside the target and are renamed into place, so a failed write
+never leaves half a file, and an existing file is only replaced when asked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import tempfile
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from prospect.errors import ColumnError, CRSError, InputError, MissingFileError, OutputExistsError
+from prospect.grid import Grid, as_crs
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+    import xarray as xr
+
+__all__ = ["read_samples", "read_vector", "write_geotiff", "read_geotiff", "atomic_output"]
+
+log = logging.getLogger(__name__)
+
+_VECTOR_SUFFIXES = {".gpkg", ".shp", ".geojson", ".json", ".fgb"}
+_TABLE_SUFFIXES = {".csv", ".txt", ".tsv"}
+# "<0.5", "< 0.5", "<0,5" are below-detection values with their detection limit.
+_BDL = re.compile(r"^\s*<\s*([0-9]*[.,]?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*$")
+_MISSING = {"", "na", "nan", "n/a", "null", "none"}
+
+
+def _existing(path: str | os.PathLike, argument: str = "path") -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise MissingFileError(f"{argument}={str(path)!r} does not exist")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it onto ``path``.
+
+    Refuses an existing ``path`` unless ``overwrite=True``. If the body raises,
+    the temporary file is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{str(path)!r} exists; pass overwrite=True to replace it")
+    if not path.parent.exists():
+        raise MissingFileError(f"the folder {str(path.parent)!r} for {path.name!r} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
+    os.close(fd)
+    os.unlink(tmp)  # writers such as GDAL want to create the file themselves
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def _parse_element(values: pd.Series, column: str, bdl_factor: float) -> tuple[np.ndarray, int, list]:
+    """Parse one element column: numbers, below-detection text and blanks.
+
+    Returns the float values, the number of below-detection values and the
+    (index, value) pairs that could not be read.
+    """
+    if pd.api.types.is_numeric_dtype(values):
+        return values.to_numpy(dtype=float), 0, []
+    text = values.astype("string").str.strip()
+    missing = (text.isna() | text.str.lower().isin(_MISSING)).to_numpy(dtype=bool)
+    decimal = text.str.replace(",", ".", regex=False)
+    numbers = pd.to_numeric(decimal, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    limits = pd.to_numeric(text.str.extract(_BDL, expand=False).str.replace(",", ".", regex=False),
+                           errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    is_bdl = np.isfinite(limits) & np.isnan(numbers)
+    numbers = np.where(is_bdl, limits * bdl_factor, numbers)
+    numbers[missing] = np.nan
+    bad = np.isnan(numbers) & ~missing
+    return numbers, int(is_bdl.sum()), list(values[bad].items())
+
+
+def read_samples(
+    path: str | os.PathLike,
+    x: str = "X",
+    y: str = "Y",
+    crs: Any = None,
+    coord_scale: float = 1.0,
+    elements: Sequence[str] | None = None,
+    bdl_factor: float = 0.5,
+) -> gpd.GeoDataFrame:
+    """Read a geochemical survey (CSV, GeoPackage or shapefile) as points.
+
+    Parameters
+    ----------
+    path : path
+        A CSV (with coordinate columns ``x`` and ``y``) or a point layer readable
+        by GeoPandas (``.gpkg``, ``.shp``, ...), whose geometry gives the coordinates.
+    x, y : str
+        Coordinate column names of a CSV. Default ``"X"`` and ``"Y"``.
+    crs : CRS-like, optional
+        The CRS of the coordinates. A CSV has none of its own, so pass it; a
+        vector layer's own CRS is used when this is None, otherwise the layer is
+        reprojected to it.
+    coord_scale : float
+        Factor applied to CSV coordinates before use, e.g. ``1000`` for
+        coordinates in kilometres such as the MFAF paper's Table 1
+        (X = 421.63, Y = 2416.85). Default 1.
+    elements : sequence of str, optional
+        Element columns to read. Default: every column (other than coordinates
+        and geometry) whose non-blank values are mostly numbers or
+        below-detection text; other columns (sample ids, notes) are kept as they are.
+    bdl_factor : float
+        Below-detection values written as text, like ``"<0.5"``, become
+        ``bdl_factor`` times the detection limit. Default 0.5 (half the limit,
+        the usual substitution); their count is given in a warning and in
+        ``samples.attrs["below_detection"]``.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        One point per sample with float64 element columns (NaN where blank).
+        ``attrs["elements"]`` lists the element columns in file order.
+    """
+    import geopandas as gpd
+
+    path = _existing(path)
+    if not (np.isfinite(coord_scale) and coord_scale > 0):
+        raise InputError(f"coord_scale={coord_scale!r} must be a positive number (1000 turns km into m)")
+    if not (0 <= bdl_factor <= 1):
+        raise InputError(f"bdl_factor={bdl_factor!r} must lie in [0, 1] (0.5 = half the detection limit)")
+    target_crs = None if crs is None else as_crs(crs)
+    suffix = path.suffix.lower()
+    if suffix in _TABLE_SUFFIXES:
+        # Everything is read as text first so that "<0.5" and ids like "007" survive untouched.
+        separator = {".csv": ",", ".tsv": "\t"}.get(suffix)
+        table = pd.read_csv(path, sep=separator, engine="c" if separator else "python", dtype=str,
+                            keep_default_na=False)
+        for name, argument in ((x, "x"), (y, "y")):
+            if name not in table.columns:
+                raise ColumnError(f"{argument}={name!r} is not a column of {path.name}; "
+                                  f"columns are {list(table.columns)}")
+        coords = {}
+        for name in (x, y):
+            values, _, bad = _parse_element(table[name], name, bdl_factor)
+            if bad or np.isnan(values).any():
+                rows = [i for i, _ in bad] or list(np.flatnonzero(np.isnan(values))[:5])
+                raise ColumnError(f"coordinate column {name!r} has missing or non-numeric values at rows {rows[:5]}")
+            coords[name] = values * coord_scale
+        if target_crs is not None and target_crs.is_geographic and coord_scale != 1.0:
+            raise CRSError(f"coord_scale={coord_scale!r} rescales coordinates, which only makes sense in a "
+                           f"projected CRS, but crs={target_crs.to_string()!r} is geographic")
+        attributes = table.drop(columns=[x, y])
+        geometry = gpd.points_from_xy(coords[x], coords[y])
+        frame = gpd.GeoDataFrame(attributes, geometry=geometry, crs=target_crs)
+        frame[x], frame[y] = coords[x], coords[y]
+    elif suffix in _VECTOR_SUFFIXES:
+        frame = read_vector(path, crs=crs)
+        kinds = set(frame.geom_type.dropna().unique())
+        if not kinds <= {"Point"}:
+            raise InputError(f"{path.name} holds {sorted(kinds)} geometries; samples must be points")
+    else:
+        raise InputError(f"path={str(path)!r} has suffix {suffix!r}; readable surveys are "
+                         f"{sorted(_TABLE_SUFFIXES | _VECTOR_SUFFIXES)}")
+
+    reserved = {x, y, frame.geometry.name}
+    if elements is None:
+        candidates, strict = [c for c in frame.columns if c not in reserved], False
+    else:
+        elements = [elements] if isinstance(elements, str) else list(elements)
+        missing = [e for e in elements if e not in frame.columns]
+        if missing:
+            available = [c for c in frame.columns if c not in reserved]
+            raise ColumnError(f"elements {missing} are not columns of {path.name}; available: {available}")
+        candidates, strict = elements, True
+
+    chosen, bdl_counts = [], {}
+    for column in candidates:
+        values, n_bdl, bad = _parse_element(frame[column], column, bdl_factor)
+        n_values = int(np.isfinite(values).sum()) + len(bad)
+        if bad and (strict or len(bad) < 0.5 * n_values):
+            shown = ", ".join(f"row {i}: {v!r}" for i, v in bad[:5])
+            raise ColumnError(f"element column {column!r} has {len(bad)} values that are neither numbers nor "
+                              f"below-detection text like '<0.5' ({shown}); fix them or leave them blank")
+        if bad or n_values == 0:
+            continue  # mostly text: an id or a note, not an element
+        frame[column] = values
+        chosen.append(column)
+        if n_bdl:
+            bdl_counts[column] = n_bdl
+    if bdl_counts:
+        total = sum(bdl_counts.values())
+        warnings.warn(f"{total} below-detection values replaced by {bdl_factor:g} x their detection limit: "
+                      f"{bdl_counts}", stacklevel=2)
+    frame.attrs.update(elements=chosen, below_detection=bdl_counts, bdl_factor=bdl_factor, source=str(path))
+    log.info("read %d samples with %d elements from %s", len(frame), len(chosen), path)
+    return frame
+
+
+def read_vector(path: str | os.PathLike, crs: Any = None, layer: str | None = None) -> gpd.GeoDataFrame:
+    """Read a vector layer (GeoPackage, shapefile, GeoJSON, ...) as a GeoDataFrame.
+
+    Parameters
+    ----------
+    path : path
+        Any file GeoPandas reads.
+    crs : CRS-like, optional
+        Reproject to this CRS. A layer that has no CRS of its own is refused
+        unless ``crs`` is given, which is then taken as its CRS.
+    layer : str, optional
+        Layer name inside a multi-layer file.
+    """
+    import geopandas as gpd
+
+    path = _existing(path)
+    frame = gpd.read_file(path, layer=layer)
+    if frame.crs is None:
+        if crs is None:
+            raise CRSError(f"{path.name} has no CRS; pass crs=... (e.g. crs='EPSG:32649') to say what it is")
+        return frame.set_crs(as_crs(crs))
+    if crs is not None:
+        target = as_crs(crs)
+        if frame.crs != target:
+            frame = frame.to_crs(target)
+    return frame
+
+
+def _as_bands(da: xr.DataArray) -> xr.DataArray:
+    if da.ndim == 2:
+        da = da.expand_dims(band=[da.name or "band_1"])
+    if da.ndim != 3 or set(da.dims) != {"band", "y", "x"}:
+        raise InputError(f"expected a DataArray with dims (band, y, x) or (y, x), got {da.dims}")
+    return da.transpose("band", "y", "x")
+
+
+def _overview_factors(shape: tuple[int, int], smallest: int = 256) -> list[int]:
+    factors, factor = [], 2
+    while max(shape) / factor >= smallest:
+        factors.append(factor)
+        factor *= 2
+    return factors
+
+
+def write_geotiff(
+    da: xr.DataArray,
+    path: str | os.PathLike,
+    nodata: float = -9999.0,
+    overwrite: bool = False,
+    overviews: bool = True,
+) -> Path:
+    """Write a raster to a QGIS-ready GeoTIFF.
+
+    Float32, tiled 256×256, deflate with the floating-point predictor, band
+    interleaved, NaN written as ``nodata``, band descriptions from the ``band``
+    coordinate, per-band statistics tags (so QGIS stretches without scanning),
+    scalar ``attrs`` as dataset tags and, for rasters larger than 256 pixels,
+    internal overviews for fast panning. Written to a temporary file and renamed.
+
+    Parameters
+    ----------
+    da : xarray.DataArray
+        ``(band, y, x)`` or ``(y, x)`` carrying CRS and transform through rioxarray
+        (as made by :class:`prospect.Grid` and every function of the package).
+    path : path
+        Output file; its folder must exist.
+    nodata : float
+        The value NaN is written as. Must not occur among the real values.
+    overwrite : bool
+        Replace an existing file. Default False: an existing file is an error.
+    overviews : bool
+        Build internal overviews (averaged) for rasters larger than 256 pixels.
+    """
+    import rasterio
+    from rasterio.enums import Resampling
+
+    grid = Grid.from_dataarray(da)
+    da = _as_bands(da)
+    values = da.to_numpy().astype(np.float32, copy=False)
+    if not np.isfinite(nodata):
+        raise InputError(f"nodata={nodata!r} must be a finite number (NaN is what it stands for)")
+    nodata32 = np.float32(nodata)
+    if np.any(values == nodata32):
+        raise InputError(f"nodata={nodata!r} occurs among the raster's real values; choose another nodata value")
+    rows, cols = grid.shape
+    tiled = rows >= 256 and cols >= 256
+    profile = dict(driver="GTiff", width=cols, height=rows, count=values.shape[0], dtype="float32",
+                   crs=grid.crs.to_wkt(), transform=grid.transform, nodata=float(nodata32),
+                   compress="deflate", predictor=3, interleave="band", BIGTIFF="IF_SAFER")
+    if tiled:
+        profile.update(tiled=True, blockxsize=256, blockysize=256)
+    tags = {str(k): str(v) for k, v in da.attrs.items()
+            if isinstance(v, (str, int, float, bool, np.number)) and not str(k).startswith("_")}
+    with atomic_output(path, overwrite) as tmp:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            for index, name in enumerate(da["band"].to_numpy(), start=1):
+                band = values[index - 1]
+                valid = band[np.isfinite(band)]
+                dst.write(np.where(np.isfinite(band), band, nodata32), index)
+                dst.set_band_description(index, str(name))
+                if valid.size:
+                    dst.update_tags(index, STATISTICS_MINIMUM=f"{valid.min():.8g}",
+                                    STATISTICS_MAXIMUM=f"{valid.max():.8g}",
+                                    STATISTICS_MEAN=f"{valid.mean(dtype=np.float64):.8g}",
+                                    STATISTICS_STDDEV=f"{valid.std(dtype=np.float64):.8g}",
+                                    STATISTICS_VALID_PERCENT=f"{100.0 * valid.size / band.size:.4g}")
+            if tags:
+                dst.update_tags(**tags)
+            factors = _overview_factors(grid.shape) if overviews else []
+            if factors:
+                dst.build_overviews(factors, Resampling.average)
+    log.info("wrote %s (%d bands, %dx%d)", path, values.shape[0], rows, cols)
+    return Path(path)
+
+
+def read_geotiff(path: str | os.PathLike) -> xr.DataArray:
+    """Read a GeoTIFF as a float32 DataArray ``(band, y, x)`` with NaN for nodata.
+
+    Band names come from the band descriptions (``band_1``, ... where there are
+    none) and the dataset tags become ``attrs``.
+    """
+    import rasterio
+
+    path = _existing(path)
+    with rasterio.open(path) as src:
+        if src.crs is None:
+            raise CRSError(f"{path.name} has no CRS; assign one (e.g. gdal_edit.py -a_srs EPSG:32649) first")
+        values = src.read(out_dtype="float32")
+        if src.nodata is not None and not np.isnan(src.nodata):
+            values[values == np.float32(src.nodata)] = np.nan
+        names = [d or f"band_{i + 1}" for i, d in enumerate(src.descriptions)]
+        transform, crs, tags = src.transform, src.crs, src.tags()
+    rows, cols = values.shape[1:]
+    if transform.b != 0 or transform.d != 0 or transform.e >= 0:
+        raise InputError(f"{path.name} is not north-up (transform {tuple(transform)[:6]}); warp it first")
+    grid = Grid((transform.c, transform.f + rows * transform.e, transform.c + cols * transform.a, transform.f),
+                (rows, cols), as_crs(crs))
+    tags.pop("AREA_OR_POINT", None)
+    return grid.wrap(values, bands=names, name=path.stem, attrs=tags)

@@ -1,0 +1,41 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+import prospect as pp
+
+ROOMS = ["io", "screening", "interpolate", "layers", "tiles", "models", "training", "mapping", "evaluation",
+         "imagery", "datasets"]
+
+
+def test_import_is_fast_and_does_not_import_torch():
+    code = ("import sys, time; t = time.perf_counter(); import prospect; "
+            "print(__import__('json').dumps([time.perf_counter() - t, 'torch' in sys.modules]))")
+    seconds, torch_loaded = json.loads(subprocess.check_output([sys.executable, "-c", code], text=True))
+    assert not torch_loaded
+    assert seconds < 1.0
+
+
+def test_rooms_that_exist_are_reachable_lazily():
+    import importlib.util
+
+    present = [room for room in ROOMS if importlib.util.find_spec(f"prospect.{room}") is not None]
+    assert {"io", "datasets"} <= set(present)
+    for room in present:
+        assert getattr(pp, room).__name__ == f"prospect.{room}"
+
+
+def test_unknown_attribute_is_a_clear_error():
+    with pytest.raises(AttributeError, match="has no attribute 'nonsense'"):
+        pp.nonsense  # noqa: B018
+
+
+def test_errors_inherit_builtins():
+    from prospect import errors
+
+    assert issubclass(errors.InputError, ValueError)
+    assert issubclass(errors.CRSError, ValueError)
+    assert issubclass(errors.MissingFileError, FileNotFoundError)
+    assert issubclass(errors.OutputExistsError, FileExistsError)
