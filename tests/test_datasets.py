@@ -1,0 +1,72 @@
+import filecmp
+import warnings
+
+import geopandas as gpd
+import numpy as np
+import pytest
+
+import prospect as pp
+from prospect.datasets.qinhang import ELEMENTS, UNIT_COUNTS
+from tests.conftest import QINHANG
+
+
+@pytest.fixture(scope="module")
+def survey():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pp.io.read_samples(QINHANG / "stream_sediments.csv", crs="EPSG:32649", coord_scale=1000)
+
+
+def test_generator_reproduces_committed_files(tmp_path):
+    pp.datasets.make_qinhang(tmp_path)
+    assert filecmp.cmp(tmp_path / "stream_sediments.csv", QINHANG / "stream_sediments.csv", shallow=False)
+    for name in ("geology", "faults", "deposits", "undiscovered"):
+        ours, committed = gpd.read_file(tmp_path / f"{name}.gpkg"), gpd.read_file(QINHANG / f"{name}.gpkg")
+        assert ours.drop(columns="geometry").equals(committed.drop(columns="geometry"))
+        assert ours.geometry.geom_equals_exact(committed.geometry, tolerance=1e-6).all(), name
+
+
+def test_generator_is_seeded_and_refuses_overwrite(tmp_path):
+    pp.datasets.make_qinhang(tmp_path / "a", seed=7)
+    pp.datasets.make_qinhang(tmp_path / "b", seed=7)
+    pp.datasets.make_qinhang(tmp_path / "c", seed=8)
+    a, b, c = (tmp_path / x / "stream_sediments.csv" for x in "abc")
+    assert a.read_bytes() == b.read_bytes() != c.read_bytes()
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        pp.datasets.make_qinhang(tmp_path / "a", seed=7)
+
+
+def test_survey_known_facts(survey):
+    assert len(survey) == 7512
+    assert survey.crs.to_epsg() == 32649
+    assert survey.attrs["elements"] == list(ELEMENTS)
+    assert survey["formation"].value_counts().to_dict() == UNIT_COUNTS
+    x, y = survey.geometry.x, survey.geometry.y
+    assert x.min() >= 400000 and x.max() <= 439000 and y.min() >= 2400000 and y.max() <= 2439000
+    # the paper's Table 1 coordinates lie in the area, among samples
+    near = np.hypot(x - 421630, y - 2416850).min()
+    assert near < 500
+    # magnitudes like Table 1 (medians within a factor of 2)
+    table1 = {"Ag": 0.06, "Au": 0.8, "Sn": 2.2, "Cu": 6, "Ba": 700, "Mn": 330, "Pb": 35, "Zn": 25, "F": 215}
+    for element, median in table1.items():
+        assert median / 2 < survey[element].median() < median * 2, element
+    # samples are not uniform noise: nearest-neighbour distances are far more regular than Poisson
+    from scipy.spatial import cKDTree
+
+    d, _ = cKDTree(np.column_stack([x, y])).query(np.column_stack([x, y]), k=2)
+    assert d[:, 1].std() / d[:, 1].mean() < 0.4  # Poisson points give about 0.52
+    assert sum(survey.attrs["below_detection"].values()) > 100
+
+
+def test_vector_layers_known_facts():
+    geology = pp.io.read_vector(QINHANG / "geology.gpkg")
+    assert sorted(geology["unit"]) == sorted(["Triassic", "Permian", "Carboniferous", "Devonian", "Quaternary"])
+    assert geology.crs.to_epsg() == 32649
+    assert geology.union_all().area == pytest.approx(39000 * 39000, rel=1e-9)
+    faults = pp.io.read_vector(QINHANG / "faults.gpkg")
+    assert set(faults["family"]) == {"NE", "NW", "N-S"}
+    deposits = pp.io.read_vector(QINHANG / "deposits.gpkg")
+    assert 20 <= len(deposits) <= 60
+    hosts = gpd.sjoin(deposits, geology, predicate="within")["unit"]
+    assert (hosts == "Triassic").all()
+    assert deposits.distance(faults[faults["mineralised"]].union_all()).max() < 700
