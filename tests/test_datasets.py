@@ -70,3 +70,38 @@ def test_vector_layers_known_facts():
     hosts = gpd.sjoin(deposits, geology, predicate="within")["unit"]
     assert (hosts == "Triassic").all()
     assert deposits.distance(faults[faults["mineralised"]].union_all()).max() < 700
+
+
+def test_ore_images_layout_and_determinism(tmp_path):
+    from PIL import Image
+
+    from tests.conftest import ORE_IMAGES
+
+    for mineral in pp.datasets.MINERALS:
+        files = sorted((ORE_IMAGES / mineral).glob("*.png"))
+        assert len(files) >= 40
+        with Image.open(files[0]) as image:
+            assert image.size == (256, 256) and image.mode == "RGB"
+    # one random stream per class: the first images do not depend on how many are drawn
+    pp.datasets.make_ore_images(tmp_path, per_class=2)
+    for mineral in pp.datasets.MINERALS:
+        for number in range(2):
+            name = f"{mineral}/{mineral}_{number:03d}.png"
+            ours = np.asarray(Image.open(tmp_path / name))
+            committed = np.asarray(Image.open(ORE_IMAGES / name))
+            np.testing.assert_array_equal(ours, committed)
+
+
+def test_ore_image_classes_differ_in_colour():
+    from PIL import Image
+
+    from tests.conftest import ORE_IMAGES
+
+    def bright_mean(mineral):
+        pixels = np.concatenate([np.asarray(Image.open(f)).reshape(-1, 3)
+                                 for f in sorted((ORE_IMAGES / mineral).glob("*.png"))[:10]])
+        return pixels[pixels.mean(axis=1) > 120].mean(axis=0)
+
+    gold, arsenopyrite = bright_mean("gold"), bright_mean("arsenopyrite")
+    assert gold[2] < 0.5 * gold[0]            # yellow: little blue
+    assert arsenopyrite[2] > 0.85 * arsenopyrite[0]  # white: balanced channels
