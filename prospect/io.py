@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import geopandas as gpd
     import xarray as xr
 
-__all__ = ["read_samples", "read_vector", "write_geotiff", "read_geotiff", "atomic_output"]
+__all__ = ["read_samples", "read_vector", "element_columns", "write_geotiff", "read_geotiff", "atomic_output"]
 
 log = logging.getLogger(__name__)
 
@@ -205,6 +205,30 @@ def read_samples(
     frame.attrs.update(elements=chosen, below_detection=bdl_counts, bdl_factor=bdl_factor, source=str(path))
     log.info("read %d samples with %d elements from %s", len(frame), len(chosen), path)
     return frame
+
+
+def element_columns(samples: pd.DataFrame) -> list[str]:
+    """The element columns of a survey table.
+
+    ``samples.attrs["elements"]`` when :func:`read_samples` set it, otherwise every
+    numeric, non-boolean column that is neither the geometry nor a copy of the
+    point coordinates.
+    """
+    if samples.attrs.get("elements"):
+        return [e for e in samples.attrs["elements"] if e in samples.columns]
+    geometry_name = getattr(samples, "geometry", None)
+    geometry_name = geometry_name.name if geometry_name is not None else None
+    coordinates = set()
+    if geometry_name is not None and (samples.geometry.geom_type == "Point").all():
+        gx, gy = samples.geometry.x.to_numpy(), samples.geometry.y.to_numpy()
+        for column in samples.columns:
+            if column != geometry_name and pd.api.types.is_numeric_dtype(samples[column]):
+                values = samples[column].to_numpy(dtype=float)
+                if np.allclose(values, gx, equal_nan=True) or np.allclose(values, gy, equal_nan=True):
+                    coordinates.add(column)
+    return [c for c in samples.columns
+            if c != geometry_name and c not in coordinates and pd.api.types.is_numeric_dtype(samples[c])
+            and not pd.api.types.is_bool_dtype(samples[c])]
 
 
 def read_vector(path: str | os.PathLike, crs: Any = None, layer: str | None = None) -> gpd.GeoDataFrame:

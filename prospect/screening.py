@@ -21,6 +21,7 @@ import pandas as pd
 from scipy import stats
 
 from prospect.errors import ColumnError, CRSError, InputError
+from prospect.io import element_columns
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -202,24 +203,6 @@ def label_samples(
     return result
 
 
-def _default_elements(samples: pd.DataFrame) -> list[str]:
-    if samples.attrs.get("elements"):
-        return [e for e in samples.attrs["elements"] if e in samples.columns]
-    geometry_name = getattr(samples, "geometry", None)
-    geometry_name = geometry_name.name if geometry_name is not None else None
-    coordinates = set()
-    if geometry_name is not None and (samples.geometry.geom_type == "Point").all():
-        gx, gy = samples.geometry.x.to_numpy(), samples.geometry.y.to_numpy()
-        for column in samples.columns:
-            if column != geometry_name and pd.api.types.is_numeric_dtype(samples[column]):
-                values = samples[column].to_numpy(dtype=float)
-                if np.allclose(values, gx, equal_nan=True) or np.allclose(values, gy, equal_nan=True):
-                    coordinates.add(column)
-    return [c for c in samples.columns
-            if c != geometry_name and c not in coordinates and pd.api.types.is_numeric_dtype(samples[c])
-            and not pd.api.types.is_bool_dtype(samples[c])]
-
-
 def _svm_scores(values: np.ndarray, y: np.ndarray, seed: int, folds: int) -> np.ndarray:
     """Out-of-fold decision scores of an RBF support-vector classifier on one element."""
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -327,7 +310,7 @@ def screen_elements(
         raise InputError(f"{n_pos_all} ore-related and {n_neg_all} background samples; at least 2 of each are "
                          "needed (try a larger radius, or background='all')")
 
-    available = _default_elements(samples)
+    available = element_columns(samples)
     if elements is None:
         elements = available
     else:

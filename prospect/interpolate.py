@@ -1,0 +1,391 @@
+"""Inverse distance weighting of survey elements onto a grid.
+
+``Z(x0) = Σ Z_i / D_i^p / Σ 1 / D_i^p`` (the MFAF paper's eqs. 10–11, p = 2),
+evaluated at pixel centres, over all samples, the ``k`` nearest, or those within
+a radius. Every element shares one neighbour search and one set of weights.
+
+On the CPU the all-points form runs a Numba kernel vectorised over pixels on all
+cores; the k-nearest form queries a KD-tree in chunks of pixels, so memory
+beyond the output stays bounded. ``device="cuda"`` runs the same sums in torch
+(float64) on a GPU. :func:`idw_lazy` builds the same raster as a dask array,
+block by block, for outputs larger than memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from prospect.errors import ColumnError, CRSError, InputError, OutputExistsError
+from prospect.grid import Grid, require_projected
+from prospect.io import element_columns
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+    import xarray as xr
+
+__all__ = ["idw", "idw_lazy", "to_geotiffs"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Problem:
+    """Samples ready for interpolation: unique coordinates, values, and the grid."""
+
+    grid: Grid
+    elements: list[str]
+    xy: np.ndarray           # (n, 2) float64, unique
+    values: np.ndarray       # (n, E) float64, NaN where missing
+    power: float
+    k: int | None
+    radius: float | None
+    min_points: int
+    log10: bool
+    device: str
+    chunk: int
+
+    def groups(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(element columns, sample rows) sharing one pattern of missing values."""
+        finite = np.isfinite(self.values)
+        patterns: dict[bytes, list[int]] = {}
+        for column in range(finite.shape[1]):
+            patterns.setdefault(finite[:, column].tobytes(), []).append(column)
+        return [(np.array(columns), finite[:, columns[0]]) for columns in patterns.values()]
+
+
+def _element_list(samples: pd.DataFrame, elements: Any) -> list[str]:
+    if isinstance(elements, str):
+        elements = [elements]
+    elif isinstance(elements, pd.Series) and pd.api.types.is_bool_dtype(elements):
+        elements = elements.index[elements.to_numpy()].tolist()  # e.g. a screening table's `selected`
+    elif elements is None:
+        elements = element_columns(samples)
+    elements = [str(e) for e in elements]
+    if not elements:
+        raise ColumnError("elements is empty: name at least one element column to interpolate")
+    unknown = [e for e in elements if e not in samples.columns]
+    if unknown:
+        raise ColumnError(f"elements {unknown} are not columns of samples; available: {element_columns(samples)}")
+    if len(set(elements)) != len(elements):
+        raise InputError(f"elements {elements} names a column twice")
+    return elements
+
+
+def _prepare(samples: gpd.GeoDataFrame, elements: Any, grid: Grid, power: float, k: int | None,
+             radius: float | None, min_points: int, log: bool, device: str, chunk: int) -> _Problem:
+    if not isinstance(grid, Grid):
+        raise InputError(f"grid must be a prospect.Grid, got {type(grid).__name__}")
+    require_projected(grid.crs, "grid.crs", "interpolation distances")
+    if getattr(samples, "crs", None) is None:
+        raise CRSError("samples have no CRS; read them with pp.io.read_samples(..., crs=...) or set one with "
+                       "samples.set_crs(...)")
+    if samples.crs != grid.crs:
+        samples = samples.to_crs(grid.crs)
+    elements = _element_list(samples, elements)
+    if not (np.isfinite(power) and power > 0):
+        raise InputError(f"power={power!r} must be a positive number (2 in the MFAF paper)")
+    if radius is not None and not (np.isfinite(radius) and radius > 0):
+        raise InputError(f"radius={radius!r} must be a positive distance in CRS units, or None for no limit")
+    if int(min_points) != min_points or min_points < 1:
+        raise InputError(f"min_points={min_points!r} must be a whole number of at least 1")
+    if int(chunk) != chunk or chunk < 1:
+        raise InputError(f"chunk={chunk!r} must be a positive number of pixels")
+
+    xy = np.column_stack([samples.geometry.x.to_numpy(), samples.geometry.y.to_numpy()])
+    values = np.column_stack([pd.to_numeric(samples[e], errors="coerce").to_numpy(dtype=float)
+                              for e in elements])
+    keep = np.all(np.isfinite(xy), axis=1)
+    xy, values = xy[keep], values[keep]
+    dropped = {e: int(n) for e, n in zip(elements, (~np.isfinite(values)).sum(axis=0), strict=True) if n}
+    if dropped:
+        logger.info("NaN values dropped per element: %s", dropped)
+    if log:
+        bad = {e: int(n) for e, n in zip(elements, (values <= 0).sum(axis=0), strict=True) if n}
+        if bad:
+            raise InputError(f"log=True needs positive values, but these elements have zeros or negatives: {bad}")
+        values = np.log10(values)
+
+    unique, inverse, counts = np.unique(xy, axis=0, return_inverse=True, return_counts=True)
+    if len(unique) < len(xy):
+        inverse = inverse.ravel()
+        sums = np.zeros((len(unique), values.shape[1]))
+        n_finite = np.zeros_like(sums)
+        np.add.at(sums, inverse, np.nan_to_num(values))
+        np.add.at(n_finite, inverse, np.isfinite(values))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            merged = np.where(n_finite > 0, sums / n_finite, np.nan)
+        differing = int(np.sum(np.any(np.abs(values - merged[inverse]) > 0, axis=1)))
+        warnings.warn(f"{len(xy) - len(unique)} samples share coordinates with another ({int((counts > 1).sum())} "
+                      f"places, {differing} samples with different values); their values were averaged",
+                      stacklevel=3)
+        xy, values = unique, merged
+
+    xmin, ymin, xmax, ymax = grid.bounds
+    inside = (xy[:, 0] >= xmin) & (xy[:, 0] <= xmax) & (xy[:, 1] >= ymin) & (xy[:, 1] <= ymax)
+    if not inside.any():
+        sx, sy = xy[:, 0], xy[:, 1]
+        raise InputError(f"all {len(xy)} samples lie outside the grid bounds {grid.bounds} (samples span "
+                         f"{(sx.min(), sy.min(), sx.max(), sy.max())}): check the CRSs and the grid")
+    fewest = int(np.isfinite(values).sum(axis=0).min())
+    if fewest == 0:
+        empty = [e for e, n in zip(elements, np.isfinite(values).sum(axis=0), strict=True) if n == 0]
+        raise ColumnError(f"elements {empty} have no values to interpolate")
+    if k is not None:
+        if int(k) != k or k < 1:
+            raise InputError(f"k={k!r} must be a whole number of neighbours ≥ 1, or None for all samples")
+        if k > fewest:
+            raise InputError(f"k={k} is larger than the number of samples with values ({fewest}); "
+                             f"use k ≤ {fewest} or k=None for all")
+        k = int(k)
+    if min_points > (k or fewest):
+        raise InputError(f"min_points={min_points} exceeds the neighbours available ({k or fewest})")
+    return _Problem(grid, elements, xy, values, float(power), k, None if radius is None else float(radius),
+                    int(min_points), bool(log), device, int(chunk))
+
+
+def _rows_cpu(problem: _Problem, columns: np.ndarray, rows_mask: np.ndarray, r0: int, r1: int,
+              out: np.ndarray) -> None:
+    """Fill ``out`` (len(columns), r1 - r0, cols) for grid rows r0..r1 on the CPU."""
+    from prospect import _kernels as kernels
+
+    grid = problem.grid
+    xy = problem.xy[rows_mask]
+    z = problem.values[rows_mask][:, columns]
+    centre = np.array([0.5 * (grid.bounds[0] + grid.bounds[2]), 0.5 * (grid.bounds[1] + grid.bounds[3])])
+    px, py = grid.x - centre[0], grid.y[r0:r1] - centre[1]
+    local = xy - centre
+    if problem.k is None:
+        use_radius = problem.radius is not None
+        kernels.idw_all(px, py, local[:, 0].copy(), local[:, 1].copy(), np.ascontiguousarray(z, np.float32),
+                        problem.power, use_radius, problem.radius**2 if use_radius else 0.0, problem.min_points, out)
+        _set_exact_hits(grid, xy, z, r0, r1, out)
+        return
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(local)
+    cols = grid.shape[1]
+    step = max(1, problem.chunk // cols)
+    z64 = np.ascontiguousarray(z, np.float64)
+    for start in range(r0, r1, step):
+        stop = min(r1, start + step)
+        gx, gy = np.meshgrid(px, grid.y[start:stop] - centre[1])
+        distance, index = tree.query(np.column_stack([gx.ravel(), gy.ravel()]), k=problem.k,
+                                     distance_upper_bound=np.inf if problem.radius is None else problem.radius,
+                                     workers=-1)
+        distance = distance.reshape(len(gx.ravel()), -1)
+        index = np.minimum(index.reshape(distance.shape), len(z64) - 1).astype(np.int64)
+        block = np.empty((len(columns), distance.shape[0]), np.float32)
+        kernels.idw_neighbours(distance, index, z64, problem.power, problem.min_points, block)
+        out[:, start - r0:stop - r0, :] = block.reshape(len(columns), stop - start, cols)
+
+
+def _set_exact_hits(grid: Grid, xy: np.ndarray, z: np.ndarray, r0: int, r1: int, out: np.ndarray) -> None:
+    """A sample at a pixel centre gives that pixel its own value (eq. 11 is 0/0 there)."""
+    row, col = grid.rowcol(xy[:, 0], xy[:, 1])
+    ok = (row >= r0) & (row < r1) & (col >= 0) & (col < grid.shape[1])
+    row, col, xy, z = row[ok], col[ok], xy[ok], z[ok]
+    tolerance = 1e-9 * max(grid.resolution)
+    hit = (np.abs(grid.x[col] - xy[:, 0]) <= tolerance) & (np.abs(grid.y[row] - xy[:, 1]) <= tolerance)
+    out[:, row[hit] - r0, col[hit]] = z[hit].T
+
+
+def _rows_torch(problem: _Problem, columns: np.ndarray, rows_mask: np.ndarray, r0: int, r1: int,
+                out: np.ndarray) -> None:
+    """The same sums in torch, float64, on ``problem.device`` (a GPU)."""
+    import torch
+
+    device = torch.device(problem.device)
+    grid = problem.grid
+    centre = np.array([0.5 * (grid.bounds[0] + grid.bounds[2]), 0.5 * (grid.bounds[1] + grid.bounds[3])])
+    xy = torch.as_tensor(problem.xy[rows_mask] - centre, dtype=torch.float64, device=device)
+    z = torch.as_tensor(problem.values[rows_mask][:, columns], dtype=torch.float64, device=device)
+    px = torch.as_tensor(grid.x - centre[0], dtype=torch.float64, device=device)
+    cols, n = grid.shape[1], len(xy)
+    step = max(1, min(problem.chunk, 2**27 // max(n, 1)) // cols)  # (pixels × samples) ≤ 2^27 doubles
+    for start in range(r0, r1, step):
+        stop = min(r1, start + step)
+        py = torch.as_tensor(grid.y[start:stop] - centre[1], dtype=torch.float64, device=device)
+        gy, gx = torch.meshgrid(py, px, indexing="ij")
+        d2 = (gx.reshape(-1, 1) - xy[:, 0]) ** 2 + (gy.reshape(-1, 1) - xy[:, 1]) ** 2
+        if problem.k is not None:
+            d2, index = torch.topk(d2, problem.k, dim=1, largest=False)
+            values = z[index]                                    # (P, k, E)
+        else:
+            values = z.unsqueeze(0)                               # (1, n, E)
+        inside = torch.ones_like(d2, dtype=torch.bool) if problem.radius is None else d2 <= problem.radius**2
+        weight = torch.where(inside, d2.clamp_min(1e-300) ** (-problem.power / 2), torch.zeros_like(d2))
+        result = (weight.unsqueeze(-1) * values).sum(1) / weight.sum(1, keepdim=True)
+        exact = (d2 == 0) & inside
+        if exact.any():
+            hit_pixel, hit_sample = torch.nonzero(exact, as_tuple=True)
+            picked = values[hit_pixel, hit_sample] if problem.k is not None else z[hit_sample]
+            result[hit_pixel] = picked
+        result[inside.sum(1) < problem.min_points] = float("nan")
+        out[:, start - r0:stop - r0, :] = result.T.reshape(len(columns), stop - start, cols).float().cpu().numpy()
+
+
+def _compute(problem: _Problem, r0: int, r1: int) -> np.ndarray:
+    out = np.empty((len(problem.elements), r1 - r0, problem.grid.shape[1]), np.float32)
+    worker = _rows_cpu if problem.device == "cpu" else _rows_torch
+    for columns, rows_mask in problem.groups():
+        part = np.empty((len(columns), r1 - r0, problem.grid.shape[1]), np.float32)
+        worker(problem, columns, rows_mask, r0, r1, part)
+        out[columns] = part
+    return out
+
+
+def _check_device(device: str) -> str:
+    if device == "cpu":
+        return device
+    if not str(device).startswith("cuda"):
+        raise InputError(f"device={device!r}; valid: 'cpu' (Numba, all cores) or 'cuda' / 'cuda:N' (torch)")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise InputError(f"device={device!r} but torch sees no CUDA device; use device='cpu'")
+    return device
+
+
+def _attrs(problem: _Problem) -> dict:
+    return {"method": "IDW", "power": problem.power, "k": "all" if problem.k is None else problem.k,
+            "radius": "none" if problem.radius is None else problem.radius, "min_points": problem.min_points,
+            "log10": problem.log10,
+            "values": "log10 of the concentrations" if problem.log10 else "concentrations as in the survey"}
+
+
+def idw(
+    samples: gpd.GeoDataFrame,
+    elements: Sequence[str] | pd.Series | str | None,
+    grid: Grid,
+    power: float = 2.0,
+    k: int | None = None,
+    radius: float | None = None,
+    min_points: int = 1,
+    log: bool = False,
+    chunk: int = 2**20,
+    device: str = "cpu",
+) -> xr.DataArray:
+    """Interpolate survey elements onto ``grid`` by inverse distance weighting.
+
+    Parameters
+    ----------
+    samples : GeoDataFrame
+        Point samples with a CRS; reprojected to the grid's CRS when they differ.
+    elements : list of str, str, boolean Series or None
+        Element columns. A boolean Series indexed by element (a screening
+        table's ``selected`` column) picks the True ones; None takes every
+        element column (:func:`prospect.io.element_columns`).
+    grid : prospect.Grid
+        Target grid, in a projected CRS (distances are in its units). Values are
+        computed at pixel centres.
+    power : float
+        Exponent ``p`` of the distance. Default 2, as in the paper.
+    k : int, optional
+        Use the ``k`` nearest samples of each pixel. Default None: all samples
+        (eq. 11 as written).
+    radius : float, optional
+        Use only samples within this distance (CRS units). Pixels with fewer than
+        ``min_points`` samples inside it become NaN.
+    min_points : int
+        See ``radius`` and ``k``. Default 1.
+    log : bool
+        Interpolate log10 of the values (geochemistry is lognormal); the result is
+        then in log10 units, as its ``attrs["values"]`` says.
+    chunk : int
+        Pixels handled at once by the k-nearest and torch paths (memory bound).
+    device : {"cpu", "cuda", "cuda:N"}
+        ``"cpu"``: Numba kernels on all cores. ``"cuda"``: torch on a GPU, float64.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``(band, y, x)`` float32 with one band per element, CRS and transform set.
+        A sample at a pixel centre gives that pixel its own value. NaN values are
+        dropped per element (the neighbour search is shared by the elements that
+        have values at the same samples); duplicate coordinates are averaged
+        with a warning.
+
+    Examples
+    --------
+    >>> stack = idw(samples, ["Ag", "Au"], grid, power=2)              # doctest: +SKIP
+    >>> stack = idw(samples, table["selected"], grid, k=12, log=True)   # doctest: +SKIP
+    """
+    problem = _prepare(samples, elements, grid, power, k, radius, min_points, log, _check_device(device), chunk)
+    values = _compute(problem, 0, grid.shape[0])
+    return grid.wrap(values, bands=problem.elements, name="idw", attrs=_attrs(problem))
+
+
+def idw_lazy(
+    samples: gpd.GeoDataFrame,
+    elements: Sequence[str] | pd.Series | str | None,
+    grid: Grid,
+    power: float = 2.0,
+    k: int | None = None,
+    radius: float | None = None,
+    min_points: int = 1,
+    log: bool = False,
+    rows_per_block: int = 1024,
+    chunk: int = 2**20,
+    device: str = "cpu",
+) -> xr.DataArray:
+    """:func:`idw` as a dask-backed DataArray, computed block by block on demand.
+
+    Nothing is computed until the array is used; each block of
+    ``rows_per_block`` rows is interpolated when dask asks for it, so a grid
+    larger than memory can be written with :func:`prospect.io.write_geotiff`
+    (which writes dask-backed arrays block by block) or reduced. Needs dask
+    (``pip install dask``). Arguments as for :func:`idw`.
+    """
+    try:
+        import dask.array as dask_array
+    except ImportError as exc:
+        raise ImportError("idw_lazy needs dask: pip install dask") from exc
+    import xarray as xr
+
+    if int(rows_per_block) != rows_per_block or rows_per_block < 1:
+        raise InputError(f"rows_per_block={rows_per_block!r} must be a positive whole number")
+    problem = _prepare(samples, elements, grid, power, k, radius, min_points, log, _check_device(device), chunk)
+    rows, cols = grid.shape
+    row_chunks = tuple(min(rows_per_block, rows - r) for r in range(0, rows, rows_per_block))
+
+    def block(block_info=None):
+        r0, r1 = block_info[None]["array-location"][1]
+        return _compute(problem, r0, r1)
+
+    lazy = dask_array.map_blocks(block, dtype=np.float32,
+                                 chunks=((len(problem.elements),), row_chunks, (cols,)), meta=np.empty((0, 0, 0),
+                                                                                                       np.float32))
+    template = grid.wrap(np.broadcast_to(np.float32(0), (len(problem.elements), rows, cols)),
+                         bands=problem.elements, name="idw", attrs=_attrs(problem))
+    return xr.DataArray(lazy, dims=template.dims, coords=template.coords, name="idw", attrs=template.attrs)
+
+
+def to_geotiffs(stack: xr.DataArray, folder: str | Path, overwrite: bool = False, prefix: str = "",
+                nodata: float = -9999.0) -> list[Path]:
+    """Write each band of ``stack`` to ``folder/<prefix><band>.tif`` (one QGIS-ready file per element).
+
+    The folder is created if missing; existing files are refused unless
+    ``overwrite=True`` — and checked before anything is written.
+    """
+    from prospect.io import write_geotiff
+
+    folder = Path(folder)
+    names = [str(b) for b in stack["band"].to_numpy()] if "band" in stack.dims else [str(stack.name or "band_1")]
+    paths = [folder / f"{prefix}{name}.tif" for name in names]
+    existing = [str(p) for p in paths if p.exists()]
+    if existing and not overwrite:
+        raise OutputExistsError(f"{existing} exist; pass overwrite=True to replace them")
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, path in zip(names, paths, strict=True):
+        band = stack.sel(band=name) if "band" in stack.dims else stack
+        write_geotiff(band.rename(name), path, nodata=nodata, overwrite=overwrite)
+    return paths
+

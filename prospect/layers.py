@@ -1,0 +1,236 @@
+"""Evidence layers from vector data, and the multi-band stack.
+
+Geology polygons become a categorical band (or one band per unit), faults a
+band of exact Euclidean distance from each pixel centre, deposits a mask; all
+on one :class:`prospect.Grid`, stacked with the interpolated elements into the
+``(band, y, x)`` raster the tiles are cut from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from prospect.errors import ColumnError, CRSError, GridMismatchError, InputError
+from prospect.grid import Grid
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+    import xarray as xr
+
+__all__ = ["rasterize_categorical", "distance_to", "deposit_layer", "stack", "legend"]
+
+
+def _on_grid(gdf: gpd.GeoDataFrame, grid: Grid, argument: str) -> gpd.GeoDataFrame:
+    if not isinstance(grid, Grid):
+        raise InputError(f"grid must be a prospect.Grid, got {type(grid).__name__}")
+    if getattr(gdf, "crs", None) is None:
+        raise CRSError(f"{argument} has no CRS; read it with pp.io.read_vector(..., crs=...)")
+    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
+    if len(gdf) == 0:
+        raise InputError(f"{argument} has no geometries")
+    return gdf.to_crs(grid.crs) if gdf.crs != grid.crs else gdf
+
+
+def rasterize_categorical(
+    gdf: gpd.GeoDataFrame,
+    field: str,
+    grid: Grid,
+    one_hot: bool = False,
+    categories: Sequence[Any] | None = None,
+) -> xr.DataArray:
+    """Rasterise a categorical field of polygons (e.g. geological units).
+
+    A pixel takes the polygon that contains its centre (GDAL's rule, as QGIS).
+
+    Parameters
+    ----------
+    gdf : GeoDataFrame
+        Polygons, reprojected to the grid's CRS when needed.
+    field : str
+        The categorical column, e.g. ``"unit"``.
+    grid : prospect.Grid
+    one_hot : bool
+        False (default): one band named ``field`` holding codes 1..K (float32,
+        NaN outside every polygon) with the legend in ``attrs["legend"]``
+        (``"1=Carboniferous;2=Devonian;..."``; :func:`legend` reads it back).
+        True: one 0/1 band per category, named ``"<field>=<category>"``.
+    categories : sequence, optional
+        The categories and their order (codes follow it). Default: the field's
+        values, sorted. Values not listed are an error.
+    """
+    import rasterio.features
+
+    gdf = _on_grid(gdf, grid, "gdf")
+    if field not in gdf.columns:
+        columns = [c for c in gdf.columns if c != gdf.geometry.name]
+        raise ColumnError(f"field={field!r} is not a column; columns are {columns}")
+    present = sorted(gdf[field].dropna().unique().tolist(), key=str)
+    categories = present if categories is None else list(categories)
+    unknown = [c for c in present if c not in categories]
+    if unknown:
+        raise InputError(f"categories {categories} do not include {unknown} found in {field!r}")
+    code_of = {c: i + 1 for i, c in enumerate(categories)}
+    shapes = [(geom, code_of[value]) for geom, value in zip(gdf.geometry, gdf[field], strict=True)
+              if value in code_of]
+    codes = rasterio.features.rasterize(shapes, out_shape=grid.shape, transform=grid.transform, fill=0,
+                                        dtype="int32")
+    text = ";".join(f"{code}={name}" for name, code in code_of.items())
+    if not one_hot:
+        values = np.where(codes > 0, codes, np.nan).astype(np.float32)[None]
+        return grid.wrap(values, bands=[field], name=field, attrs={"legend": text, "kind": "categorical"})
+    covered = codes > 0
+    bands = np.stack([np.where(covered, (codes == code_of[c]).astype(np.float32), np.nan) for c in categories])
+    return grid.wrap(bands.astype(np.float32), bands=[f"{field}={c}" for c in categories], name=field,
+                     attrs={"legend": text, "kind": "one-hot"})
+
+
+def legend(layer: xr.DataArray) -> dict[int, str]:
+    """The code → category mapping of a layer made by :func:`rasterize_categorical`."""
+    text = layer.attrs.get("legend")
+    if not text:
+        raise InputError("the layer has no 'legend' attribute; it was not made by rasterize_categorical")
+    return {int(code): name for code, name in (item.split("=", 1) for item in text.split(";"))}
+
+
+def _segments(gdf: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Line segments (S, 2, 2) of every line and polygon boundary, and the points (Q, 2)."""
+    import shapely
+
+    parts = shapely.get_parts(gdf.geometry.to_numpy())
+    polygons = shapely.get_type_id(parts) == 3
+    lines = np.concatenate([parts[~polygons & (shapely.get_type_id(parts) != 0)],
+                            shapely.get_parts(shapely.boundary(parts[polygons]))]) if polygons.any() else \
+        parts[shapely.get_type_id(parts) != 0]
+    points = shapely.get_coordinates(parts[shapely.get_type_id(parts) == 0])
+    segments = []
+    for line in lines:
+        coords = shapely.get_coordinates(line)
+        if len(coords) >= 2:
+            segments.append(np.stack([coords[:-1], coords[1:]], axis=1))
+    segments = np.concatenate(segments) if segments else np.empty((0, 2, 2))
+    return segments, points
+
+
+def _split(segments: np.ndarray, longest: float) -> np.ndarray:
+    """Cut segments into pieces no longer than ``longest`` (the same lines, finer)."""
+    lengths = np.hypot(*(segments[:, 1] - segments[:, 0]).T)
+    pieces = np.maximum(1, np.ceil(lengths / longest)).astype(int)
+    owner = np.repeat(np.arange(len(segments)), pieces)
+    step = np.concatenate([np.arange(n) for n in pieces])
+    fraction = np.stack([step / pieces[owner], (step + 1) / pieces[owner]], axis=1)
+    a, b = segments[owner, 0], segments[owner, 1]
+    return a[:, None, :] + fraction[:, :, None] * (b - a)[:, None, :]
+
+
+def distance_to(gdf: gpd.GeoDataFrame, grid: Grid, name: str = "distance", chunk: int = 2**19) -> xr.DataArray:
+    """Exact Euclidean distance from each pixel centre to the nearest geometry, in CRS units.
+
+    Lines (faults), points and polygons (0 inside, distance to the boundary
+    outside) are measured exactly, not as a count of pixels. Segments are cut
+    into pieces of at most 8 pixels; a KD-tree over their midpoints proposes the
+    16 nearest pieces of each pixel, whose exact point-to-segment distances are
+    taken, and a pixel for which those 16 cannot prove the minimum is checked
+    against every piece. Returns ``(band, y, x)`` float32
+    with one band ``name``.
+    """
+    import rasterio.features
+    from scipy.spatial import cKDTree
+
+    from prospect._kernels import nearest_segment
+    from prospect.grid import require_projected
+
+    require_projected(grid.crs, "grid.crs", "distances")
+    gdf = _on_grid(gdf, grid, "gdf")
+    segments, points = _segments(gdf)
+    rows, cols = grid.shape
+    centre = np.array([grid.x.mean(), grid.y.mean()])
+    if len(segments):
+        pieces = _split(segments - centre, 8 * max(grid.resolution))
+        start, direction = pieces[:, 0], pieces[:, 1] - pieces[:, 0]
+        length2 = np.maximum((direction**2).sum(axis=1), 1e-300)
+        reach = 0.5 * float(np.sqrt(length2.max()))
+        tree = cKDTree(0.5 * (pieces[:, 0] + pieces[:, 1]))
+        k = min(16, len(pieces))
+    if len(points):
+        point_tree = cKDTree(points - centre)
+    result = np.empty(grid.shape, np.float64)
+    step = max(1, chunk // cols)
+    for r0 in range(0, rows, step):
+        r1 = min(rows, r0 + step)
+        gx, gy = np.meshgrid(grid.x - centre[0], grid.y[r0:r1] - centre[1])
+        query = np.column_stack([gx.ravel(), gy.ravel()])
+        best = point_tree.query(query, k=1, workers=-1)[0] if len(points) else np.full(len(query), np.inf)
+        if len(segments):
+            mid_distance, index = tree.query(query, k=k, workers=-1)
+            mid_distance, index = mid_distance.reshape(len(query), k), index.reshape(len(query), k)
+            kth = mid_distance[:, -1] if k < len(pieces) else np.full(len(query), np.inf)
+            best = np.ascontiguousarray(best, dtype=np.float64)
+            nearest_segment(query, start, direction, length2, index.astype(np.int64), kth, reach, best)
+        result[r0:r1] = best.reshape(r1 - r0, cols)
+    polygons = gdf[gdf.geom_type.isin(["Polygon", "MultiPolygon"])]
+    if len(polygons):
+        inside = rasterio.features.rasterize(((g, 1) for g in polygons.geometry), out_shape=grid.shape,
+                                             transform=grid.transform, fill=0, dtype="uint8")
+        result[inside == 1] = 0.0
+    return grid.wrap(result.astype(np.float32)[None], bands=[name], name=name,
+                     attrs={"kind": "distance", "units": grid.crs.axis_info[0].unit_name})
+
+
+def deposit_layer(deposits: gpd.GeoDataFrame, grid: Grid, radius: float = 0.0, name: str = "deposits") -> xr.DataArray:
+    """A 0/1 band marking deposits: the pixel holding each one, or every pixel centre within ``radius``.
+
+    Deposits outside the grid are ignored here (count them with
+    :func:`prospect.evaluation` tools, which report them).
+    """
+    deposits = _on_grid(deposits, grid, "deposits")
+    if not (np.isfinite(radius) and radius >= 0):
+        raise InputError(f"radius={radius!r} must be a distance ≥ 0 in CRS units")
+    geometry = deposits.geometry if (deposits.geom_type == "Point").all() else deposits.geometry.representative_point()
+    x, y = geometry.x.to_numpy(), geometry.y.to_numpy()
+    mask = np.zeros(grid.shape, np.float32)
+    if radius == 0:
+        row, col = grid.rowcol(x, y)
+        ok = (row >= 0) & (row < grid.shape[0]) & (col >= 0) & (col < grid.shape[1])
+        mask[row[ok], col[ok]] = 1.0
+    else:
+        from scipy.spatial import cKDTree
+
+        gx, gy = np.meshgrid(grid.x, grid.y)
+        distance, _ = cKDTree(np.column_stack([x, y])).query(np.column_stack([gx.ravel(), gy.ravel()]), k=1,
+                                                             distance_upper_bound=radius * (1 + 1e-12),
+                                                             workers=-1)
+        mask = (distance <= radius).reshape(grid.shape).astype(np.float32)
+    return grid.wrap(mask[None], bands=[name], name=name, attrs={"kind": "mask", "radius": float(radius)})
+
+
+def stack(*arrays: xr.DataArray) -> xr.DataArray:
+    """Concatenate rasters on one grid into a ``(band, y, x)`` float32 stack.
+
+    ``(y, x)`` arrays become one band named after the array. Every array must
+    share the first one's grid (shape, transform and CRS), and band names must
+    be unique across the stack.
+    """
+
+    if not arrays:
+        raise InputError("stack() needs at least one array")
+    reference = Grid.from_dataarray(arrays[0])
+    bands = []
+    for position, array in enumerate(arrays):
+        grid = Grid.from_dataarray(array)
+        if grid != reference:
+            raise GridMismatchError(f"array {position} ({array.name!r}) is on {grid}, but array 0 is on {reference}; "
+                                    "interpolate or rasterise every layer on the same Grid")
+        if array.ndim == 2:
+            array = array.expand_dims(band=[str(array.name or f"layer_{position}")])
+        bands.append(array.transpose("band", "y", "x").astype(np.float32))
+    names = [str(b) for array in bands for b in array["band"].to_numpy()]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise InputError(f"band names {duplicates} occur more than once; rename with "
+                         "da.assign_coords(band=[...]) before stacking")
+    values = np.concatenate([b.to_numpy() for b in bands])
+    return reference.wrap(values, bands=names, name="stack",
+                          attrs={"bands": ", ".join(names)})
