@@ -17,19 +17,6 @@ BLOCK = 64   # pixels of a row that share one local origin
 RUN = 256    # samples summed in float32 before adding to the float64 totals
 
 
-@njit(inline="always", fastmath=True)
-def _weight(d2, power):
-    if power == 2.0:
-        return np.float32(1.0) / d2
-    if power == 1.0:
-        return np.float32(1.0) / np.sqrt(d2)
-    if power == 3.0:
-        return np.float32(1.0) / (d2 * np.sqrt(d2))
-    if power == 4.0:
-        return np.float32(1.0) / (d2 * d2)
-    return d2 ** np.float32(-0.5 * power)
-
-
 @njit(parallel=True, fastmath=True, cache=True)
 def idw_all(px, py, sx, sy, z, power, use_radius, r2, min_points, out):  # pragma: no cover - compiled
     """All-points IDW over the grid rows ``py`` and columns ``px`` (float64, shifted).
@@ -47,8 +34,8 @@ def idw_all(px, py, sx, sy, z, power, use_radius, r2, min_points, out):  # pragm
     n_el = z.shape[1]
     blocks = (cols + BLOCK - 1) // BLOCK
     tiny = np.float32(1e-20)
-    power32 = np.float32(power)
-    r2_32 = np.float32(r2) if use_radius else np.float32(0)
+    exponent = np.float32(-0.5 * power)
+    r2_32 = np.float32(r2)
     for task in prange(rows * blocks):
         r = task // blocks
         j0 = (task % blocks) * BLOCK
@@ -61,23 +48,31 @@ def idw_all(px, py, sx, sy, z, power, use_radius, r2, min_points, out):  # pragm
         weight_total = np.zeros(m, np.float64)
         run = np.zeros((n_el, m), np.float32)
         weight_run = np.zeros(m, np.float32)
-        count = np.zeros(m, np.int64)
+        count = np.zeros(m, np.int32)
+        d2 = np.empty(m, np.float32)
         w = np.empty(m, np.float32)
         for i in range(n):
             dy = np.float32(py[r] - sy[i])
             dy2 = dy * dy
             xi = np.float32(sx[i] - x0)
-            if use_radius:
+            # Every loop below is branch-free over the pixels, so it vectorises; the choices are made outside.
+            for j in range(m):
+                dx = local[j] - xi
+                d2[j] = max(dx * dx + dy2, tiny)
+            if power == 2.0:
                 for j in range(m):
-                    dx = local[j] - xi
-                    d2 = max(dx * dx + dy2, tiny)
-                    inside = d2 <= r2_32
-                    w[j] = _weight(d2, power32) if inside else np.float32(0.0)
-                    count[j] += inside
+                    w[j] = np.float32(1.0) / d2[j]
+            elif power == 1.0:
+                for j in range(m):
+                    w[j] = np.float32(1.0) / np.sqrt(d2[j])
             else:
                 for j in range(m):
-                    dx = local[j] - xi
-                    w[j] = _weight(max(dx * dx + dy2, tiny), power32)
+                    w[j] = d2[j] ** exponent
+            if use_radius:
+                for j in range(m):
+                    inside = d2[j] <= r2_32
+                    count[j] += inside
+                    w[j] = w[j] if inside else np.float32(0.0)
             for j in range(m):
                 weight_run[j] += w[j]
             for e in range(n_el):
@@ -167,3 +162,89 @@ def nearest_segment(query, start, direction, length2, index, kth_midpoint, reach
                 value = min(value, _to_segment(qx, qy, start[s, 0], start[s, 1], direction[s, 0],
                                                direction[s, 1], length2[s]))
         best[p] = value
+
+
+@njit(inline="always")
+def _insert(best_d2, best_index, found, k, d2, index):
+    """Insert (d2, index) into the ascending top-k lists holding ``found`` entries."""
+    position = found if found < k else k - 1
+    while position > 0 and best_d2[position - 1] > d2:
+        if position < k:
+            best_d2[position] = best_d2[position - 1]
+            best_index[position] = best_index[position - 1]
+        position -= 1
+    best_d2[position] = d2
+    best_index[position] = index
+    return min(found + 1, k)
+
+
+@njit(parallel=True, cache=True)
+def idw_nearest(px, py, x0, y0, cell, nbx, nby, start, order, sx, sy, z, k, use_radius, r2, power, min_points,
+                out):  # pragma: no cover - compiled
+    """IDW over the ``k`` nearest samples of each pixel, found in a bucket grid.
+
+    Samples are sorted into square buckets of side ``cell`` (``start`` holds the
+    CSR offsets of bucket ``by * nbx + bx`` into ``order``). Each pixel searches
+    rings of buckets outward and stops once its k-th nearest distance is within
+    the distance to the unsearched rings — the search is exact, like a KD-tree,
+    but every pixel's weights are applied at once, with no neighbour arrays.
+    Distances are float64. ``out`` (E, rows, cols) float32.
+    """
+    rows = py.shape[0]
+    cols = px.shape[0]
+    n_el = z.shape[1]
+    for r in prange(rows):
+        best_d2 = np.empty(k)
+        best_index = np.empty(k, np.int64)
+        sums = np.empty(n_el)
+        qy = py[r]
+        by = min(max(int(np.floor((qy - y0) / cell)), 0), nby - 1)
+        for c in range(cols):
+            qx = px[c]
+            bx = min(max(int(np.floor((qx - x0) / cell)), 0), nbx - 1)
+            found = 0
+            ring = 0
+            while True:
+                for iy in range(by - ring, by + ring + 1):
+                    if iy < 0 or iy >= nby:
+                        continue
+                    step = 1 if (iy == by - ring or iy == by + ring) else 2 * ring
+                    ix = bx - ring
+                    while ix <= bx + ring:
+                        if 0 <= ix < nbx:
+                            bucket = iy * nbx + ix
+                            for slot in range(start[bucket], start[bucket + 1]):
+                                p = order[slot]
+                                dx = sx[p] - qx
+                                dy = sy[p] - qy
+                                d2 = dx * dx + dy * dy
+                                if use_radius and d2 > r2:
+                                    continue
+                                if found < k or d2 < best_d2[k - 1]:
+                                    found = _insert(best_d2, best_index, found, k, d2, p)
+                        ix += step if step > 0 else 1
+                # Anything not yet searched lies outside this block of buckets.
+                margin = min(qx - (x0 + (bx - ring) * cell), x0 + (bx + ring + 1) * cell - qx,
+                             qy - (y0 + (by - ring) * cell), y0 + (by + ring + 1) * cell - qy)
+                everything = bx - ring <= 0 and by - ring <= 0 and bx + ring >= nbx - 1 and by + ring >= nby - 1
+                if everything or (found == k and best_d2[k - 1] <= margin * margin) or \
+                        (use_radius and r2 <= margin * margin):
+                    break
+                ring += 1
+            if found < min_points or found == 0:
+                for e in range(n_el):
+                    out[e, r, c] = np.nan
+            elif best_d2[0] == 0.0:
+                for e in range(n_el):
+                    out[e, r, c] = z[best_index[0], e]
+            else:
+                total = 0.0
+                for e in range(n_el):
+                    sums[e] = 0.0
+                for q in range(found):
+                    w = best_d2[q] ** (-0.5 * power)
+                    total += w
+                    for e in range(n_el):
+                        sums[e] += w * z[best_index[q], e]
+                for e in range(n_el):
+                    out[e, r, c] = sums[e] / total

@@ -288,7 +288,8 @@ def write_geotiff(
     interleaved, NaN written as ``nodata``, band descriptions from the ``band``
     coordinate, per-band statistics tags (so QGIS stretches without scanning),
     scalar ``attrs`` as dataset tags and, for rasters larger than 256 pixels,
-    internal overviews for fast panning. Written to a temporary file and renamed.
+    internal overviews for fast panning. Written to a temporary file and renamed,
+    in blocks of rows: a dask-backed array is computed one block at a time.
 
     Parameters
     ----------
@@ -306,43 +307,63 @@ def write_geotiff(
     """
     import rasterio
     from rasterio.enums import Resampling
+    from rasterio.windows import Window
 
     grid = Grid.from_dataarray(da)
     da = _as_bands(da)
-    values = da.to_numpy().astype(np.float32, copy=False)
     if not np.isfinite(nodata):
         raise InputError(f"nodata={nodata!r} must be a finite number (NaN is what it stands for)")
     nodata32 = np.float32(nodata)
-    if np.any(values == nodata32):
-        raise InputError(f"nodata={nodata!r} occurs among the raster's real values; choose another nodata value")
     rows, cols = grid.shape
+    bands = da.sizes["band"]
     tiled = rows >= 256 and cols >= 256
-    profile = dict(driver="GTiff", width=cols, height=rows, count=values.shape[0], dtype="float32",
+    profile = dict(driver="GTiff", width=cols, height=rows, count=bands, dtype="float32",
                    crs=grid.crs.to_wkt(), transform=grid.transform, nodata=float(nodata32),
                    compress="deflate", predictor=3, interleave="band", BIGTIFF="IF_SAFER")
     if tiled:
         profile.update(tiled=True, blockxsize=256, blockysize=256)
     tags = {str(k): str(v) for k, v in da.attrs.items()
             if isinstance(v, (str, int, float, bool, np.number)) and not str(k).startswith("_")}
+    # Rows are written in blocks, so a dask-backed array (prospect.interpolate.idw_lazy) is computed and
+    # written a block at a time and never held whole; statistics are accumulated on the way.
+    step = max(256, (2**24 // max(1, cols * bands)) // 256 * 256)
+    count = np.zeros(bands)
+    total = np.zeros(bands)
+    squares = np.zeros(bands)
+    low = np.full(bands, np.inf)
+    high = np.full(bands, -np.inf)
     with atomic_output(path, overwrite) as tmp:
         with rasterio.open(tmp, "w", **profile) as dst:
+            for r0 in range(0, rows, step):
+                r1 = min(rows, r0 + step)
+                block = np.asarray(da.isel(y=slice(r0, r1)).values, dtype=np.float32)
+                finite = np.isfinite(block)
+                if np.any(block == nodata32):
+                    raise InputError(f"nodata={nodata!r} occurs among the raster's real values; "
+                                     "choose another nodata value")
+                for b in range(bands):
+                    valid = block[b][finite[b]].astype(np.float64)
+                    if valid.size:
+                        count[b] += valid.size
+                        total[b] += valid.sum()
+                        squares[b] += (valid**2).sum()
+                        low[b], high[b] = min(low[b], valid.min()), max(high[b], valid.max())
+                dst.write(np.where(finite, block, nodata32), window=Window(0, r0, cols, r1 - r0))
             for index, name in enumerate(da["band"].to_numpy(), start=1):
-                band = values[index - 1]
-                valid = band[np.isfinite(band)]
-                dst.write(np.where(np.isfinite(band), band, nodata32), index)
                 dst.set_band_description(index, str(name))
-                if valid.size:
-                    dst.update_tags(index, STATISTICS_MINIMUM=f"{valid.min():.8g}",
-                                    STATISTICS_MAXIMUM=f"{valid.max():.8g}",
-                                    STATISTICS_MEAN=f"{valid.mean(dtype=np.float64):.8g}",
-                                    STATISTICS_STDDEV=f"{valid.std(dtype=np.float64):.8g}",
-                                    STATISTICS_VALID_PERCENT=f"{100.0 * valid.size / band.size:.4g}")
+                b = index - 1
+                if count[b]:
+                    mean = total[b] / count[b]
+                    std = np.sqrt(max(squares[b] / count[b] - mean**2, 0.0))
+                    dst.update_tags(index, STATISTICS_MINIMUM=f"{low[b]:.8g}", STATISTICS_MAXIMUM=f"{high[b]:.8g}",
+                                    STATISTICS_MEAN=f"{mean:.8g}", STATISTICS_STDDEV=f"{std:.8g}",
+                                    STATISTICS_VALID_PERCENT=f"{100.0 * count[b] / (rows * cols):.4g}")
             if tags:
                 dst.update_tags(**tags)
             factors = _overview_factors(grid.shape) if overviews else []
             if factors:
                 dst.build_overviews(factors, Resampling.average)
-    log.info("wrote %s (%d bands, %dx%d)", path, values.shape[0], rows, cols)
+    log.info("wrote %s (%d bands, %dx%d)", path, bands, rows, cols)
     return Path(path)
 
 

@@ -169,3 +169,19 @@ def test_write_geotiff_needs_crs(tmp_path, small_grid):
     da = da.drop_vars("spatial_ref")
     with pytest.raises(CRSError, match=r"the array has no CRS"):
         pp.io.write_geotiff(da, tmp_path / "x.tif")
+
+
+def test_dask_backed_raster_is_written_block_by_block(tmp_path):
+    dask_array = pytest.importorskip("dask.array")
+    grid = pp.Grid.from_bounds((0, 0, 300 * 10, 700 * 10), resolution=10, crs=32649)
+    values = np.random.default_rng(1).random((2, 700, 300), dtype=np.float32)
+    values[1, 5, 5] = np.nan
+    eager = grid.wrap(values, bands=["a", "b"])
+    lazy = eager.copy(data=dask_array.from_array(values, chunks=(2, 100, 300)))
+    pp.io.write_geotiff(lazy, tmp_path / "lazy.tif")
+    pp.io.write_geotiff(eager, tmp_path / "eager.tif")
+    with rasterio.open(tmp_path / "lazy.tif") as a, rasterio.open(tmp_path / "eager.tif") as b:
+        np.testing.assert_array_equal(a.read(), b.read())
+        assert a.tags(2) == b.tags(2)
+        assert float(a.tags(1)["STATISTICS_MEAN"]) == pytest.approx(float(values[0].mean()), rel=1e-6)
+        assert float(a.tags(2)["STATISTICS_STDDEV"]) == pytest.approx(float(np.nanstd(values[1])), rel=1e-5)
