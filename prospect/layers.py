@@ -232,5 +232,8 @@ def stack(*arrays: xr.DataArray) -> xr.DataArray:
         raise InputError(f"band names {duplicates} occur more than once; rename with "
                          "da.assign_coords(band=[...]) before stacking")
     values = np.concatenate([b.to_numpy() for b in bands])
-    return reference.wrap(values, bands=names, name="stack",
-                          attrs={"bands": ", ".join(names)})
+    attrs = {"bands": ", ".join(names)}
+    for array in bands:  # keep each categorical layer's legend, e.g. attrs["unit_legend"]
+        if "legend" in array.attrs:
+            attrs[f"{array['band'].values[0]}_legend"] = array.attrs["legend"]
+    return reference.wrap(values, bands=names, name="stack", attrs=attrs)

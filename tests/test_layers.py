@@ -104,6 +104,7 @@ def test_paper_stack_of_ten_bands_round_trips(tmp_path):
                    rasterize_categorical(pp.io.read_vector(QINHANG / "geology.gpkg"), "unit", grid),
                    distance_to(pp.io.read_vector(QINHANG / "faults.gpkg"), grid, name="fault_distance"))
     assert layers.sizes == {"band": 10, "y": 78, "x": 78}
+    assert layers.attrs["unit_legend"].startswith("1=Carboniferous;")
     assert np.isfinite(layers.values).all()
     path = pp.io.write_geotiff(layers, tmp_path / "stack.tif")
     back = pp.io.read_geotiff(path)
