@@ -18,8 +18,7 @@ import torch
 from torch import nn
 
 from prospect.errors import InputError
-from prospect.models.attention import (ChannelAttention, EfficientChannelAttention, SpatialAttention,
-                                       SqueezeExcitation)
+from prospect.models.attention import ChannelAttention, EfficientChannelAttention, SpatialAttention, SqueezeExcitation
 from prospect.models.backbones import classifier, load_pretrained
 from prospect.models.mfaf import DILATION_SETS, MFAF, MFAFLoss, MFAFOutput
 
