@@ -37,8 +37,9 @@ def test_ablation_switches_remove_their_parameters():
         return sum(p.numel() for p in MFAF(10, **kwargs).parameters())
 
     full = count()
-    # CBAM channel MLP on 32 channels: 32*8 + 8 + 8*32 + 32 = 552 per branch; spatial 7x7x2 = 98 per branch
-    assert full - count(channel_attention=False) == 5 * 552
+    # CBAM channel MLP on 10 channels (hidden max(10 // 4, 4) = 4): 10*4 + 4 + 4*10 + 10 = 94 per branch;
+    # spatial attention 7x7x2 = 98 per branch
+    assert full - count(channel_attention=False) == 5 * 94
     assert full - count(spatial_attention=False) == 5 * 98
     no_ca = MFAF(10, channel_attention=False)
     assert not any("channel_attention" in n for n, _ in no_ca.named_parameters())

@@ -134,9 +134,11 @@ class MFAF(nn.Module):
         torchvision trunk of every branch (each branch has its own).
     channel_attention, spatial_attention : bool
         Switch the attention blocks off for the ablations (No-CA, No-SA).
-    width : int
+    width : int, optional
         Channels of each branch's dilated feature map, which channel attention
-        weighs and the backbone reads. Default 32.
+        weighs and the backbone reads. Default ``in_channels``: one channel per
+        evidence layer, and a backbone stem as cheap as a plain ResNet18's (a
+        width of 32 made a training step 2.4× slower than five ResNet18s on CPU).
     reduction : int
         Channel-attention MLP reduction. Default 4.
     aux_weight : float
@@ -150,7 +152,7 @@ class MFAF(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int = 2, dilations: Sequence[int] | str = "rate3",
                  backbone: Literal["resnet18", "shufflenet_v2"] = "resnet18", channel_attention: bool = True,
-                 spatial_attention: bool = True, width: int = 32, reduction: int = 4, aux_weight: float = 0.4,
+                 spatial_attention: bool = True, width: int | None = None, reduction: int = 4, aux_weight: float = 0.4,
                  pretrained: str | os.PathLike | None = None) -> None:
         super().__init__()
         if isinstance(dilations, str):
@@ -165,6 +167,7 @@ class MFAF(nn.Module):
         if num_classes < 2:
             raise InputError(f"num_classes={num_classes!r} must be at least 2")
         self.in_channels, self.num_classes, self.dilations = int(in_channels), int(num_classes), dilations
+        width = int(in_channels) if width is None else int(width)
         self.aux_weight = float(aux_weight)
         self.branches = nn.ModuleList(
             _Branch(in_channels, width, d, backbone, channel_attention, spatial_attention, reduction)

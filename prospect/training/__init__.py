@@ -1,0 +1,6 @@
+"""The shared training loop (tiles and images) and its metrics."""
+
+from prospect.training.metrics import binary_auc, classification_metrics
+from prospect.training.trainer import PRESETS, CheckpointError, Trainer, load_checkpoint
+
+__all__ = ["Trainer", "PRESETS", "CheckpointError", "load_checkpoint", "classification_metrics", "binary_auc"]

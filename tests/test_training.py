@@ -1,0 +1,205 @@
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn import metrics as skm
+from torch import nn
+
+import prospect as pp
+from prospect.errors import InputError, OutputExistsError
+from prospect.training import CheckpointError, Trainer, classification_metrics, load_checkpoint
+
+
+def test_metrics_equal_scikit_learn():
+    rng = np.random.default_rng(0)
+    for classes in (2, 4):
+        y = rng.integers(0, classes, 300)
+        logits = rng.normal(size=(300, classes)) + np.eye(classes)[y] * 0.8
+        probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+        ours = classification_metrics(y, probs)
+        pred = probs.argmax(1)
+        assert ours["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
+        for name, function in (("precision", skm.precision_score), ("recall", skm.recall_score),
+                               ("f1", skm.f1_score)):
+            assert ours[f"{name}_macro"] == pytest.approx(function(y, pred, average="macro", zero_division=0))
+            np.testing.assert_allclose(ours[name], function(y, pred, average=None, zero_division=0))
+        assert ours["confusion"] == skm.confusion_matrix(y, pred).tolist()
+        expected_auc = (skm.roc_auc_score(y, probs[:, 1]) if classes == 2
+                        else skm.roc_auc_score(y, probs, multi_class="ovr", average="macro"))
+        assert ours["roc_auc"] == pytest.approx(expected_auc)
+    # a class never predicted: precision 0 as zero_division=0
+    ours = classification_metrics([0, 1, 1], [[0.9, 0.1], [0.8, 0.2], [0.7, 0.3]])
+    assert ours["precision"] == [pytest.approx(1 / 3), 0.0] and ours["roc_auc"] == pytest.approx(1.0)
+
+
+class Small(nn.Module):
+    """A tiny CNN with dropout (so RNG state matters) and a named backbone."""
+
+    backbone_names = ("features",)
+
+    def __init__(self, channels=3, classes=2):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(channels, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(8, classes))
+        self.num_classes = classes
+
+    def forward(self, x):
+        return self.head(self.features(x).mean(dim=(2, 3)))
+
+
+def _data(n=96, seed=0):
+    rng = np.random.default_rng(seed)
+    x = torch.tensor(rng.normal(size=(n, 3, 8, 8)), dtype=torch.float32)
+    y = (x[:, 0].mean(dim=(1, 2)) > 0).long()
+    x[:, 0] += y[:, None, None] * 1.5 - 0.75
+    return torch.utils.data.TensorDataset(x, y)
+
+
+KWARGS = dict(optimizer="sgd", lr=0.05, momentum=0.9, epochs=5, batch_size=16, step_size=2, gamma=0.5,
+              progress=False)
+
+
+def _fresh(seed=0, cls=Small, **kw):
+    torch.manual_seed(seed)
+    return cls(**kw)
+
+
+def _without_time(history):
+    return pd.DataFrame(history).drop(columns="seconds")
+
+
+def test_learns_and_is_reproducible(tmp_path):
+    train, val = _data(), _data(48, seed=1)
+    first = Trainer(_fresh(), out_dir=tmp_path / "a", **KWARGS).fit(train, val)
+    second = Trainer(_fresh(), out_dir=tmp_path / "b", **KWARGS).fit(train, val)
+    pd.testing.assert_frame_equal(_without_time(first), _without_time(second))
+    assert first["val_accuracy"].iloc[-1] > 0.9
+    assert first["lr"].tolist() == [0.05, 0.05, 0.025, 0.025, 0.0125]
+    saved = pd.read_csv(tmp_path / "a" / "history.csv")
+    np.testing.assert_allclose(saved["train_loss"], first["train_loss"])
+
+
+def test_resume_equals_uninterrupted(tmp_path, monkeypatch):
+    train, val = _data(), _data(48, seed=1)
+    whole_model = _fresh()
+    whole = Trainer(whole_model, out_dir=tmp_path / "whole", **KWARGS).fit(train, val)
+
+    original_save = Trainer._save
+
+    def interrupted(self, epoch, improved):
+        original_save(self, epoch, improved)
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(_fresh(), out_dir=tmp_path / "cut", **KWARGS).fit(train, val)
+    monkeypatch.setattr(Trainer, "_save", original_save)
+    assert len(pd.read_csv(tmp_path / "cut" / "history.csv")) == 2
+    resumed_model = _fresh(seed=99)  # other initial weights: everything must come from the checkpoint
+    resumed = Trainer.resume(tmp_path / "cut", resumed_model, **KWARGS).fit(train, val)
+    pd.testing.assert_frame_equal(_without_time(resumed), _without_time(whole))
+    for (name, a), (_, b) in zip(whole_model.state_dict().items(), resumed_model.state_dict().items(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+    with pytest.raises(CheckpointError, match=r"was made with other settings.*'lr': \(0.05, 0.1\)"):
+        Trainer.resume(tmp_path / "cut", _fresh(), **{**KWARGS, "lr": 0.1})
+
+
+def test_checkpoints_are_plain_and_exported(tmp_path):
+    Trainer(_fresh(), out_dir=tmp_path, **{**KWARGS, "epochs": 2}).fit(_data(), _data(32, 1))
+    state = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert state["epoch"] == 1 and state["config"]["lr"] == 0.05 and len(state["history"]) == 2
+    from safetensors.torch import load_file
+
+    weights = load_file(tmp_path / "model.safetensors")
+    best = load_checkpoint(tmp_path / "best.pt")["model"]
+    assert set(weights) == set(best) and all(torch.equal(weights[k], best[k]) for k in weights)
+    assert '"monitor": "val_roc_auc"' in (tmp_path / "config.json").read_text()
+
+
+def test_corrupt_checkpoint_is_refused_and_nothing_overwritten(tmp_path):
+    Trainer(_fresh(), out_dir=tmp_path, **{**KWARGS, "epochs": 1}).fit(_data())
+    last = tmp_path / "last.pt"
+    last.write_bytes(last.read_bytes()[:500])
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(CheckpointError, match=r"last.pt' is corrupt or truncated"):
+        Trainer.resume(tmp_path, _fresh(), **{**KWARGS, "epochs": 1})
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_freeze_backbone_epochs(tmp_path):
+    model = _fresh()
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    Trainer(model, **{**KWARGS, "epochs": 1, "freeze_backbone_epochs": 1}).fit(_data())
+    assert torch.equal(model.features[0].weight, initial["features.0.weight"])
+    assert not torch.equal(model.head[1].weight, initial["head.1.weight"])
+    model = _fresh()
+    Trainer(model, **{**KWARGS, "epochs": 2, "freeze_backbone_epochs": 1}).fit(_data())
+    assert not torch.equal(model.features[0].weight, initial["features.0.weight"])
+    with pytest.raises(InputError, match=r"freeze_backbone_epochs needs a model that names its backbone"):
+        Trainer(nn.Sequential(nn.Flatten(), nn.Linear(192, 2)), **{**KWARGS, "freeze_backbone_epochs": 1}).fit(_data())
+
+
+def test_mfaf_uses_its_own_loss_and_trains_on_tiles():
+    torch.manual_seed(0)
+    model = pp.models.build("mfaf", 3, dilations=(1, 2), backbone="shufflenet_v2")
+    trainer = Trainer(model, **{**KWARGS, "epochs": 1}, class_weights=[1.0, 2.0])
+    assert isinstance(trainer.loss, pp.models.MFAFLoss) and trainer.loss.aux_weight == 0.4
+    probs = trainer.predict(_data(32))
+    assert probs.shape == (32, 2) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    preset = Trainer.preset("mfaf", model, epochs=1)
+    assert preset.config["momentum"] == 0.2 and preset.config["gamma"] == 0.6 and preset.config["step_size"] == 30
+
+
+def test_bad_input(tmp_path):
+    empty = torch.utils.data.TensorDataset(torch.zeros(0, 3, 8, 8), torch.zeros(0, dtype=torch.long))
+    with pytest.raises(InputError, match=r"the dataset is empty"):
+        Trainer(_fresh(), **KWARGS).fit(empty)
+    x = torch.randn(8, 3, 8, 8)
+    with pytest.raises(InputError, match=r"labels must lie in \[0, 2\) for a 2-class model; found 0..5"):
+        Trainer(_fresh(), **KWARGS).fit(torch.utils.data.TensorDataset(x, torch.tensor([0, 1, 5, 0, 1, 0, 1, 0])))
+    wrong = _fresh(classes=3)
+    wrong.num_classes = 2
+    with pytest.raises(InputError, match=r"the model outputs 3 classes but was built for 2"):
+        Trainer(wrong, **KWARGS).fit(_data())
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match=r"device='cuda' but torch sees no CUDA device"):
+            Trainer(_fresh(), device="cuda", **KWARGS)
+    Trainer(_fresh(), out_dir=tmp_path, **{**KWARGS, "epochs": 1}).fit(_data())
+    with pytest.raises(OutputExistsError, match=r"holds another run; pass overwrite=True"):
+        Trainer(_fresh(), out_dir=tmp_path, **KWARGS)
+    with pytest.raises(InputError, match=r"optimizer='rmsprop'; valid"):
+        Trainer(_fresh(), **{**KWARGS, "optimizer": "rmsprop"})
+
+
+def test_distributed_two_cpu_processes(tmp_path):
+    script = tmp_path / "ddp.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys, torch
+        sys.path.insert(0, {str(tmp_path)!r})
+        sys.path.insert(0, {str(pp.datasets.sample_path().parents[1])!r})
+        from tests.test_training import Small, _data, _fresh, KWARGS
+        from prospect.training import Trainer
+        torch.set_num_threads(1)
+        history = Trainer(_fresh(), out_dir={str(tmp_path / "run")!r}, device="cpu",
+                          **{{**KWARGS, "epochs": 2}}).fit(_data(96), _data(50, seed=1))
+        print("RANK_DONE", len(history))
+    """))
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                             str(script)], capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("RANK_DONE 2") == 2
+    history = pd.read_csv(tmp_path / "run" / "history.csv")
+    assert history["train_samples"].tolist() == [96, 96]  # both shards of 48
+    assert history["val_n"].tolist() == [50, 50]          # every validation sample once, from both ranks
+    # the metrics the ranks agree on equal a single-process evaluation of the saved weights
+    state = load_checkpoint(tmp_path / "run" / "last.pt")
+    model = Small()
+    model.load_state_dict(state["model"])
+    single = Trainer(model, **KWARGS).evaluate(_data(50, seed=1))
+    assert single["accuracy"] == pytest.approx(history["val_accuracy"].iloc[-1])
+    assert single["roc_auc"] == pytest.approx(history["val_roc_auc"].iloc[-1])
