@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     import geopandas as gpd
     import xarray as xr
 
-__all__ = ["read_samples", "read_vector", "element_columns", "write_geotiff", "read_geotiff", "atomic_output"]
+__all__ = ["read_samples", "read_vector", "element_columns", "write_geotiff", "read_geotiff", "write_qml",
+           "atomic_output"]
 
 log = logging.getLogger(__name__)
 
@@ -281,6 +282,7 @@ def write_geotiff(
     nodata: float = -9999.0,
     overwrite: bool = False,
     overviews: bool = True,
+    style: bool | None = None,
 ) -> Path:
     """Write a raster to a QGIS-ready GeoTIFF.
 
@@ -304,6 +306,10 @@ def write_geotiff(
         Replace an existing file. Default False: an existing file is an error.
     overviews : bool
         Build internal overviews (averaged) for rasters larger than 256 pixels.
+    style : bool, optional
+        Also write a QGIS style ``<name>.qml`` beside the file (a 0–1 colour
+        ramp, see :func:`write_qml`). Default: for single-band rasters whose
+        ``attrs["kind"]`` is ``"probability"``, as :func:`prospect.mapping.predict_map` makes.
     """
     import rasterio
     from rasterio.enums import Resampling
@@ -363,8 +369,60 @@ def write_geotiff(
             factors = _overview_factors(grid.shape) if overviews else []
             if factors:
                 dst.build_overviews(factors, Resampling.average)
+    if style is None:
+        style = bands == 1 and da.attrs.get("kind") == "probability"
+    if style:
+        write_qml(path, overwrite=overwrite)
     log.info("wrote %s (%d bands, %dx%d)", path, bands, rows, cols)
     return Path(path)
+
+
+def write_qml(raster_path: str | os.PathLike, minimum: float = 0.0, maximum: float = 1.0, cmap: str = "magma",
+              stops: int = 11, overwrite: bool = False) -> Path:
+    """Write a QGIS style beside ``raster_path`` (same name, ``.qml``): band 1 as a pseudocolour ramp.
+
+    QGIS applies a ``.qml`` with the raster's base name when it opens the raster;
+    nodata is transparent (the GeoTIFF declares it). The ramp spans
+    ``minimum``–``maximum`` with ``stops`` colours of the matplotlib colormap ``cmap``.
+    """
+    from xml.sax.saxutils import quoteattr
+
+    import matplotlib
+
+    if not maximum > minimum:
+        raise InputError(f"maximum={maximum!r} must exceed minimum={minimum!r}")
+    colormap = matplotlib.colormaps[cmap]
+    items = []
+    for i in range(stops):
+        value = minimum + (maximum - minimum) * i / (stops - 1)
+        r, g, b, _ = (int(round(255 * c)) for c in colormap(i / (stops - 1)))
+        items.append(f'          <item alpha="255" value="{value:.6g}" label={quoteattr(f"{value:.2f}")} '
+                     f'color="#{r:02x}{g:02x}{b:02x}"/>')
+    text = "\n".join([
+        "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>",
+        '<qgis version="3.28" styleCategories="AllStyleCategories">',
+        "  <pipe>",
+        f'    <rasterrenderer type="singlebandpseudocolor" band="1" opacity="1" alphaBand="-1" '
+        f'classificationMin="{minimum:.6g}" classificationMax="{maximum:.6g}" nodataColor="">',
+        "      <rasterTransparency/>",
+        "      <minMaxOrigin><limits>None</limits><extent>WholeRaster</extent>"
+        "<statAccuracy>Estimated</statAccuracy></minMaxOrigin>",
+        "      <rastershader>",
+        f'        <colorrampshader colorRampType="INTERPOLATED" classificationMode="1" clip="0" '
+        f'minimumValue="{minimum:.6g}" maximumValue="{maximum:.6g}">',
+        *items,
+        "        </colorrampshader>",
+        "      </rastershader>",
+        "    </rasterrenderer>",
+        '    <brightnesscontrast brightness="0" contrast="0" gamma="1"/>',
+        "  </pipe>",
+        "  <blendMode>0</blendMode>",
+        "</qgis>",
+        ""])
+    path = Path(raster_path).with_suffix(".qml")
+    with atomic_output(path, overwrite) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path
 
 
 def read_geotiff(path: str | os.PathLike) -> xr.DataArray:

@@ -1,7 +1,7 @@
 import importlib.util
 import sys
 
-import geopandas as gpd  # noqa: F401  (imported first so the workflow's imports are warm)
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import rasterio
@@ -16,7 +16,7 @@ spec.loader.exec_module(workflow)
 
 def test_quick_case_study_writes_readable_outputs(tmp_path):
     out = tmp_path / "run"
-    assert workflow.main(["--quick", "--out", str(out)]) == 0
+    assert workflow.main(["--quick", "--epochs", "1", "--out", str(out)]) == 0
     table = pd.read_csv(out / "screening.csv", index_col=0)
     assert set(table.index[table["selected"]]) == {"Ag", "Au", "Sn", "Cu", "Ba", "Sb", "Hg", "Mo"}
     with rasterio.open(out / "stack.tif") as src:
@@ -32,6 +32,16 @@ def test_quick_case_study_writes_readable_outputs(tmp_path):
     test = pp.tiles.TileSet.load(out / "tiles_test.npz")
     assert not test.synthetic.any() and np.isfinite(test.bounds).all()
     assert (out / "run.log").read_text().count("SYNTHETIC") == 1
+    with rasterio.open(out / "prospectivity.tif") as src:
+        assert src.crs.to_epsg() == 32649 and src.shape == (390, 390) and src.nodata == -9999
+        values = src.read(1, masked=True)
+        assert 0 <= values.min() and values.max() <= 1
+    assert (out / "prospectivity.qml").exists() and (out / "uncertainty.tif").exists()
+    assert len(gpd.read_file(out / "targets.gpkg")) >= 1
+    evaluation = pd.read_csv(out / "evaluation.csv")
+    assert evaluation.loc[0, "deposits"] == 32 and 0 <= evaluation.loc[0, "map_auc"] <= 1
+    history = pd.read_csv(out / "training" / "history.csv")
+    assert len(history) == 1 and (out / "training" / "model.safetensors").exists()
 
 
 def test_refuses_a_non_empty_output_folder(tmp_path, capsys):

@@ -5,21 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
 
+from prospect._stats import binary_auc
 from prospect.errors import InputError
 
 __all__ = ["classification_metrics", "binary_auc"]
-
-
-def binary_auc(y_true: np.ndarray, score: np.ndarray) -> float:
-    """Area under the ROC curve by the rank-sum (Mann–Whitney) formula; NaN when a class is absent."""
-    y_true = np.asarray(y_true).astype(bool)
-    n_pos, n_neg = int(y_true.sum()), int((~y_true).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = rankdata(score)
-    return float((ranks[y_true].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def classification_metrics(y_true: Any, probabilities: Any, num_classes: int | None = None) -> dict[str, Any]:

@@ -1,0 +1,288 @@
+"""How good is a prospectivity map: AUC, success- and prediction-rate curves, P-A plot, coverage, targets.
+
+Every area is counted over valid (non-NaN) cells only — nodata is never area
+(EIS Toolkit counts it, which flatters every curve). Deposits outside the map
+or on nodata cells are counted and reported with a warning, never silently
+dropped from the denominator.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from prospect._stats import binary_auc
+from prospect.errors import CRSError, InputError
+from prospect.grid import Grid
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+    import xarray as xr
+    from matplotlib.figure import Figure
+
+__all__ = ["deposit_cells", "map_auc", "success_rate_curve", "prediction_rate_curve", "prediction_area",
+           "deposit_coverage", "targets", "evaluate_map", "plot_map", "plot_rate_curve", "plot_prediction_area"]
+
+
+def _surface(prob: xr.DataArray) -> tuple[np.ndarray, Grid]:
+    grid = Grid.from_dataarray(prob)
+    values = prob.to_numpy()
+    if values.ndim == 3 and values.shape[0] == 1:
+        values = values[0]
+    if values.ndim != 2:
+        raise InputError(f"expected one probability band (y, x), got dims {prob.dims}")
+    if not np.isfinite(values).any():
+        raise InputError("the map holds no valid (non-NaN) cell")
+    return values.astype(np.float64), grid
+
+
+def deposit_cells(prob: xr.DataArray, deposits: gpd.GeoDataFrame) -> tuple[np.ndarray, dict[str, int]]:
+    """Map values at each deposit that lies on a valid cell, and what happened to the others.
+
+    Returns the values (one per deposit; two deposits in one cell count twice) and
+    ``{"deposits", "used", "outside", "nodata"}``. Warns when any deposit is not used.
+    """
+    values, grid = _surface(prob)
+    if getattr(deposits, "crs", None) is None:
+        raise CRSError("deposits have no CRS; read them with pp.io.read_vector(..., crs=...)")
+    if deposits.crs != grid.crs:
+        deposits = deposits.to_crs(grid.crs)
+    points = deposits.geometry if (deposits.geom_type == "Point").all() else deposits.geometry.representative_point()
+    row, col = grid.rowcol(points.x.to_numpy(), points.y.to_numpy())
+    inside = (row >= 0) & (row < grid.shape[0]) & (col >= 0) & (col < grid.shape[1])
+    at = np.full(len(row), np.nan)
+    at[inside] = values[row[inside], col[inside]]
+    used = np.isfinite(at)
+    info = {"deposits": int(len(row)), "used": int(used.sum()), "outside": int((~inside).sum()),
+            "nodata": int((inside & ~used).sum())}
+    if info["used"] < info["deposits"]:
+        warnings.warn(f"{info['outside']} deposits lie outside the map and {info['nodata']} on nodata cells; "
+                      f"{info['used']} of {info['deposits']} are evaluated", stacklevel=3)
+    if info["used"] == 0:
+        raise InputError(f"none of the {info['deposits']} deposits lies on a valid cell of the map")
+    return at[used], info
+
+
+def map_auc(prob: xr.DataArray, deposits: gpd.GeoDataFrame) -> float:
+    """AUC of the map as a classifier of deposit cells against every other valid cell."""
+    values, grid = _surface(prob)
+    _, info = deposit_cells(prob, deposits)
+    if deposits.crs != grid.crs:
+        deposits = deposits.to_crs(grid.crs)
+    points = deposits.geometry if (deposits.geom_type == "Point").all() else deposits.geometry.representative_point()
+    row, col = grid.rowcol(points.x.to_numpy(), points.y.to_numpy())
+    inside = (row >= 0) & (row < grid.shape[0]) & (col >= 0) & (col < grid.shape[1])
+    positive = np.zeros(grid.shape, bool)
+    positive[row[inside], col[inside]] = True
+    valid = np.isfinite(values)
+    return binary_auc(positive[valid], values[valid])
+
+
+def _rate_curve(prob: xr.DataArray, deposits: gpd.GeoDataFrame, kind: str) -> pd.DataFrame:
+    values, _ = _surface(prob)
+    at, info = deposit_cells(prob, deposits)
+    cells = np.sort(values[np.isfinite(values)])[::-1]
+    thresholds = np.unique(cells)[::-1]
+    # area above each threshold (ties included), over valid cells only
+    area = np.searchsorted(-cells, -thresholds, side="right") / len(cells)
+    captured = np.searchsorted(np.sort(-at), -thresholds, side="right") / len(at)
+    curve = pd.DataFrame({"threshold": np.r_[np.inf, thresholds], "area_fraction": np.r_[0.0, area],
+                          "deposit_fraction": np.r_[0.0, captured]})
+    curve.attrs.update(info, kind=kind, auc=float(np.trapezoid(curve["deposit_fraction"], curve["area_fraction"])))
+    return curve
+
+
+def success_rate_curve(prob: xr.DataArray, deposits: gpd.GeoDataFrame) -> pd.DataFrame:
+    """Cumulative fraction of (training) deposits against the fraction of area, cells ranked by probability.
+
+    Returns a DataFrame (``threshold``, ``area_fraction``, ``deposit_fraction``)
+    from (0, 0) to (1, 1), non-decreasing in both; ``attrs["auc"]`` is the area
+    under it (0.5 for a random map, 1 for a perfect one), plus the deposit counts.
+    """
+    return _rate_curve(prob, deposits, "success rate")
+
+
+def prediction_rate_curve(prob: xr.DataArray, held_out: gpd.GeoDataFrame) -> pd.DataFrame:
+    """The same curve for deposits not used in training (held out, or found later)."""
+    return _rate_curve(prob, held_out, "prediction rate")
+
+
+def prediction_area(prob: xr.DataArray, deposits: gpd.GeoDataFrame) -> pd.DataFrame:
+    """The prediction–area (P-A) plot of Yousefi & Carranza (2015).
+
+    For each threshold: ``prediction_rate`` (fraction of deposits on cells at or
+    above it) and ``occupied_area`` (fraction of the valid area at or above it).
+    ``attrs`` holds the intersection of the prediction-rate curve with the
+    remaining-area curve ``1 − occupied_area``: ``intersection_threshold``,
+    ``intersection_rate`` (= 1 − its area) and the normalised density
+    ``intersection_rate / (1 − intersection_rate)`` (how many times better than random).
+    """
+    curve = _rate_curve(prob, deposits, "P-A")
+    table = pd.DataFrame({"threshold": curve["threshold"].iloc[1:].to_numpy(),
+                          "prediction_rate": curve["deposit_fraction"].iloc[1:].to_numpy(),
+                          "occupied_area": curve["area_fraction"].iloc[1:].to_numpy()})
+    gap = table["prediction_rate"] - (1 - table["occupied_area"])
+    crossing = int(np.argmax(gap.to_numpy() >= 0))
+    rate = float(table["prediction_rate"].iloc[crossing])
+    table.attrs.update({k: v for k, v in curve.attrs.items() if k != "auc"},
+                       intersection_threshold=float(table["threshold"].iloc[crossing]), intersection_rate=rate,
+                       normalized_density=float(rate / max(1 - rate, 1e-12)))
+    return table
+
+
+def _threshold_for(values: np.ndarray, threshold: float | None, area_fraction: float | None) -> float:
+    if (threshold is None) == (area_fraction is None):
+        raise InputError("give exactly one of threshold= and area_fraction=")
+    if threshold is not None:
+        return float(threshold)
+    if not (0 < area_fraction <= 1):
+        raise InputError(f"area_fraction={area_fraction!r} must lie in (0, 1]")
+    cells = np.sort(values[np.isfinite(values)])[::-1]
+    return float(cells[max(0, int(np.ceil(area_fraction * len(cells))) - 1)])
+
+
+def deposit_coverage(prob: xr.DataArray, deposits: gpd.GeoDataFrame, area_fraction: float | None = None,
+                     threshold: float | None = None) -> dict[str, Any]:
+    """Fraction of deposits on cells in the top ``area_fraction`` of the valid area (or ≥ ``threshold``)."""
+    values, _ = _surface(prob)
+    if area_fraction is None and threshold is None:
+        area_fraction = 0.1
+    cut = _threshold_for(values, threshold, area_fraction)
+    at, info = deposit_cells(prob, deposits)
+    valid = values[np.isfinite(values)]
+    return {"threshold": cut, "area_fraction": float((valid >= cut).mean()), "coverage": float((at >= cut).mean()),
+            **info}
+
+
+def targets(prob: xr.DataArray, threshold: float | None = None, area_fraction: float | None = None,
+            min_area: float = 0.0, deposits: gpd.GeoDataFrame | None = None) -> gpd.GeoDataFrame:
+    """Target areas: connected cells at or above a threshold, as ranked polygons.
+
+    Parameters
+    ----------
+    prob : DataArray (y, x)
+    threshold, area_fraction : float
+        Exactly one: a probability, or the fraction of the valid area to keep.
+    min_area : float
+        Drop targets smaller than this (CRS units², e.g. m²).
+    deposits : GeoDataFrame, optional
+        Known deposits, counted per target (``n_deposits``).
+
+    Returns
+    -------
+    GeoDataFrame with ``rank`` (1 = highest maximum probability), ``area``,
+    ``max_probability``, ``mean_probability`` (and ``n_deposits``), in the map's
+    CRS. Cells touching at corners belong to one target. Write it with
+    ``gdf.to_file("targets.gpkg")``.
+    """
+    import geopandas as gpd
+    import rasterio.features
+    from scipy import ndimage
+    from shapely.geometry import shape
+
+    values, grid = _surface(prob)
+    cut = _threshold_for(values, threshold, area_fraction)
+    mask = np.isfinite(values) & (values >= cut)
+    labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
+    columns = ["rank", "area", "max_probability", "mean_probability"]
+    if count == 0:
+        return gpd.GeoDataFrame({c: [] for c in columns}, geometry=[], crs=grid.crs)
+    index = np.arange(1, count + 1)
+    cell_area = grid.resolution[0] * grid.resolution[1]
+    areas = ndimage.sum(mask, labels, index) * cell_area
+    maxima = ndimage.maximum(values, labels, index)
+    means = ndimage.mean(values, labels, index)
+    geometries: dict[int, list] = {}
+    for geometry, value in rasterio.features.shapes(labels.astype(np.int32), mask=mask, connectivity=8,
+                                                    transform=grid.transform):
+        geometries.setdefault(int(value), []).append(shape(geometry))
+    from shapely.ops import unary_union
+
+    frame = gpd.GeoDataFrame({"area": areas, "max_probability": maxima, "mean_probability": means},
+                             geometry=[unary_union(geometries[i]) for i in index], crs=grid.crs)
+    frame = frame[frame["area"] >= min_area].sort_values(["max_probability", "area"], ascending=False)
+    frame.insert(0, "rank", np.arange(1, len(frame) + 1))
+    if deposits is not None:
+        points = deposits.to_crs(grid.crs) if deposits.crs != grid.crs else deposits
+        joined = gpd.sjoin(points[[points.geometry.name]], frame[["rank", "geometry"]], predicate="within")
+        frame["n_deposits"] = frame["rank"].map(joined["rank"].value_counts()).fillna(0).astype(int)
+    return frame.reset_index(drop=True)
+
+
+def evaluate_map(prob: xr.DataArray, deposits: gpd.GeoDataFrame, area_fraction: float = 0.1) -> dict[str, Any]:
+    """The usual summary: map AUC, success-rate AUC, coverage at ``area_fraction`` and the P-A intersection."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # counts are reported once, below
+        curve = success_rate_curve(prob, deposits)
+        pa = prediction_area(prob, deposits)
+        coverage = deposit_coverage(prob, deposits, area_fraction=area_fraction)
+        auc = map_auc(prob, deposits)
+    if coverage["used"] < coverage["deposits"]:
+        warnings.warn(f"{coverage['outside']} deposits outside the map, {coverage['nodata']} on nodata",
+                      stacklevel=2)
+    return {"map_auc": auc, "success_rate_auc": curve.attrs["auc"], "coverage": coverage["coverage"],
+            "coverage_area_fraction": coverage["area_fraction"], "pa_threshold": pa.attrs["intersection_threshold"],
+            "pa_rate": pa.attrs["intersection_rate"], "deposits": coverage["deposits"], "used": coverage["used"],
+            "outside": coverage["outside"], "nodata": coverage["nodata"]}
+
+
+def plot_map(prob: xr.DataArray, deposits: gpd.GeoDataFrame | None = None, target_areas: Any = None,
+             geology: gpd.GeoDataFrame | None = None, title: str = "Prospectivity", ax: Any = None) -> Figure:
+    """The probability map with deposits, target outlines and geology boundaries on top."""
+    import matplotlib.pyplot as plt
+
+    values, grid = _surface(prob)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 6), layout="constrained")
+    else:
+        fig = ax.figure
+    xmin, ymin, xmax, ymax = grid.bounds
+    image = ax.imshow(values, extent=(xmin, xmax, ymin, ymax), cmap="magma", vmin=0, vmax=1, origin="upper")
+    fig.colorbar(image, ax=ax, label="ore probability", shrink=0.8)
+    if geology is not None:
+        geology.to_crs(grid.crs).boundary.plot(ax=ax, color="white", linewidth=0.4, alpha=0.6)
+    if target_areas is not None and len(target_areas):
+        target_areas.to_crs(grid.crs).boundary.plot(ax=ax, color="cyan", linewidth=0.8)
+    if deposits is not None:
+        deposits.to_crs(grid.crs).plot(ax=ax, color="lime", edgecolor="black", markersize=18, label="deposits")
+        ax.legend(loc="lower right")
+    ax.set(title=title, xlim=(xmin, xmax), ylim=(ymin, ymax))
+    return fig
+
+
+def plot_rate_curve(*curves: pd.DataFrame, ax: Any = None) -> Figure:
+    """Success- and prediction-rate curves (from :func:`success_rate_curve` / :func:`prediction_rate_curve`)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4.5, 4.5), layout="constrained")
+    else:
+        fig = ax.figure
+    for curve in curves:
+        ax.plot(curve["area_fraction"], curve["deposit_fraction"],
+                label=f"{curve.attrs.get('kind', 'rate')} (AUC {curve.attrs.get('auc', float('nan')):.3f})")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    ax.set(xlabel="fraction of area (highest probability first)", ylabel="fraction of deposits", xlim=(0, 1),
+           ylim=(0, 1), aspect="equal")
+    ax.legend(loc="lower right", fontsize="small")
+    return fig
+
+
+def plot_prediction_area(table: pd.DataFrame, ax: Any = None) -> Figure:
+    """The P-A plot: prediction rate and occupied area against the threshold, with the intersection."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5, 4), layout="constrained")
+    else:
+        fig = ax.figure
+    ax.plot(table["threshold"], 100 * table["prediction_rate"], label="prediction rate (% deposits)")
+    ax.plot(table["threshold"], 100 * (1 - table["occupied_area"]), label="area not above threshold (%)")
+    ax.axvline(table.attrs["intersection_threshold"], color="k", linestyle="--", linewidth=1,
+               label=f"intersection: {100 * table.attrs['intersection_rate']:.0f} % of deposits")
+    ax.set(xlabel="probability threshold", ylabel="percent")
+    ax.legend(fontsize="small")
+    return fig

@@ -1,0 +1,204 @@
+import json
+import shutil
+import subprocess
+import warnings
+import xml.etree.ElementTree as ElementTree
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+from torch import nn
+
+import prospect as pp
+from prospect.errors import CRSError, InputError
+from prospect.evaluation import deposit_coverage, map_auc, prediction_area, success_rate_curve, targets
+from prospect.mapping import predict_map
+
+GRID = pp.Grid.from_bounds((500000, 4000000, 500000 + 60 * 10, 4000000 + 48 * 10), resolution=10, crs="EPSG:32650")
+
+
+class BandScore(nn.Module):
+    """Scores a window by the mean of its first band: ore logit = mean, no-ore logit = 0."""
+
+    config = {"in_channels": 2}
+
+    def forward(self, x):
+        mean = x[:, 0].mean(dim=(1, 2))
+        return torch.stack([torch.zeros_like(mean), mean], dim=1)
+
+
+def _stack(seed=0):
+    rng = np.random.default_rng(seed)
+    return GRID.wrap(rng.normal(size=(2, *GRID.shape)).astype(np.float32), bands=["a", "b"])
+
+
+def _reference(stack, size, stride):
+    """Each pixel: the mean over the windows covering it of sigmoid(mean of band a) — by brute force."""
+    from prospect.tiles import _positions
+
+    values = stack.values[0]
+    rows, cols = values.shape
+    total, count = np.zeros(values.shape), np.zeros(values.shape)
+    for r in _positions(rows, size, stride, "shift"):
+        for c in _positions(cols, size, stride, "shift"):
+            p = 1 / (1 + np.exp(-values[r:r + size, c:c + size].mean()))
+            total[r:r + size, c:c + size] += p
+            count[r:r + size, c:c + size] += 1
+    return total / count
+
+
+def test_map_blends_windows_and_keeps_georeference():
+    stack = _stack()
+    result = predict_map(BandScore(), stack, size=16, stride=8, batch_size=7, device="cpu")
+    assert result.dims == ("y", "x") and pp.Grid.from_dataarray(result) == GRID
+    np.testing.assert_allclose(result.values, _reference(stack, 16, 8), rtol=1e-5)
+    # 5 rows of windows; 6 columns plus one shifted inward to reach the edge
+    assert result.attrs["kind"] == "probability" and result.attrs["windows"] == 5 * 7
+
+
+def test_nan_stays_nan_and_normalization_is_applied():
+    stack = _stack()
+    stack.values[1, 5:9, 10:20] = np.nan
+    result = predict_map(BandScore(), stack, size=16, stride=16, device="cpu")
+    assert np.isnan(result.values[5:9, 10:20]).all() and np.isfinite(result.values).sum() == 48 * 60 - 40
+    stats = {"band": ["a", "b"], "mean": [1.0, 0.0], "std": [2.0, 1.0]}
+    shifted = predict_map(BandScore(), stack, size=16, stride=16, device="cpu", normalization=stats)
+    window = (stack.values[0, :16, :16] - 1.0) / 2.0
+    assert shifted.values[0, 0] == pytest.approx(1 / (1 + np.exp(-window.mean())), rel=1e-5)
+    with pytest.raises(InputError, match=r"normalization is for bands \['x', 'y'\], the stack has \['a', 'b'\]"):
+        predict_map(BandScore(), stack, size=16, stride=16, normalization={**stats, "band": ["x", "y"]})
+
+
+def test_gaussian_blend_and_mfaf_uncertainty():
+    torch.manual_seed(0)
+    model = pp.models.build("mfaf", 2, dilations=(1, 2), backbone="shufflenet_v2")
+    prob, spread = predict_map(model, _stack(), size=32, stride=16, blend="gaussian", uncertainty=True,
+                               device="cpu")
+    assert prob.shape == spread.shape == GRID.shape
+    assert np.all((prob.values >= 0) & (prob.values <= 1)) and np.all(spread.values >= 0)
+    assert spread.attrs["kind"] == "uncertainty"
+    with pytest.raises(InputError, match=r"uncertainty=True needs an MFAF model"):
+        predict_map(BandScore(), _stack(), size=16, stride=16, uncertainty=True)
+
+
+def test_bad_input():
+    stack = _stack()
+    three = pp.models.build("resnet18", 3)
+    with pytest.raises(InputError, match=r"the model expects 3 bands but the stack has 2 \(\['a', 'b'\]\)"):
+        predict_map(three, stack, size=16, stride=16)
+    with pytest.raises(InputError, match=r"stride=20 must be a whole number from 1 to size=16"):
+        predict_map(BandScore(), stack, size=16, stride=20)
+    with pytest.raises(CRSError, match=r"the array has no CRS"):
+        predict_map(BandScore(), stack.drop_vars("spatial_ref"), size=16, stride=16)
+    with pytest.raises(InputError, match=r"no pixel that is valid in every band"):
+        predict_map(BandScore(), stack * np.nan, size=16, stride=16)
+
+
+def _points(rows_cols, grid=GRID):
+    return gpd.GeoDataFrame(geometry=gpd.points_from_xy(grid.x[[c for _, c in rows_cols]],
+                                                        grid.y[[r for r, _ in rows_cols]]), crs=grid.crs)
+
+
+def test_planted_perfect_and_random_maps():
+    rng = np.random.default_rng(0)
+    cells = [tuple(x) for x in rng.integers(0, [48, 60], (12, 2))]
+    deposits = _points(cells)
+    gy, gx = np.mgrid[0:48, 0:60]
+    distance = np.min([np.hypot(gy - r, gx - c) for r, c in cells], axis=0)
+    perfect = GRID.wrap(np.exp(-distance**2 / 8).astype(np.float32))
+    assert map_auc(perfect, deposits) == pytest.approx(1.0)
+    coverage = deposit_coverage(perfect, deposits, area_fraction=0.05)
+    assert coverage["coverage"] == 1.0 and coverage["area_fraction"] <= 0.06  # cells tied at the cut count too
+    curve = success_rate_curve(perfect, deposits)
+    assert curve.attrs["auc"] > 0.98
+    noise = GRID.wrap(rng.random(GRID.shape).astype(np.float32))
+    many = _points([tuple(x) for x in rng.integers(0, [48, 60], (400, 2))])
+    assert abs(map_auc(noise, many) - 0.5) < 0.06
+    random_curve = success_rate_curve(noise, many)
+    assert abs(random_curve.attrs["auc"] - 0.5) < 0.06
+    for c in (curve, random_curve):
+        assert c.iloc[0][["area_fraction", "deposit_fraction"]].tolist() == [0.0, 0.0]
+        assert c.iloc[-1][["area_fraction", "deposit_fraction"]].tolist() == [1.0, 1.0]
+        assert (np.diff(c["area_fraction"]) > 0).all() and (np.diff(c["deposit_fraction"]) >= 0).all()
+
+
+def test_map_auc_equals_sklearn_and_nodata_is_not_area():
+    rng = np.random.default_rng(1)
+    values = rng.random(GRID.shape).astype(np.float32)
+    values[:, :30] = np.nan  # half the map is nodata
+    cells = [(r, c) for r, c in rng.integers(0, [48, 60], (30, 2)) if c >= 30]
+    prob, deposits = GRID.wrap(values), _points(cells)
+    positive = np.zeros(GRID.shape, bool)
+    positive[tuple(np.array(cells).T)] = True
+    valid = np.isfinite(values)
+    assert map_auc(prob, deposits) == pytest.approx(roc_auc_score(positive[valid], values[valid]))
+    coverage = deposit_coverage(prob, deposits, threshold=0.5)
+    assert coverage["area_fraction"] == pytest.approx((values[valid] >= 0.5).mean())  # over valid cells only
+
+
+def test_deposits_outside_are_counted_and_reported():
+    prob = GRID.wrap(np.random.default_rng(2).random(GRID.shape).astype(np.float32))
+    deposits = _points([(3, 3), (20, 20)])
+    far = gpd.GeoDataFrame(geometry=gpd.points_from_xy([0.0], [0.0]), crs=GRID.crs)
+    import pandas as pd
+
+    with pytest.warns(UserWarning, match=r"1 deposits lie outside the map and 0 on nodata cells; 2 of 3"):
+        curve = success_rate_curve(prob, pd.concat([deposits, far]))
+    assert curve.attrs["outside"] == 1 and curve.attrs["used"] == 2
+
+
+def test_prediction_area_intersection():
+    gy, gx = np.mgrid[0:48, 0:60]
+    prob = GRID.wrap((gx / 59.0).astype(np.float32))  # probability rises west to east
+    deposits = _points([(10, 59), (20, 55), (30, 50), (40, 5)])
+    table = prediction_area(prob, deposits)
+    rate, threshold = table.attrs["intersection_rate"], table.attrs["intersection_threshold"]
+    occupied = (prob.values >= threshold).mean()
+    assert rate == pytest.approx(0.75) and rate >= 1 - occupied
+    assert table.attrs["normalized_density"] == pytest.approx(3.0)
+
+
+def test_targets_are_ranked_polygons(tmp_path):
+    values = np.zeros(GRID.shape, np.float32)
+    values[5:10, 5:15] = 0.8   # 50 cells
+    values[30:34, 40:44] = 0.95  # 16 cells
+    values[40, 2] = 0.9          # 1 cell, below min_area
+    found = targets(GRID.wrap(values), threshold=0.5, min_area=200.0, deposits=_points([(6, 6), (7, 8)]))
+    assert found["rank"].tolist() == [1, 2]
+    assert found["max_probability"].tolist() == pytest.approx([0.95, 0.8])
+    assert found["area"].tolist() == [1600.0, 5000.0]
+    assert found.geometry.area.tolist() == pytest.approx([1600.0, 5000.0])
+    assert found["n_deposits"].tolist() == [0, 2]
+    found.to_file(tmp_path / "targets.gpkg")
+    assert len(gpd.read_file(tmp_path / "targets.gpkg")) == 2
+    top = targets(GRID.wrap(values), area_fraction=16 / values.size)
+    assert len(top) == 1 and top["max_probability"].iloc[0] == pytest.approx(0.95)
+
+
+def test_probability_geotiff_has_a_qgis_style_and_right_extent(tmp_path):
+    prob = predict_map(BandScore(), _stack(), size=16, stride=16, device="cpu")
+    path = pp.io.write_geotiff(prob, tmp_path / "prospectivity.tif")
+    style = ElementTree.parse(tmp_path / "prospectivity.qml").getroot()
+    renderer = style.find("pipe/rasterrenderer")
+    assert renderer.get("type") == "singlebandpseudocolor"
+    assert len(renderer.findall("rastershader/colorrampshader/item")) == 11
+    if shutil.which("gdalinfo"):
+        info = json.loads(subprocess.run(["gdalinfo", "-json", str(path)], capture_output=True, text=True,
+                                         check=True).stdout)
+        assert info["coordinateSystem"]["wkt"].endswith('ID["EPSG",32650]]')
+        assert info["cornerCoordinates"]["upperLeft"] == [500000.0, 4000480.0]
+        assert info["cornerCoordinates"]["lowerRight"] == [500600.0, 4000000.0]
+        assert info["bands"][0]["noDataValue"] == -9999.0
+
+
+def test_evaluate_map_summary():
+    from prospect.evaluation import evaluate_map
+
+    gy, gx = np.mgrid[0:48, 0:60]
+    prob = GRID.wrap((gx / 59.0).astype(np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        summary = evaluate_map(prob, _points([(10, 59), (20, 55)]), area_fraction=0.1)
+    assert summary["coverage"] == 1.0 and summary["map_auc"] > 0.95 and summary["used"] == 2
