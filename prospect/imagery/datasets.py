@@ -1,0 +1,222 @@
+"""Image folders (one folder per class) split into train/val/test without leakage between crops of one image."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from prospect.errors import InputError, MissingFileError
+
+__all__ = ["ImageFolderSplit", "ImageDataset", "IMAGENET_MEAN", "IMAGENET_STD", "eval_transforms",
+           "train_transforms", "scan_folder"]
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+AUGMENTATIONS = ("erase", "flip", "gamma", "zoom", "contrast", "saturation")
+
+
+def scan_folder(root: str | os.PathLike) -> tuple[list[Path], list[int], list[str], list[Path]]:
+    """Readable images under ``root/<class>/``: paths, labels, class names (sorted) and unreadable files."""
+    from PIL import Image, UnidentifiedImageError
+
+    root = Path(root)
+    if not root.is_dir():
+        raise MissingFileError(f"root={str(root)!r} is not a folder of class folders")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(classes) < 2:
+        raise InputError(f"root={str(root)!r} has {len(classes)} class folder(s) {classes}; a classifier needs "
+                         "at least 2")
+    paths, labels, unreadable = [], [], []
+    for label, name in enumerate(classes):
+        found = 0
+        for path in sorted((root / name).rglob("*")):
+            if not path.is_file() or path.name.startswith("."):
+                continue
+            try:
+                with Image.open(path) as image:
+                    image.verify()
+            except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+                unreadable.append(path)
+                continue
+            paths.append(path)
+            labels.append(label)
+            found += 1
+        if found == 0:
+            raise InputError(f"class folder {str(root / name)!r} holds no readable image")
+    if unreadable:
+        warnings.warn(f"skipped {len(unreadable)} unreadable files: {[str(p) for p in unreadable[:10]]}", stacklevel=2)
+    return paths, labels, classes, unreadable
+
+
+def eval_transforms(size: int, mean: Sequence[float], std: Sequence[float]) -> Callable:
+    """RGB, resized to ``size`` × ``size``, float in [0, 1], normalised."""
+    from torchvision.transforms import v2
+
+    return v2.Compose([v2.ToImage(), v2.Resize((size, size), antialias=True), v2.ToDtype(torch.float32, scale=True),
+                       v2.Normalize(list(mean), list(std))])
+
+
+class _Gamma:
+    def __init__(self, low: float = 0.7, high: float = 1.4) -> None:
+        self.low, self.high = low, high
+
+    def __call__(self, image):
+        from torchvision.transforms.v2 import functional
+
+        gamma = float(torch.empty(1).uniform_(self.low, self.high))
+        return functional.adjust_gamma(image, gamma)
+
+
+def train_transforms(size: int, mean: Sequence[float], std: Sequence[float],
+                     methods: Sequence[str] = AUGMENTATIONS) -> Callable:
+    """On-the-fly versions of the Swin paper's six augmentations (random erasing, flips, gamma, zoom,
+    contrast and saturation), then the evaluation transform."""
+    from torchvision.transforms import v2
+
+    unknown = sorted(set(methods) - set(AUGMENTATIONS))
+    if unknown:
+        raise InputError(f"augmentations {unknown} are unknown; valid: {list(AUGMENTATIONS)}")
+    steps: list[Any] = [v2.ToImage()]
+    steps.append(v2.RandomResizedCrop((size, size), scale=(0.7, 1.0), antialias=True) if "zoom" in methods
+                 else v2.Resize((size, size), antialias=True))
+    if "flip" in methods:
+        steps += [v2.RandomHorizontalFlip(), v2.RandomVerticalFlip()]
+    if "contrast" in methods or "saturation" in methods:
+        steps.append(v2.ColorJitter(contrast=0.3 if "contrast" in methods else 0,
+                                    saturation=0.3 if "saturation" in methods else 0))
+    if "gamma" in methods:
+        steps.append(_Gamma())
+    steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
+    if "erase" in methods:
+        steps.append(v2.RandomErasing(p=0.5, scale=(0.02, 0.15)))
+    return v2.Compose(steps)
+
+
+class ImageDataset(torch.utils.data.Dataset):
+    """Images converted to RGB (grey, RGBA, palette, any size) and transformed; yields ``(tensor, label)``."""
+
+    def __init__(self, paths: Sequence[Path], labels: Sequence[int], transform: Callable, classes: list[str]) -> None:
+        self.paths, self.labels, self.transform, self.classes = list(paths), list(labels), transform, classes
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int):
+        from PIL import Image
+
+        with Image.open(self.paths[index]) as image:
+            rgb = image.convert("RGB")
+        return self.transform(rgb), int(self.labels[index])
+
+
+def _groups(paths: list[Path], group_by: Any) -> list[str]:
+    if group_by is None:
+        return [str(p) for p in paths]
+    if callable(group_by):
+        return [str(group_by(p)) for p in paths]
+    pattern = re.compile(group_by)
+    keys = []
+    for path in paths:
+        match = pattern.search(path.stem)
+        keys.append(match.group(1) if match and match.groups() else (match.group(0) if match else path.stem))
+    return keys
+
+
+class ImageFolderSplit:
+    """Split ``root/<class>/*`` images into ``.train``, ``.val`` and ``.test`` torch Datasets.
+
+    Parameters
+    ----------
+    root : path
+        One sub-folder per class (names sorted give the class indices, ``.classes``).
+    size : int
+        Images are resized to ``size`` × ``size`` RGB.
+    split : (train, val, test) fractions
+        Default (0.6, 0.2, 0.2), the ConvNeXt paper's; the Swin paper's 3:1:1 is the same.
+    seed : int
+    stratify : bool
+        Split each class separately so every side keeps the class proportions.
+    group_by : callable, regex or None
+        Keeps all images of one group on one side: a function of the path, or a
+        regular expression on the file stem whose first group is the key (e.g.
+        ``r"^(.*)_r\\d+_c\\d+$"`` for :func:`crop_patches` names, so crops of one
+        micrograph never straddle the split).
+    normalize : {"imagenet", "dataset"} or (mean, std)
+        ImageNet statistics (use with pretrained weights) or the training set's own.
+    augment : sequence of str or None
+        On-the-fly training augmentations (:func:`train_transforms`); None for none.
+    """
+
+    def __init__(self, root: str | os.PathLike, size: int = 224, split: Sequence[float] = (0.6, 0.2, 0.2),
+                 seed: int = 0, stratify: bool = True, group_by: Any = None, normalize: Any = "imagenet",
+                 augment: Sequence[str] | None = AUGMENTATIONS) -> None:
+        if len(split) != 3 or min(split) < 0 or not np.isclose(sum(split), 1.0):
+            raise InputError(f"split={tuple(split)!r} must be three fractions (train, val, test) summing to 1")
+        if int(size) != size or size < 8:
+            raise InputError(f"size={size!r} must be a whole number of pixels ≥ 8")
+        paths, labels, self.classes, self.skipped = scan_folder(root)
+        groups = _groups(paths, group_by)
+        rng = np.random.default_rng(seed)
+        side = np.zeros(len(paths), np.int64)
+        keys = sorted(set(groups))
+        key_label = {k: np.bincount([labels[i] for i, g in enumerate(groups) if g == k]).argmax() for k in keys}
+        strata = sorted(set(key_label.values())) if stratify else [None]
+        for stratum in strata:
+            members = [k for k in keys if stratum is None or key_label[k] == stratum]
+            members = [members[i] for i in rng.permutation(len(members))]
+            n = len(members)
+            n_train = int(round(split[0] * n))
+            n_val = int(round(split[1] * n))
+            for position, key in enumerate(members):
+                part = 0 if position < n_train else (1 if position < n_train + n_val else 2)
+                for i, g in enumerate(groups):
+                    if g == key:
+                        side[i] = part
+        self.groups = groups
+        self.size = int(size)
+        train_paths = [p for p, s in zip(paths, side, strict=True) if s == 0]
+        if not train_paths:
+            raise InputError("the training side is empty; use more images or a larger train fraction")
+        if isinstance(normalize, str):
+            if normalize == "imagenet":
+                mean, std = IMAGENET_MEAN, IMAGENET_STD
+            elif normalize == "dataset":
+                mean, std = self._statistics(train_paths)
+            else:
+                raise InputError(f"normalize={normalize!r}; valid: 'imagenet', 'dataset' or (mean, std)")
+        else:
+            mean, std = normalize
+        self.mean, self.std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
+        plain = eval_transforms(self.size, self.mean, self.std)
+        training = plain if augment is None else train_transforms(self.size, self.mean, self.std, augment)
+
+        def subset(part: int, transform: Callable) -> ImageDataset:
+            chosen = np.flatnonzero(side == part)
+            return ImageDataset([paths[i] for i in chosen], [labels[i] for i in chosen], transform, self.classes)
+
+        self.train, self.val, self.test = subset(0, training), subset(1, plain), subset(2, plain)
+        log.info("%d images in %d classes: train %d, val %d, test %d", len(paths), len(self.classes),
+                 len(self.train), len(self.val), len(self.test))
+
+    def _statistics(self, paths: list[Path]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        from PIL import Image
+
+        total, squares, count = np.zeros(3), np.zeros(3), 0
+        for path in paths:
+            with Image.open(path) as image:
+                pixels = np.asarray(image.convert("RGB").resize((self.size, self.size)), np.float64) / 255
+            total += pixels.sum(axis=(0, 1))
+            squares += (pixels**2).sum(axis=(0, 1))
+            count += pixels.shape[0] * pixels.shape[1]
+        mean = total / count
+        return tuple(mean), tuple(np.sqrt(np.maximum(squares / count - mean**2, 1e-12)))

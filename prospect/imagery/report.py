@@ -1,0 +1,64 @@
+"""Per-class results like the Swin paper's Table 3, and a confusion-matrix figure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from prospect.errors import InputError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["classification_report", "plot_confusion"]
+
+
+def classification_report(y_true: Any, y_prob: Any, classes: Sequence[str]) -> pd.DataFrame:
+    """Precision, recall, F1 and support per class, then macro and weighted averages and accuracy.
+
+    ``y_prob`` is (N, classes) probabilities (from ``Trainer.predict``); the
+    prediction is their argmax. Undefined ratios are 0 (scikit-learn's ``zero_division=0``).
+    """
+    from prospect.training.metrics import classification_metrics
+
+    y_prob = np.asarray(y_prob)
+    if y_prob.ndim != 2 or y_prob.shape[1] != len(classes):
+        raise InputError(f"y_prob has shape {y_prob.shape}; expected (N, {len(classes)}) for classes {list(classes)}")
+    metrics = classification_metrics(y_true, y_prob)
+    support = np.bincount(np.asarray(y_true, dtype=np.int64), minlength=len(classes))
+    table = pd.DataFrame({"precision": metrics["precision"], "recall": metrics["recall"], "f1": metrics["f1"],
+                          "support": support}, index=list(classes))
+    weights = support / max(support.sum(), 1)
+    table.loc["macro avg"] = [metrics["precision_macro"], metrics["recall_macro"], metrics["f1_macro"], support.sum()]
+    table.loc["weighted avg"] = [float(np.dot(weights, metrics[k])) for k in ("precision", "recall", "f1")] + \
+        [support.sum()]
+    table.loc["accuracy"] = [np.nan, np.nan, metrics["accuracy"], support.sum()]
+    table["support"] = table["support"].astype(int)
+    return table
+
+
+def plot_confusion(y_true: Any, y_prob: Any, classes: Sequence[str], normalize: bool = True, ax: Any = None) -> Figure:
+    """Confusion matrix (rows true, columns predicted), as fractions of each true class when ``normalize``."""
+    import matplotlib.pyplot as plt
+
+    from prospect.training.metrics import classification_metrics
+
+    matrix = np.asarray(classification_metrics(y_true, np.asarray(y_prob))["confusion"], dtype=float)
+    if normalize:
+        matrix = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(1.1 * len(classes) + 2, 1.1 * len(classes) + 1.5), layout="constrained")
+    else:
+        fig = ax.figure
+    image = ax.imshow(matrix, cmap="Blues", vmin=0, vmax=1 if normalize else None)
+    for (i, j), value in np.ndenumerate(matrix):
+        ax.text(j, i, f"{value:.2f}" if normalize else f"{int(value)}", ha="center", va="center",
+                color="white" if value > 0.6 * matrix.max() else "black", fontsize="small")
+    ax.set(xticks=range(len(classes)), yticks=range(len(classes)), xlabel="predicted", ylabel="true")
+    ax.set_xticklabels(classes, rotation=45, ha="right")
+    ax.set_yticklabels(classes)
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    return fig
