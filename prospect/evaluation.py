@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 
 from prospect._stats import binary_auc
-from prospect.errors import CRSError, InputError
+from prospect.errors import InputError
 from prospect.grid import Grid
+from prospect.layers import deposit_pixels
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -46,13 +47,7 @@ def deposit_cells(prob: xr.DataArray, deposits: gpd.GeoDataFrame) -> tuple[np.nd
     ``{"deposits", "used", "outside", "nodata"}``. Warns when any deposit is not used.
     """
     values, grid = _surface(prob)
-    if getattr(deposits, "crs", None) is None:
-        raise CRSError("deposits have no CRS; read them with pp.io.read_vector(..., crs=...)")
-    if deposits.crs != grid.crs:
-        deposits = deposits.to_crs(grid.crs)
-    points = deposits.geometry if (deposits.geom_type == "Point").all() else deposits.geometry.representative_point()
-    row, col = grid.rowcol(points.x.to_numpy(), points.y.to_numpy())
-    inside = (row >= 0) & (row < grid.shape[0]) & (col >= 0) & (col < grid.shape[1])
+    row, col, inside = deposit_pixels(deposits, grid)
     at = np.full(len(row), np.nan)
     at[inside] = values[row[inside], col[inside]]
     used = np.isfinite(at)
@@ -69,12 +64,8 @@ def deposit_cells(prob: xr.DataArray, deposits: gpd.GeoDataFrame) -> tuple[np.nd
 def map_auc(prob: xr.DataArray, deposits: gpd.GeoDataFrame) -> float:
     """AUC of the map as a classifier of deposit cells against every other valid cell."""
     values, grid = _surface(prob)
-    _, info = deposit_cells(prob, deposits)
-    if deposits.crs != grid.crs:
-        deposits = deposits.to_crs(grid.crs)
-    points = deposits.geometry if (deposits.geom_type == "Point").all() else deposits.geometry.representative_point()
-    row, col = grid.rowcol(points.x.to_numpy(), points.y.to_numpy())
-    inside = (row >= 0) & (row < grid.shape[0]) & (col >= 0) & (col < grid.shape[1])
+    deposit_cells(prob, deposits)  # reports deposits outside the map or on nodata
+    row, col, inside = deposit_pixels(deposits, grid)
     positive = np.zeros(grid.shape, bool)
     positive[row[inside], col[inside]] = True
     valid = np.isfinite(values)
@@ -232,13 +223,10 @@ def evaluate_map(prob: xr.DataArray, deposits: gpd.GeoDataFrame, area_fraction: 
 def plot_map(prob: xr.DataArray, deposits: gpd.GeoDataFrame | None = None, target_areas: Any = None,
              geology: gpd.GeoDataFrame | None = None, title: str = "Prospectivity", ax: Any = None) -> Figure:
     """The probability map with deposits, target outlines and geology boundaries on top."""
-    import matplotlib.pyplot as plt
+    from prospect._plot import figure_and_axes
 
     values, grid = _surface(prob)
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(7, 6), layout="constrained")
-    else:
-        fig = ax.figure
+    fig, ax = figure_and_axes(ax, (7, 6))
     xmin, ymin, xmax, ymax = grid.bounds
     image = ax.imshow(values, extent=(xmin, xmax, ymin, ymax), cmap="magma", vmin=0, vmax=1, origin="upper")
     fig.colorbar(image, ax=ax, label="ore probability", shrink=0.8)
@@ -255,12 +243,9 @@ def plot_map(prob: xr.DataArray, deposits: gpd.GeoDataFrame | None = None, targe
 
 def plot_rate_curve(*curves: pd.DataFrame, ax: Any = None) -> Figure:
     """Success- and prediction-rate curves (from :func:`success_rate_curve` / :func:`prediction_rate_curve`)."""
-    import matplotlib.pyplot as plt
+    from prospect._plot import figure_and_axes
 
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(4.5, 4.5), layout="constrained")
-    else:
-        fig = ax.figure
+    fig, ax = figure_and_axes(ax, (4.5, 4.5))
     for curve in curves:
         ax.plot(curve["area_fraction"], curve["deposit_fraction"],
                 label=f"{curve.attrs.get('kind', 'rate')} (AUC {curve.attrs.get('auc', float('nan')):.3f})")
@@ -273,12 +258,9 @@ def plot_rate_curve(*curves: pd.DataFrame, ax: Any = None) -> Figure:
 
 def plot_prediction_area(table: pd.DataFrame, ax: Any = None) -> Figure:
     """The P-A plot: prediction rate and occupied area against the threshold, with the intersection."""
-    import matplotlib.pyplot as plt
+    from prospect._plot import figure_and_axes
 
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(5, 4), layout="constrained")
-    else:
-        fig = ax.figure
+    fig, ax = figure_and_axes(ax, (5, 4))
     ax.plot(table["threshold"], 100 * table["prediction_rate"], label="prediction rate (% deposits)")
     ax.plot(table["threshold"], 100 * (1 - table["occupied_area"]), label="area not above threshold (%)")
     ax.axvline(table.attrs["intersection_threshold"], color="k", linestyle="--", linewidth=1,

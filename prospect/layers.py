@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import geopandas as gpd
     import xarray as xr
 
-__all__ = ["rasterize_categorical", "distance_to", "deposit_layer", "stack", "legend"]
+__all__ = ["rasterize_categorical", "distance_to", "deposit_layer", "deposit_pixels", "stack", "legend"]
 
 
 def _on_grid(gdf: gpd.GeoDataFrame, grid: Grid, argument: str) -> gpd.GeoDataFrame:
@@ -179,29 +179,42 @@ def distance_to(gdf: gpd.GeoDataFrame, grid: Grid, name: str = "distance", chunk
                      attrs={"kind": "distance", "units": grid.crs.axis_info[0].unit_name})
 
 
+def deposit_pixels(deposits: gpd.GeoDataFrame, grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row and column of the pixel holding each deposit, and whether it lies inside the grid.
+
+    Deposits are reprojected to the grid's CRS (refused without a CRS); other
+    geometries than points use a representative point.
+    """
+    if getattr(deposits, "crs", None) is None:
+        raise CRSError("deposits have no CRS; read them with pp.io.read_vector(..., crs=...)")
+    if deposits.crs != grid.crs:
+        deposits = deposits.to_crs(grid.crs)
+    points = deposits.geometry if (deposits.geom_type == "Point").all() else deposits.geometry.representative_point()
+    row, col = grid.rowcol(points.x.to_numpy(), points.y.to_numpy())
+    inside = (row >= 0) & (row < grid.shape[0]) & (col >= 0) & (col < grid.shape[1])
+    return row, col, inside
+
+
 def deposit_layer(deposits: gpd.GeoDataFrame, grid: Grid, radius: float = 0.0, name: str = "deposits") -> xr.DataArray:
     """A 0/1 band marking deposits: the pixel holding each one, or every pixel centre within ``radius``.
 
-    Deposits outside the grid are ignored here (count them with
-    :func:`prospect.evaluation` tools, which report them).
+    Deposits outside the grid mark nothing (:mod:`prospect.evaluation` counts and reports them).
     """
     deposits = _on_grid(deposits, grid, "deposits")
     if not (np.isfinite(radius) and radius >= 0):
         raise InputError(f"radius={radius!r} must be a distance ≥ 0 in CRS units")
-    geometry = deposits.geometry if (deposits.geom_type == "Point").all() else deposits.geometry.representative_point()
-    x, y = geometry.x.to_numpy(), geometry.y.to_numpy()
     mask = np.zeros(grid.shape, np.float32)
     if radius == 0:
-        row, col = grid.rowcol(x, y)
-        ok = (row >= 0) & (row < grid.shape[0]) & (col >= 0) & (col < grid.shape[1])
-        mask[row[ok], col[ok]] = 1.0
+        row, col, inside = deposit_pixels(deposits, grid)
+        mask[row[inside], col[inside]] = 1.0
     else:
         from scipy.spatial import cKDTree
 
+        geometry = deposits.geometry if (deposits.geom_type == "Point").all() else \
+            deposits.geometry.representative_point()
         gx, gy = np.meshgrid(grid.x, grid.y)
-        distance, _ = cKDTree(np.column_stack([x, y])).query(np.column_stack([gx.ravel(), gy.ravel()]), k=1,
-                                                             distance_upper_bound=radius * (1 + 1e-12),
-                                                             workers=-1)
+        distance, _ = cKDTree(np.column_stack([geometry.x, geometry.y])).query(
+            np.column_stack([gx.ravel(), gy.ravel()]), k=1, distance_upper_bound=radius * (1 + 1e-12), workers=-1)
         mask = (distance <= radius).reshape(grid.shape).astype(np.float32)
     return grid.wrap(mask[None], bands=[name], name=name, attrs={"kind": "mask", "radius": float(radius)})
 

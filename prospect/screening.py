@@ -371,12 +371,9 @@ def screen_elements(
 
 def plot_z(table: pd.DataFrame, ax: Any = None) -> Figure:
     """Bar chart of Z_AUC per element with the critical value as a line; selected bars highlighted."""
-    import matplotlib.pyplot as plt
+    from prospect._plot import figure_and_axes
 
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
-    else:
-        fig = ax.figure
+    fig, ax = figure_and_axes(ax, (7, 3.5))
     scored = table[table["z_auc"].notna()]
     colours = ["tab:red" if s else "tab:grey" for s in scored["selected"]]
     ax.bar(scored.index, scored["z_auc"], color=colours)
@@ -392,12 +389,9 @@ def plot_z(table: pd.DataFrame, ax: Any = None) -> Figure:
 
 def plot_roc(table: pd.DataFrame, elements: Sequence[str] | None = None, ax: Any = None) -> Figure:
     """ROC curves of the selected elements (or of ``elements``) from a screening table."""
-    import matplotlib.pyplot as plt
+    from prospect._plot import figure_and_axes
 
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(4.5, 4.5), layout="constrained")
-    else:
-        fig = ax.figure
+    fig, ax = figure_and_axes(ax, (4.5, 4.5))
     roc = table.attrs.get("roc", {})
     chosen = list(table.index[table["selected"]]) if elements is None else list(elements)
     missing = [e for e in chosen if e not in roc]

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from prospect.errors import CRSError, InputError
+from prospect.errors import InputError
 from prospect.grid import Grid, as_crs
 
 if TYPE_CHECKING:
@@ -208,6 +208,7 @@ def make_tiles(
     number filled per tile is kept in ``TileSet.filled``.
     """
     from prospect.io import _as_bands
+    from prospect.layers import deposit_pixels
 
     grid = Grid.from_dataarray(stack)
     stack = _as_bands(stack)
@@ -226,13 +227,7 @@ def make_tiles(
     center = size // 2 if center is None else int(center)
     if not (1 <= center <= size):
         raise InputError(f"center={center!r} must lie in [1, size={size}]")
-    if getattr(deposits, "crs", None) is None:
-        raise CRSError("deposits have no CRS; read them with pp.io.read_vector(..., crs=...)")
-    if deposits.crs != grid.crs:
-        deposits = deposits.to_crs(grid.crs)
-    points = deposits.geometry if (deposits.geom_type == "Point").all() else deposits.geometry.representative_point()
-    dep_row, dep_col = grid.rowcol(points.x.to_numpy(), points.y.to_numpy())
-    inside = (dep_row >= 0) & (dep_row < rows) & (dep_col >= 0) & (dep_col < cols)
+    dep_row, dep_col, inside = deposit_pixels(deposits, grid)
     if not inside.any():
         raise InputError(f"none of the {len(deposits)} deposits lies inside the stack {grid}: check their CRS")
     if not inside.all():

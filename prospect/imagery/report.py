@@ -42,17 +42,13 @@ def classification_report(y_true: Any, y_prob: Any, classes: Sequence[str]) -> p
 
 def plot_confusion(y_true: Any, y_prob: Any, classes: Sequence[str], normalize: bool = True, ax: Any = None) -> Figure:
     """Confusion matrix (rows true, columns predicted), as fractions of each true class when ``normalize``."""
-    import matplotlib.pyplot as plt
-
+    from prospect._plot import figure_and_axes
     from prospect.training.metrics import classification_metrics
 
     matrix = np.asarray(classification_metrics(y_true, np.asarray(y_prob))["confusion"], dtype=float)
     if normalize:
         matrix = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(1.1 * len(classes) + 2, 1.1 * len(classes) + 1.5), layout="constrained")
-    else:
-        fig = ax.figure
+    fig, ax = figure_and_axes(ax, (1.1 * len(classes) + 2, 1.1 * len(classes) + 1.5))
     image = ax.imshow(matrix, cmap="Blues", vmin=0, vmax=1 if normalize else None)
     for (i, j), value in np.ndenumerate(matrix):
         ax.text(j, i, f"{value:.2f}" if normalize else f"{int(value)}", ha="center", va="center",
