@@ -121,6 +121,15 @@ def test_checkpoints_are_plain_and_exported(tmp_path):
     assert '"monitor": "val_roc_auc"' in (tmp_path / "config.json").read_text()
 
 
+def test_without_validation_the_export_holds_the_last_epoch(tmp_path):
+    model = _fresh()
+    Trainer(model, out_dir=tmp_path, **{**KWARGS, "epochs": 3}).fit(_data())
+    from safetensors.torch import load_file
+
+    exported = load_file(tmp_path / "model.safetensors")
+    assert all(torch.equal(exported[k], v) for k, v in model.state_dict().items())
+
+
 def test_corrupt_checkpoint_is_refused_and_nothing_overwritten(tmp_path):
     Trainer(_fresh(), out_dir=tmp_path, **{**KWARGS, "epochs": 1}).fit(_data())
     last = tmp_path / "last.pt"

@@ -395,10 +395,13 @@ class Trainer:
         return float(tensor[0]), int(tensor[1])
 
     def _track(self, row: dict[str, Any]) -> bool:
+        """Whether this epoch is the best so far by ``monitor`` (without that column, the latest is the best)."""
         monitor = self.config["monitor"]
-        value = row.get(monitor, row.get("train_loss") if monitor.endswith("loss") else None)
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return self.best is None
+        if monitor not in row:
+            return True  # no validation data: best.pt follows the last epoch
+        value = row[monitor]
+        if isinstance(value, float) and math.isnan(value):
+            return self.best is None  # e.g. AUC on a one-class validation set: cannot judge
         better = self.best is None or (value < self.best if monitor.endswith("loss") else value > self.best)
         if better:
             self.best, self.wait = float(value), 0
