@@ -49,3 +49,18 @@ def test_refuses_a_non_empty_output_folder(tmp_path, capsys):
     assert workflow.main(["--quick", "--out", str(tmp_path)]) == 2
     assert "is not empty; pass --overwrite" in capsys.readouterr().err
     assert (tmp_path / "something.txt").read_text() == "keep me"
+
+
+def test_ore_image_workflow_writes_reports(tmp_path):
+    spec = importlib.util.spec_from_file_location("ore_image_classification",
+                                                  ROOT / "workflows" / "ore_image_classification.py")
+    images = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(images)
+    out = tmp_path / "ore"
+    assert images.main(["--out", str(out), "--size", "32", "--epochs", "1", "--models", "mobilenet_v2"]) == 0
+    report = pd.read_csv(out / "mobilenet_v2" / "report.csv", index_col=0)
+    assert list(report.index[:5]) == ["arsenopyrite", "chalcopyrite", "gold", "pyrite", "stibnite"]
+    assert report.loc["accuracy", "support"] == 40
+    assert (out / "mobilenet_v2" / "confusion.png").exists() and (out / "mobilenet_v2" / "cam.png").exists()
+    assert len(pd.read_csv(out / "summary.csv")) == 1
+    assert images.main(["--out", str(tmp_path / "x"), "--models", "lenet"]) == 2
