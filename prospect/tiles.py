@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from prospect.errors import InputError
-from prospect.grid import Grid, as_crs
+from prospect.grid import Grid
 
 if TYPE_CHECKING:
     import geopandas as gpd
     import xarray as xr
 
-__all__ = ["TileSet", "make_tiles", "spatial_split", "spatial_kfold", "smote", "add_noise", "fit_normalization"]
+__all__ = ["TileSet", "make_tiles", "spatial_split", "spatial_kfold", "smote", "add_noise", "fit_normalization",
+           "normalize"]
 
 log = logging.getLogger(__name__)
 
@@ -96,12 +97,6 @@ class TileSet:
         """Numbers of ore, no-ore and synthetic tiles."""
         return {"ore": int((self.y == 1).sum()), "no_ore": int((self.y == 0).sum()),
                 "synthetic": int(self.synthetic.sum())}
-
-    @property
-    def grid(self) -> Grid:
-        """Grid of the stack the tiles were cut from (its shape is not stored: tiles carry their offsets)."""
-        a, _, c, _, e, f = self.transform[:6]
-        return Grid((c, f + e, c + a, f), (1, 1), as_crs(self.crs))
 
     @classmethod
     def concat(cls, *sets: TileSet) -> TileSet:
@@ -481,5 +476,3 @@ def normalize(tiles: TileSet, stats: dict) -> TileSet:
     std = np.asarray(stats["std"], np.float32)[None, :, None, None]
     return replace(tiles, x=(tiles.x - mean) / std, normalization=dict(stats), attrs=dict(tiles.attrs))
 
-
-__all__.append("normalize")
