@@ -9,7 +9,7 @@ dropped from the denominator.
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -40,12 +40,18 @@ def _surface(prob: xr.DataArray) -> tuple[np.ndarray, Grid]:
     return values.astype(np.float64), grid
 
 
-def deposit_cells(prob: xr.DataArray, deposits: gpd.GeoDataFrame) -> tuple[np.ndarray, dict[str, int]]:
-    """Map values at each deposit that lies on a valid cell, and what happened to the others.
+class _OnMap(NamedTuple):
+    values: np.ndarray   # the map, float64, NaN = nodata
+    grid: Grid
+    row: np.ndarray      # pixel of each deposit
+    col: np.ndarray
+    inside: np.ndarray   # deposit inside the grid
+    at: np.ndarray       # map value at each deposit on a valid cell
+    info: dict[str, int]
 
-    Returns the values (one per deposit; two deposits in one cell count twice) and
-    ``{"deposits", "used", "outside", "nodata"}``. Warns when any deposit is not used.
-    """
+
+def _on_map(prob: xr.DataArray, deposits: gpd.GeoDataFrame) -> _OnMap:
+    """Read the map and place the deposits on it once; warn about the deposits that cannot be used."""
     values, grid = _surface(prob)
     row, col, inside = deposit_pixels(deposits, grid)
     at = np.full(len(row), np.nan)
@@ -58,31 +64,39 @@ def deposit_cells(prob: xr.DataArray, deposits: gpd.GeoDataFrame) -> tuple[np.nd
                       f"{info['used']} of {info['deposits']} are evaluated", stacklevel=3)
     if info["used"] == 0:
         raise InputError(f"none of the {info['deposits']} deposits lies on a valid cell of the map")
-    return at[used], info
+    return _OnMap(values, grid, row, col, inside, at[used], info)
+
+
+def deposit_cells(prob: xr.DataArray, deposits: gpd.GeoDataFrame) -> tuple[np.ndarray, dict[str, int]]:
+    """Map values at each deposit that lies on a valid cell, and what happened to the others.
+
+    Returns the values (one per deposit; two deposits in one cell count twice) and
+    ``{"deposits", "used", "outside", "nodata"}``. Warns when any deposit is not used.
+    """
+    placed = _on_map(prob, deposits)
+    return placed.at, placed.info
 
 
 def map_auc(prob: xr.DataArray, deposits: gpd.GeoDataFrame) -> float:
     """AUC of the map as a classifier of deposit cells against every other valid cell."""
-    values, grid = _surface(prob)
-    deposit_cells(prob, deposits)  # reports deposits outside the map or on nodata
-    row, col, inside = deposit_pixels(deposits, grid)
-    positive = np.zeros(grid.shape, bool)
-    positive[row[inside], col[inside]] = True
-    valid = np.isfinite(values)
-    return binary_auc(positive[valid], values[valid])
+    placed = _on_map(prob, deposits)
+    positive = np.zeros(placed.grid.shape, bool)
+    positive[placed.row[placed.inside], placed.col[placed.inside]] = True
+    valid = np.isfinite(placed.values)
+    return binary_auc(positive[valid], placed.values[valid])
 
 
 def _rate_curve(prob: xr.DataArray, deposits: gpd.GeoDataFrame, kind: str) -> pd.DataFrame:
-    values, _ = _surface(prob)
-    at, info = deposit_cells(prob, deposits)
-    cells = np.sort(values[np.isfinite(values)])[::-1]
+    placed = _on_map(prob, deposits)
+    cells = np.sort(placed.values[np.isfinite(placed.values)])[::-1]
     thresholds = np.unique(cells)[::-1]
     # area above each threshold (ties included), over valid cells only
     area = np.searchsorted(-cells, -thresholds, side="right") / len(cells)
-    captured = np.searchsorted(np.sort(-at), -thresholds, side="right") / len(at)
+    captured = np.searchsorted(np.sort(-placed.at), -thresholds, side="right") / len(placed.at)
     curve = pd.DataFrame({"threshold": np.r_[np.inf, thresholds], "area_fraction": np.r_[0.0, area],
                           "deposit_fraction": np.r_[0.0, captured]})
-    curve.attrs.update(info, kind=kind, auc=float(np.trapezoid(curve["deposit_fraction"], curve["area_fraction"])))
+    curve.attrs.update(placed.info, kind=kind,
+                       auc=float(np.trapezoid(curve["deposit_fraction"], curve["area_fraction"])))
     return curve
 
 
@@ -111,7 +125,11 @@ def prediction_area(prob: xr.DataArray, deposits: gpd.GeoDataFrame) -> pd.DataFr
     ``intersection_rate`` (= 1 − its area) and the normalised density
     ``intersection_rate / (1 − intersection_rate)`` (how many times better than random).
     """
-    curve = _rate_curve(prob, deposits, "P-A")
+    return _prediction_area(_rate_curve(prob, deposits, "P-A"))
+
+
+def _prediction_area(curve: pd.DataFrame) -> pd.DataFrame:
+    """The P-A table of a rate curve (see :func:`prediction_area`)."""
     table = pd.DataFrame({"threshold": curve["threshold"].iloc[1:].to_numpy(),
                           "prediction_rate": curve["deposit_fraction"].iloc[1:].to_numpy(),
                           "occupied_area": curve["area_fraction"].iloc[1:].to_numpy()})
@@ -138,14 +156,13 @@ def _threshold_for(values: np.ndarray, threshold: float | None, area_fraction: f
 def deposit_coverage(prob: xr.DataArray, deposits: gpd.GeoDataFrame, area_fraction: float | None = None,
                      threshold: float | None = None) -> dict[str, Any]:
     """Fraction of deposits on cells in the top ``area_fraction`` of the valid area (or ≥ ``threshold``)."""
-    values, _ = _surface(prob)
     if area_fraction is None and threshold is None:
         area_fraction = 0.1
-    cut = _threshold_for(values, threshold, area_fraction)
-    at, info = deposit_cells(prob, deposits)
-    valid = values[np.isfinite(values)]
-    return {"threshold": cut, "area_fraction": float((valid >= cut).mean()), "coverage": float((at >= cut).mean()),
-            **info}
+    placed = _on_map(prob, deposits)
+    cut = _threshold_for(placed.values, threshold, area_fraction)
+    valid = placed.values[np.isfinite(placed.values)]
+    return {"threshold": cut, "area_fraction": float((valid >= cut).mean()),
+            "coverage": float((placed.at >= cut).mean()), **placed.info}
 
 
 def targets(prob: xr.DataArray, threshold: float | None = None, area_fraction: float | None = None,
@@ -208,7 +225,7 @@ def evaluate_map(prob: xr.DataArray, deposits: gpd.GeoDataFrame, area_fraction: 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # counts are reported once, below
         curve = success_rate_curve(prob, deposits)
-        pa = prediction_area(prob, deposits)
+        pa = _prediction_area(curve)
         coverage = deposit_coverage(prob, deposits, area_fraction=area_fraction)
         auc = map_auc(prob, deposits)
     if coverage["used"] < coverage["deposits"]:
