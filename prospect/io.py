@@ -70,7 +70,7 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
             tmp_path.unlink()
 
 
-def _parse_element(values: pd.Series, column: str, bdl_factor: float) -> tuple[np.ndarray, int, list]:
+def _parse_element(values: pd.Series, bdl_factor: float) -> tuple[np.ndarray, int, list]:
     """Parse one element column: numbers, below-detection text and blanks.
 
     Returns the float values, the number of below-detection values and the
@@ -153,7 +153,7 @@ def read_samples(
                                   f"columns are {list(table.columns)}")
         coords = {}
         for name in (x, y):
-            values, _, bad = _parse_element(table[name], name, bdl_factor)
+            values, _, bad = _parse_element(table[name], bdl_factor)
             if bad or np.isnan(values).any():
                 rows = [i for i, _ in bad] or list(np.flatnonzero(np.isnan(values))[:5])
                 raise ColumnError(f"coordinate column {name!r} has missing or non-numeric values at rows {rows[:5]}")
@@ -187,7 +187,7 @@ def read_samples(
 
     chosen, bdl_counts = [], {}
     for column in candidates:
-        values, n_bdl, bad = _parse_element(frame[column], column, bdl_factor)
+        values, n_bdl, bad = _parse_element(frame[column], bdl_factor)
         n_values = int(np.isfinite(values).sum()) + len(bad)
         if bad and (strict or len(bad) < 0.5 * n_values):
             shown = ", ".join(f"row {i}: {v!r}" for i, v in bad[:5])
