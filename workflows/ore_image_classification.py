@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 
 import prospect as pp
+from prospect._workflow import prepare_output, stage_logging
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("prospect.workflow")
@@ -57,25 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --models {unknown} are unknown; valid: {sorted(pp.imagery.list_classifiers())}",
               file=sys.stderr)
         return 2
-    if args.out.exists() and any(args.out.iterdir()) and not args.overwrite:
-        print(f"error: --out {args.out} is not empty; pass --overwrite or choose another folder", file=sys.stderr)
+    problem = prepare_output(args.out, args.overwrite)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
-    file_handler = logging.FileHandler(args.out / "run.log", mode="w")
-    file_handler.setFormatter(handler.formatter)
-    package = logging.getLogger("prospect")
-    package.setLevel(logging.WARNING)
-    log.setLevel(logging.INFO)
-    package.addHandler(handler)
-    package.addHandler(file_handler)
-    try:
+    with stage_logging(args.out / "run.log"):
         return _run(args, names)
-    finally:
-        for h in (handler, file_handler):
-            package.removeHandler(h)
-            h.close()
 
 
 def _run(args: argparse.Namespace, names: list[str]) -> int:

@@ -34,6 +34,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 import prospect as pp
+from prospect._workflow import prepare_output, stage_logging
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data_samples" / "qinhang"
@@ -55,31 +56,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    out: Path = args.out
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        print(f"error: --out {out} is not empty; pass --overwrite or choose another folder", file=sys.stderr)
+    problem = prepare_output(args.out, args.overwrite)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
-    out.mkdir(parents=True, exist_ok=True)
-    handlers = _start_logging(out / "run.log")
-    try:
-        return _run(args, out)
-    finally:
-        for handler in handlers:
-            logging.getLogger("prospect").removeHandler(handler)
-            handler.close()
-
-
-def _start_logging(path: Path) -> list[logging.Handler]:
-    """One line per stage on the terminal and in ``run.log``; the library itself only when it warns."""
-    package = logging.getLogger("prospect")
-    package.setLevel(logging.WARNING)
-    log.setLevel(logging.INFO)
-    formatter = logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    handlers: list[logging.Handler] = [logging.StreamHandler(), logging.FileHandler(path, mode="w")]
-    for handler in handlers:
-        handler.setFormatter(formatter)
-        package.addHandler(handler)
-    return handlers
+    with stage_logging(args.out / "run.log"):
+        return _run(args, args.out)
 
 
 def _run(args: argparse.Namespace, out: Path) -> int:

@@ -1,0 +1,36 @@
+"""What the workflow scripts share: the output folder rule and one-line-per-stage logging (private)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def prepare_output(out: Path, overwrite: bool) -> str | None:
+    """Create ``out``; return an error message instead when it holds files and ``overwrite`` is False."""
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        return f"--out {out} is not empty; pass --overwrite or choose another folder"
+    out.mkdir(parents=True, exist_ok=True)
+    return None
+
+
+@contextlib.contextmanager
+def stage_logging(path: Path) -> Iterator[logging.Logger]:
+    """Log the workflow's stages to the terminal and ``path``; the library itself only when it warns."""
+    package = logging.getLogger("prospect")
+    package.setLevel(logging.WARNING)
+    workflow = logging.getLogger("prospect.workflow")
+    workflow.setLevel(logging.INFO)
+    formatter = logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    handlers: list[logging.Handler] = [logging.StreamHandler(), logging.FileHandler(path, mode="w")]
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        package.addHandler(handler)
+    try:
+        yield workflow
+    finally:
+        for handler in handlers:
+            package.removeHandler(handler)
+            handler.close()
