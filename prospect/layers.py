@@ -100,11 +100,10 @@ def _segments(gdf: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:
     import shapely
 
     parts = shapely.get_parts(gdf.geometry.to_numpy())
-    polygons = shapely.get_type_id(parts) == 3
-    lines = np.concatenate([parts[~polygons & (shapely.get_type_id(parts) != 0)],
-                            shapely.get_parts(shapely.boundary(parts[polygons]))]) if polygons.any() else \
-        parts[shapely.get_type_id(parts) != 0]
-    points = shapely.get_coordinates(parts[shapely.get_type_id(parts) == 0])
+    kind = shapely.get_type_id(parts)
+    is_point, is_polygon = kind == 0, kind == 3
+    lines = np.concatenate([parts[~is_point & ~is_polygon], shapely.get_parts(shapely.boundary(parts[is_polygon]))])
+    points = shapely.get_coordinates(parts[is_point])
     segments = []
     for line in lines:
         coords = shapely.get_coordinates(line)
