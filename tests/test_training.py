@@ -90,8 +90,8 @@ def test_resume_equals_uninterrupted(tmp_path, monkeypatch):
 
     original_save = Trainer._save
 
-    def interrupted(self, epoch, improved):
-        original_save(self, epoch, improved)
+    def interrupted(self, epoch, improved, checkpoint=True):
+        original_save(self, epoch, improved, checkpoint)
         if epoch == 1:
             raise KeyboardInterrupt
 
@@ -107,6 +107,32 @@ def test_resume_equals_uninterrupted(tmp_path, monkeypatch):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
     with pytest.raises(CheckpointError, match=r"was made with other settings.*'lr': \(0.05, 0.1\)"):
         Trainer.resume(tmp_path / "cut", _fresh(), **{**KWARGS, "lr": 0.1})
+
+
+def test_sparse_checkpoints_resume_from_the_last_written_one(tmp_path, monkeypatch):
+    train = _data()
+    settings = {**KWARGS, "epochs": 5, "checkpoint_every": 2}
+    whole_model = _fresh()
+    whole = Trainer(whole_model, out_dir=tmp_path / "whole", **settings).fit(train)
+    assert load_checkpoint(tmp_path / "whole" / "last.pt")["epoch"] == 4  # the last epoch is always written
+    assert not (tmp_path / "whole" / "best.pt").exists()  # no validation: best.pt would only copy last.pt
+    original_save = Trainer._save
+
+    def interrupted(self, epoch, improved, checkpoint=True):
+        original_save(self, epoch, improved, checkpoint)
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(_fresh(), out_dir=tmp_path / "cut", **settings).fit(train)
+    monkeypatch.setattr(Trainer, "_save", original_save)
+    assert load_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] == 1  # epochs 2 and 4 are written (1-based)
+    resumed_model = _fresh(seed=99)
+    resumed = Trainer.resume(tmp_path / "cut", resumed_model, **settings).fit(train)
+    pd.testing.assert_frame_equal(_without_time(resumed), _without_time(whole))
+    for a, b in zip(whole_model.state_dict().values(), resumed_model.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 def test_checkpoints_are_plain_and_exported(tmp_path):

@@ -112,6 +112,9 @@ class Trainer:
     seed : int
         Seeds the data order and every random draw during training (the caller's
         global RNG state is restored afterwards); same seed, same history on CPU.
+    checkpoint_every : int
+        Write ``last.pt`` (what :meth:`resume` continues from) every N epochs and
+        after the last one; ``best.pt`` is written whenever ``monitor`` improves.
     freeze_backbone_epochs : int
         Freeze the model's backbone (``model.backbone`` or ``model.backbone_names``)
         for the first N epochs, then train everything.
@@ -150,6 +153,7 @@ class Trainer:
         precision: Literal["bf16", "fp32"] = "bf16",
         out_dir: str | os.PathLike | None = None,
         seed: int = 0,
+        checkpoint_every: int = 1,
         freeze_backbone_epochs: int = 0,
         early_stopping: int | None = None,
         monitor: str = "val_roc_auc",
@@ -175,6 +179,9 @@ class Trainer:
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.rank, self.world = _distributed()
         self.num_workers, self.progress, self.tensorboard = int(num_workers), bool(progress), bool(tensorboard)
+        if int(checkpoint_every) < 1:
+            raise InputError(f"checkpoint_every={checkpoint_every!r} must be at least 1 (epochs)")
+        self.checkpoint_every = int(checkpoint_every)
         if self.out_dir is not None and not overwrite and self._holds_a_run(self.out_dir):
             raise OutputExistsError(f"out_dir={str(self.out_dir)!r} holds another run; pass overwrite=True to "
                                     "replace it or Trainer.resume(out_dir, model, ...) to continue it")
@@ -354,14 +361,16 @@ class Trainer:
                 row["seconds"] = time.perf_counter() - started
                 self.history.append(row)
                 improved = self._track(row)
-                self._save(epoch, improved)
+                stop = bool(self.config["early_stopping"]) and self.wait >= int(self.config["early_stopping"])
+                self._save(epoch, improved, stop or epoch + 1 == self.config["epochs"]
+                           or (epoch + 1) % self.checkpoint_every == 0)
                 if writer is not None:
                     for key, value in row.items():
                         if isinstance(value, float) and key != "epoch":
                             writer.add_scalar(key, value, epoch + 1)
                 log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) if isinstance(v, float) else v
                                                       for k, v in row.items()})
-                if self.config["early_stopping"] and self.wait >= int(self.config["early_stopping"]):
+                if stop:
                     log.info("early stopping after %d epochs without improvement of %s", self.wait,
                              self.config["monitor"])
                     break
@@ -472,13 +481,14 @@ class Trainer:
                 "rng": rng, "config": self.config, "model_config": _plain(getattr(self.model, "config", {})),
                 "history": [_plain(row) for row in self.history], "best": self.best, "wait": self.wait}
 
-    def _save(self, epoch: int, improved: bool) -> None:
+    def _save(self, epoch: int, improved: bool, checkpoint: bool = True) -> None:
         if self.out_dir is None or self.rank != 0:
             return
         state = self._state(epoch)
-        with atomic_output(self.out_dir / "last.pt", overwrite=True) as tmp:
-            torch.save(state, tmp)
-        if improved:
+        if checkpoint:
+            with atomic_output(self.out_dir / "last.pt", overwrite=True) as tmp:
+                torch.save(state, tmp)
+        if improved and self.config["monitor"] in self.history[-1]:  # without validation, best.pt = last.pt
             with atomic_output(self.out_dir / "best.pt", overwrite=True) as tmp:
                 torch.save(state, tmp)
         with atomic_output(self.out_dir / "history.csv", overwrite=True) as tmp:
