@@ -20,7 +20,7 @@ __all__ = ["Grid", "__version__"]
 
 # Every room of the package (see DESIGN.md); each is imported when first touched.
 _ROOMS = ("errors", "grid", "io", "screening", "interpolate", "layers", "tiles", "models", "training",
-          "mapping", "evaluation", "imagery", "datasets")
+          "mapping", "evaluation", "imagery", "datasets", "pipeline")
 
 
 def __getattr__(name: str) -> Any:

@@ -17,14 +17,14 @@ def prepare_output(out: Path, overwrite: bool) -> str | None:
 
 
 @contextlib.contextmanager
-def stage_logging(path: Path) -> Iterator[logging.Logger]:
+def stage_logging(path: Path, append: bool = False) -> Iterator[logging.Logger]:
     """Log the workflow's stages to the terminal and ``path``; the library itself only when it warns."""
     package = logging.getLogger("prospect")
     package.setLevel(logging.WARNING)
     workflow = logging.getLogger("prospect.workflow")
     workflow.setLevel(logging.INFO)
     formatter = logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    handlers: list[logging.Handler] = [logging.StreamHandler(), logging.FileHandler(path, mode="w")]
+    handlers: list[logging.Handler] = [logging.StreamHandler(), logging.FileHandler(path, mode="a" if append else "w")]
     for handler in handlers:
         handler.setFormatter(formatter)
         package.addHandler(handler)

@@ -11,6 +11,7 @@ __all__ = [
     "ProspectError",
     "InputError",
     "ColumnError",
+    "ConfigError",
     "CRSError",
     "GridMismatchError",
     "MissingFileError",
@@ -28,6 +29,10 @@ class InputError(ProspectError, ValueError):
 
 class ColumnError(InputError):
     """A table lacks a requested column, or a column holds values that cannot be used."""
+
+
+class ConfigError(InputError):
+    """A run configuration has an unknown section or key, or a value of the wrong kind."""
 
 
 class CRSError(InputError):

@@ -1,0 +1,7 @@
+"""``python -m prospect``: the same as the ``prospect`` command."""
+
+import sys
+
+from prospect.cli import main
+
+sys.exit(main())

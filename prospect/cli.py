@@ -1,0 +1,126 @@
+"""The ``prospect`` command (also ``python -m prospect``): a thin layer over :mod:`prospect.pipeline`.
+
+    prospect run workflows/qinhang.toml --quick --out out/qinhang     # the case study, about 8 min on 2 cores
+    prospect run my_survey.toml --out out/mine --resume                # continue a run that was killed
+    prospect check my_survey.toml                                      # read and check the inputs only
+    prospect keys                                                      # every config section and its keys
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from prospect.errors import ProspectError
+
+log = logging.getLogger("prospect.workflow")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="prospect", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run a prospectivity study described by a TOML file")
+    check = commands.add_parser("check", help="read the config and its inputs, report problems, run nothing")
+    for sub in (run, check):
+        sub.add_argument("config", type=Path, help="the run file (TOML); see `prospect keys`")
+        mode = sub.add_mutually_exclusive_group()
+        mode.add_argument("--quick", action="store_true", help="apply the file's [quick] overrides")
+        mode.add_argument("--full", action="store_true", help="the file as written (the default)")
+    run.add_argument("--out", type=Path, default=None, help="output folder (default out/<config name>)")
+    existing = run.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
+    existing.add_argument("--resume", action="store_true",
+                          help="continue the run in --out: finished models are kept, an interrupted one continues "
+                               "from its checkpoint")
+    run.add_argument("--seed", type=int, default=None,
+                     help="first seed (the file's seeds are shifted to start here; default: as in the file)")
+    run.add_argument("--epochs", type=int, default=None, help="training epochs of every model ([trainer] epochs)")
+    run.add_argument("--device", default=None, help="'auto', 'cpu', 'cuda' or 'cuda:N' (training and map)")
+    commands.add_parser("keys", help="list every config section, the call it feeds and its keys")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "keys":
+        from prospect.pipeline.config import describe_sections
+
+        print(describe_sections())
+        return 0
+    try:
+        return _check(args) if args.command == "check" else _run(args)
+    except ProspectError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _load(args: argparse.Namespace):
+    from prospect.pipeline import load_config
+
+    return load_config(args.config, mode="quick" if args.quick else "full")
+
+
+def _check(args: argparse.Namespace) -> int:
+    from prospect.pipeline import check_inputs
+
+    config = _load(args)
+    inputs = check_inputs(config)
+    print(f"{args.config}: {config.mode} mode; {len(inputs.samples)} samples with elements "
+          f"{list(inputs.samples.attrs['elements'])}; {len(inputs.deposits)} deposits; "
+          f"{len(inputs.categorical)} categorical and {len(inputs.distance)} distance layer(s); "
+          f"{len(config.models)} model row(s) x {len(config.seeds)} seed(s)")
+    for change in config.changes:
+        print(f"  {change}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from prospect._workflow import stage_logging
+    from prospect.errors import InputError, OutputExistsError
+    from prospect.pipeline import check_inputs, run
+
+    config = _load(args)
+    if args.seed is not None:
+        config.override("experiments.seeds", [args.seed + i for i in range(len(config.seeds))], "--seed")
+    if args.epochs is not None:
+        config.override("trainer.epochs", args.epochs, "--epochs")
+    if args.device is not None:
+        config.override("trainer.device", args.device, "--device")
+        config.override("map.device", args.device, "--device")
+    out = args.out if args.out is not None else Path("out") / args.config.stem
+    if args.resume:
+        previous = out / "config.json"
+        if not previous.exists():
+            raise InputError(f"--resume: {out} holds no run to resume (no config.json); start it without --resume")
+        before = json.loads(previous.read_text())
+        now = json.loads(config.as_json())
+        if before != now:
+            changed = sorted(f"{k}" for k in set(before["sections"]) | set(now["sections"])
+                             if before["sections"].get(k) != now["sections"].get(k))
+            if before["mode"] != now["mode"]:
+                changed.insert(0, "mode")
+            raise InputError(f"--resume: the run in {out} was made with other settings ({', '.join(changed)} "
+                             "differ); resume with the same config, mode and options, or start afresh")
+    elif out.exists() and any(out.iterdir()) and not args.overwrite:
+        raise OutputExistsError(f"--out {out} is not empty; pass --overwrite to replace its files, --resume to "
+                                "continue the run in it, or choose another folder")
+    inputs = check_inputs(config)      # every input read and checked before anything is written
+    out.mkdir(parents=True, exist_ok=True)
+    with stage_logging(out / "run.log", append=args.resume):
+        try:
+            run(config, inputs, out, overwrite=args.overwrite, resume=args.resume)
+        except ProspectError as exc:
+            log.error("error: %s", exc)
+            raise
+        except BaseException:
+            log.exception("the run stopped; the same command with --resume continues it from its checkpoints")
+            raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,14 @@
+"""Runs described by a config file: the prospectivity study behind ``prospect run`` and the case study.
+
+    from prospect import pipeline
+    config = pipeline.load_config("workflows/qinhang.toml", mode="quick")
+    inputs = pipeline.check_inputs(config)
+    pipeline.run(config, inputs, "out/qinhang")
+
+The keys of the file are the keyword arguments of the API calls (``prospect keys`` lists them).
+"""
+
+from prospect.pipeline.config import SECTIONS, RunConfig, describe_sections, load_config
+from prospect.pipeline.prospectivity import Inputs, check_inputs, run
+
+__all__ = ["load_config", "RunConfig", "SECTIONS", "describe_sections", "check_inputs", "Inputs", "run"]

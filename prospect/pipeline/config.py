@@ -1,0 +1,278 @@
+"""Run configurations: a TOML file whose keys are the keyword arguments of the calls a run makes.
+
+Each section of the file feeds one call of the API (the table :data:`SECTIONS` says which), so the
+valid keys of a section are the parameters of that call, read from its signature: a key means what
+the function's docstring says it means, and a key the function does not take is refused with the
+list of valid ones. ``[quick]`` holds overrides (same sections, same keys) that ``--quick`` applies.
+
+    config = load_config("workflows/qinhang.toml", mode="quick")
+    config["idw"]      # {'elements': 'screen', 'power': 2.0}
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import json
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prospect.errors import ConfigError, MissingFileError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = ["RunConfig", "load_config", "SECTIONS", "describe_sections"]
+
+
+@dataclass(frozen=True)
+class Section:
+    """One section of a run file: the calls its keys go to, and what the run itself fills in."""
+
+    calls: tuple[str, ...]
+    filled: tuple[str, ...] = ()       # parameters the run passes itself (data, seed, output folder)
+    extra: tuple[str, ...] = ()        # keys of the workflow, not of a call (documented in help)
+    many: bool = False                 # an array of tables ([[categorical]]), each one call
+    help: str = ""
+
+
+SECTIONS: dict[str, Section] = {
+    "samples": Section(("prospect.io.read_samples",), help="the stream-sediment survey (CSV, GPKG or SHP)"),
+    "deposits": Section(("prospect.io.read_vector",), help="known deposits: tile labels, screening, map evaluation"),
+    "undiscovered": Section(("prospect.io.read_vector",),
+                            help="optional: deposits kept out of training, to judge the map (prediction rate)"),
+    "screening": Section(("prospect.screening.screen_elements",), ("samples", "deposits", "labels", "seed"),
+                         help="AUC, S_AUC and Z_AUC of every element (the paper's Table 2)"),
+    "grid": Section(("prospect.grid.Grid.from_bounds",), ("cls",),
+                    help="the raster grid; bounds default to the survey's extent, crs to the survey's"),
+    "idw": Section(("prospect.interpolate.idw",), ("samples", "grid"),
+                   help="element rasters; elements = 'screen' takes the screening's selection"),
+    "categorical": Section(("prospect.io.read_vector", "prospect.layers.rasterize_categorical"), ("gdf", "grid"),
+                           many=True, help="categorical layers such as geology, one [[categorical]] per layer"),
+    "distance": Section(("prospect.io.read_vector", "prospect.layers.distance_to"), ("gdf", "grid"), many=True,
+                        help="distance-to layers such as faults, one [[distance]] per layer"),
+    "tiles": Section(("prospect.tiles.make_tiles",), ("stack", "deposits"), help="sliding-window tiles"),
+    "split": Section(("prospect.tiles.spatial_split",), ("tiles", "seed"), help="the spatial train/test split"),
+    "smote": Section(("prospect.tiles.smote",), ("tiles", "seed"), help="SMOTE on the training side"),
+    "noise": Section(("prospect.tiles.add_noise",), ("tiles", "seed"), help="Gaussian noise on the training side"),
+    "trainer": Section(("prospect.training.Trainer",), ("model", "loss", "out_dir", "overwrite", "seed"),
+                       extra=("preset",), help="training settings; preset = a name of prospect.training.PRESETS"),
+    "experiments": Section((), extra=("seeds", "models", "keep_weights"),
+                           help="the models to train and compare, each trained once per seed"),
+    "map": Section(("prospect.mapping.predict_map",), ("model", "stack", "normalization", "uncertainty"),
+                   extra=("model_label",),
+                   help="the prospectivity map; model_label = the experiment row whose first-seed model maps"),
+    "targets": Section(("prospect.evaluation.targets",), ("prob", "deposits"), help="target polygons"),
+    "evaluation": Section(("prospect.evaluation.evaluate_map",), ("prob", "deposits"), help="map evaluation"),
+    "report": Section((), extra=("title", "synthetic", "paper"),
+                      help="report.md: its title, whether the data is synthetic, the paper to compare with"),
+}
+MODEL_KEYS = ("label", "table", "paper", "name", "pretrained")   # beside MFAF's keyword arguments
+PAPER_METRICS = ("accuracy", "auc", "recall", "f1")
+MODES = ("full", "quick")
+
+
+def _resolve(dotted: str) -> Callable:
+    import importlib
+
+    module, _, name = dotted.rpartition(".")
+    try:
+        target: Any = importlib.import_module(module)
+    except ModuleNotFoundError:  # a method: module.Class.method
+        module, _, owner = module.rpartition(".")
+        target = getattr(importlib.import_module(module), owner)
+    return getattr(target, name)
+
+
+def _parameters(dotted: str) -> list[str]:
+    function = _resolve(dotted)
+    if inspect.isclass(function):
+        function = function.__init__
+    return [p.name for p in inspect.signature(function).parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+def valid_keys(section: str) -> list[str]:
+    """The keys ``section`` accepts: the parameters of its calls not filled in by the run, and its extras."""
+    spec = SECTIONS[section]
+    keys: list[str] = []
+    for call in spec.calls:
+        keys += [name for name in _parameters(call) if name not in spec.filled and name not in keys]
+    return keys + [k for k in spec.extra if k not in keys]
+
+
+def model_keys() -> list[str]:
+    """Keys of one ``[[experiments.models]]`` row: label, table, paper, the registry name, MFAF's options."""
+    mfaf = [k for k in _parameters("prospect.models.MFAF") if k not in ("in_channels", "num_classes", "pretrained")]
+    return list(MODEL_KEYS) + mfaf
+
+
+def describe_sections() -> str:
+    """Every section, the call its keys go to and the keys it takes (for ``prospect keys`` and the README)."""
+    lines = []
+    for name, spec in SECTIONS.items():
+        calls = " + ".join(spec.calls) if spec.calls else "workflow"
+        lines.append(f"[{'[' if spec.many else ''}{name}{']' if spec.many else ''}]  -> {calls}: {spec.help}")
+        lines.append("    " + ", ".join(valid_keys(name)))
+        if name == "experiments":
+            lines.append("    [[experiments.models]] rows: " + ", ".join(model_keys()))
+    return "\n".join(lines)
+
+
+@dataclass
+class RunConfig:
+    """A checked run configuration: ``sections`` after the mode's overrides, paths made absolute.
+
+    ``changes`` lists what the mode (``--quick``) and the command line changed, for the log and the report.
+    """
+
+    sections: dict[str, Any]
+    source: Path
+    mode: str = "full"
+    changes: list[str] = field(default_factory=list)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.sections.get(name, [] if SECTIONS[name].many else {})
+
+    def override(self, dotted: str, value: Any, why: str) -> None:
+        """Set ``section.key`` (checked like the file's keys) and record the change."""
+        section, _, key = dotted.partition(".")
+        _check_keys(section, {key: value}, f"{why}")
+        before = self.sections.setdefault(section, {}).get(key, "default")
+        self.sections[section][key] = value
+        self.changes.append(f"{dotted}: {before!r} -> {value!r} ({why})")
+
+    def as_json(self) -> str:
+        return json.dumps({"mode": self.mode, "sections": self.sections}, indent=2, sort_keys=True, default=str)
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(self["experiments"].get("seeds", [0]))
+
+    @property
+    def models(self) -> list[dict[str, Any]]:
+        return list(self["experiments"].get("models", []))
+
+
+def load_config(path: str | os.PathLike, mode: str = "full") -> RunConfig:
+    """Read and check a run file; ``mode="quick"`` applies its ``[quick]`` overrides.
+
+    Raises :class:`~prospect.errors.ConfigError` naming the file and key for unknown sections or
+    keys (listing the valid ones) and for values of the wrong kind, and
+    :class:`~prospect.errors.MissingFileError` for a missing file. Input files named in the
+    config are checked by :func:`prospect.pipeline.check_inputs`, not here.
+    """
+    path = Path(path)
+    if mode not in MODES:
+        raise ConfigError(f"mode={mode!r}; valid: {list(MODES)}")
+    if not path.is_file():
+        raise MissingFileError(f"config file {str(path)!r} does not exist")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    quick = raw.pop("quick", {})
+    _check_document(raw, str(path))
+    if not isinstance(quick, dict):
+        raise ConfigError(f"{path}: [quick] must be a table of overrides, got {quick!r}")
+    _check_document(quick, f"{path} [quick]", partial=True)
+    sections = copy.deepcopy(raw)
+    changes = []
+    if mode == "quick":
+        for name, overrides in quick.items():
+            for key, value in overrides.items():
+                before = sections.get(name, {}).get(key, "default")
+                sections.setdefault(name, {})[key] = copy.deepcopy(value)
+                changes.append(f"{name}.{key}: {before!r} -> {value!r} (--quick)")
+    for name in ("samples", "deposits"):
+        if "path" not in sections.get(name, {}):
+            raise ConfigError(f"{path}: [{name}] needs a path (the {SECTIONS[name].help})")
+    _absolute_paths(sections, path.parent)
+    return RunConfig(sections, path.resolve(), mode, changes)
+
+
+def _check_document(document: Mapping[str, Any], where: str, partial: bool = False) -> None:
+    unknown = sorted(set(document) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown section(s) {unknown}; valid sections: {list(SECTIONS)} "
+                          f"(and [quick] for --quick overrides)")
+    for name, body in document.items():
+        spec = SECTIONS[name]
+        bodies = body if spec.many and isinstance(body, list) else [body]
+        for i, one in enumerate(bodies):
+            label = f"{where} [{name}]" + (f" #{i + 1}" if spec.many else "")
+            if not isinstance(one, dict):
+                raise ConfigError(f"{label} must be a table of keys, got {one!r}")
+            if spec.many and "path" not in one and not partial:
+                raise ConfigError(f"{label} needs a path")
+            _check_keys(name, one, label)
+
+
+def _check_keys(section: str, body: Mapping[str, Any], where: str) -> None:
+    if section not in SECTIONS:
+        raise ConfigError(f"{where}: unknown section {section!r}; valid sections: {list(SECTIONS)}")
+    valid = valid_keys(section)
+    unknown = sorted(set(body) - set(valid))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys of [{section}]: {valid}")
+    if section == "experiments":
+        _check_experiments(body, where)
+    if section == "idw" and "elements" in body:
+        elements = body["elements"]
+        if not (elements == "screen" or (isinstance(elements, list) and all(isinstance(e, str) for e in elements))):
+            raise ConfigError(f"{where}: elements={elements!r}; valid: 'screen' (the screening's selection) or a "
+                              "list of column names")
+
+
+def _check_experiments(body: Mapping[str, Any], where: str) -> None:
+    seeds = body.get("seeds", [0])
+    if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
+        raise ConfigError(f"{where}: seeds={seeds!r}; valid: a non-empty list of whole numbers, e.g. [0, 1, 2]")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{where}: seeds={seeds!r} repeats a seed")
+    models = body.get("models", [])
+    if not isinstance(models, list) or not all(isinstance(m, dict) for m in models):
+        raise ConfigError(f"{where}: models must be an array of tables ([[experiments.models]]), got {models!r}")
+    valid = model_keys()
+    from prospect.models import list_models
+
+    names = sorted(list_models())
+    seen: set[tuple[str, str]] = set()
+    for i, row in enumerate(models):
+        label = f"{where} models #{i + 1}"
+        unknown = sorted(set(row) - set(valid))
+        if unknown:
+            raise ConfigError(f"{label}: unknown key(s) {unknown}; valid keys of a model row: {valid}")
+        for key in ("label", "name"):
+            if not isinstance(row.get(key), str):
+                raise ConfigError(f"{label} needs {key} = \"...\" (a text), got {row.get(key)!r}")
+        if row["name"] not in names:
+            raise ConfigError(f"{label}: name={row['name']!r}; valid model names: {names}")
+        options = sorted(set(row) - set(MODEL_KEYS))
+        if row["name"] != "mfaf" and options:
+            raise ConfigError(f"{label}: {options} are MFAF options; {row['name']!r} takes none")
+        key = (str(row.get("table", "")), row["label"])
+        if key in seen:
+            raise ConfigError(f"{label}: label {row['label']!r} appears twice in table {key[0]!r}")
+        seen.add(key)
+        paper = row.get("paper", {})
+        if not isinstance(paper, dict) or set(paper) - set(PAPER_METRICS):
+            raise ConfigError(f"{label}: paper={paper!r}; valid: a table with keys {list(PAPER_METRICS)} (in %)")
+
+
+def _absolute_paths(sections: dict[str, Any], base: Path) -> None:
+    """Paths in a config are relative to the config file's folder."""
+    for name, body in sections.items():
+        for one in body if isinstance(body, list) else [body]:
+            if isinstance(one, dict) and isinstance(one.get("path"), str):
+                one["path"] = str((base / one["path"]).resolve())
+            if name == "experiments":
+                for row in one.get("models", []):
+                    if isinstance(row.get("pretrained"), str) and row["pretrained"] != "torchvision":
+                        row["pretrained"] = str((base / row["pretrained"]).resolve())

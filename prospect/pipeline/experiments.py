@@ -1,0 +1,153 @@
+"""Train and compare the configured models on the same tiles, once per seed (the paper's Tables 3-7).
+
+Each seed draws its own spatial split, SMOTE and noise, initial weights and batch order, so the spread over
+seeds includes the choice of test blocks. Every model is scored on the spatially separated test tiles with
+the weights of its **last** epoch: the test tiles never pick an epoch. A run that is killed leaves its
+``last.pt``; the next ``--resume`` continues it from there and skips the runs that finished.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from prospect import tiles as tiling
+from prospect.errors import ConfigError, InputError
+from prospect.io import atomic_output
+
+__all__ = ["run_key", "SeedTiles", "prepare_tiles", "train_row", "summarise"]
+
+log = logging.getLogger("prospect.workflow")
+METRICS = {"accuracy": "accuracy", "auc": "roc_auc", "recall": "recall", "f1": "f1_macro"}
+
+
+def run_key(row: dict[str, Any]) -> str:
+    """A folder name for a model row; rows with the same model and options share it (and one training)."""
+    options = {k: v for k, v in row.items() if k not in ("label", "table", "paper")}
+    parts = [options.pop("name")] + [f"{k}-{'-'.join(map(str, v)) if isinstance(v, list) else v}"
+                                     for k, v in sorted(options.items())]
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "", "_".join(str(p) for p in parts).replace(" ", ""))
+
+
+@dataclass
+class SeedTiles:
+    """The tiles of one seed: training side after SMOTE and noise, test side untouched, both standardised."""
+
+    seed: int
+    train: tiling.TileSet
+    test: tiling.TileSet
+    counts: pd.DataFrame
+
+
+def prepare_tiles(tiles: tiling.TileSet, config: Any, seed: int) -> SeedTiles:
+    """Split first, then fit the standardisation on real training tiles, then SMOTE and noise (training only)."""
+    train, test = tiling.spatial_split(tiles, seed=seed, **config["split"])
+    stats = tiling.fit_normalization(train)
+    train, test = tiling.normalize(train, stats), tiling.normalize(test, stats)
+    smote = dict(config["smote"])
+    k = int(smote.pop("k_neighbors", 5))
+    ore = min(train.counts()["ore"], train.counts()["no_ore"])
+    if ore < 2:
+        raise InputError(f"seed {seed}: the training side holds {ore} tile(s) of one class; SMOTE needs at least 2 "
+                         "- use a larger grid, smaller tiles or a smaller [split] test_size")
+    if k >= ore:
+        log.info("note: seed %d: smote.k_neighbors=%d lowered to %d (the training side has %d ore tiles)",
+                 seed, k, ore - 1, ore)
+        k = ore - 1
+    balanced = tiling.smote(train, k_neighbors=k, seed=seed, **smote)
+    augmented = tiling.add_noise(balanced, seed=seed, **config["noise"])
+    counts = pd.DataFrame([{"stage": "tiles", "side": "all", **tiles.counts()},
+                           {"stage": "split", "side": "train", **train.counts()},
+                           {"stage": "split", "side": "test", **test.counts()},
+                           {"stage": "SMOTE + noise", "side": "train", **augmented.counts()},
+                           {"stage": "SMOTE + noise", "side": "test", **test.counts()}])
+    counts.attrs["dropped_overlap"] = int(train.attrs.get("dropped_overlap", 0))
+    return SeedTiles(seed, augmented, test, counts)
+
+
+def build_model(row: dict[str, Any], in_channels: int, seed: int):
+    """The model of a row, with initial weights drawn from ``seed``."""
+    import torch
+
+    from prospect.models import build
+
+    options = {k: v for k, v in row.items() if k not in ("label", "table", "paper", "name")}
+    torch.manual_seed(seed)
+    return build(row["name"], in_channels, **options)
+
+
+def trainer_settings(config: Any, seed: int) -> dict[str, Any]:
+    from prospect.training import PRESETS
+
+    settings = dict(config["trainer"])
+    preset = settings.pop("preset", None)
+    if preset is not None and preset not in PRESETS:
+        raise ConfigError(f"[trainer] preset={preset!r}; valid: {sorted(PRESETS)}")
+    return {**(PRESETS[preset] if preset else {}), **settings, "seed": seed}
+
+
+def train_row(row: dict[str, Any], data: SeedTiles, config: Any, folder: Path, *, resume: bool, overwrite: bool,
+              keep_weights: bool) -> dict[str, Any]:
+    """Train one model on one seed's tiles and score it on the test tiles; returns the metrics row.
+
+    With ``resume``, a finished run (``metrics.json``) is read back and an interrupted one continues
+    from ``last.pt``. Checkpoints are removed once the run is scored; ``model.safetensors`` stays when
+    ``keep_weights``.
+    """
+    from prospect.training import Trainer
+
+    done = folder / "metrics.json"
+    if resume and done.exists():
+        _tidy(folder, keep_weights)
+        return {**json.loads(done.read_text()), "read_back": True}
+    model = build_model(row, data.train.x.shape[1], data.seed)
+    settings = trainer_settings(config, data.seed)
+    if resume and (folder / "last.pt").exists():
+        trainer = Trainer.resume(folder, model, **settings)
+        log.info("  resuming %s seed %d after epoch %d", folder.parent.name, data.seed, trainer.start_epoch)
+    else:
+        trainer = Trainer(model, out_dir=folder, overwrite=overwrite or resume, **settings)
+    history = trainer.fit(data.train)
+    scores = trainer.evaluate(data.test)
+    result = {"run": folder.parent.name, "seed": data.seed, "epochs": len(history),
+              **{name: _positive(scores[key]) for name, key in METRICS.items()},
+              "precision": _positive(scores["precision"]), "test_tiles": scores["n"],
+              "test_ore": int((data.test.y == 1).sum()), "seconds": float(history["seconds"].sum())}
+    with atomic_output(done, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(result, indent=2))
+    _tidy(folder, keep_weights)
+    return {**result, "read_back": False}
+
+
+def _positive(value: Any) -> float:
+    """Recall and precision of the ore class (index 1); other metrics as they are."""
+    return float(value[1]) if isinstance(value, list) else float(value)
+
+
+def _tidy(folder: Path, keep_weights: bool) -> None:
+    for name in ("last.pt", "best.pt") + (() if keep_weights else ("model.safetensors",)):
+        (folder / name).unlink(missing_ok=True)
+
+
+def summarise(rows: list[dict[str, Any]], results: pd.DataFrame) -> pd.DataFrame:
+    """One line per model row of the config: mean and standard deviation over seeds, in %, beside the paper."""
+    lines = []
+    for row in rows:
+        mine = results[results["run"] == run_key(row)]
+        line: dict[str, Any] = {"table": str(row.get("table", "")), "label": row["label"], "run": run_key(row),
+                                "seeds": len(mine)}
+        for metric in METRICS:
+            values = 100 * mine[metric].to_numpy(float)
+            line[f"{metric}_mean"] = float(np.mean(values)) if len(values) else np.nan
+            line[f"{metric}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else np.nan
+            line[f"{metric}_paper"] = float(row.get("paper", {}).get(metric, np.nan))
+        lines.append(line)
+    return pd.DataFrame(lines)
+

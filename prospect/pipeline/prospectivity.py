@@ -1,0 +1,294 @@
+"""A prospectivity study from a run file: survey -> screening -> evidence layers -> tiles -> models -> map.
+
+    config = load_config("workflows/qinhang.toml", mode="quick")
+    inputs = check_inputs(config)          # reads and checks every input before any heavy work
+    run(config, inputs, "out/qinhang")      # what ``prospect run`` does after checking the output folder
+
+Outputs in the folder: ``screening.csv`` (Table 2), ``elements/*.tif`` and ``stack.tif``, ``tiles.csv`` and the
+first seed's ``tiles_train.npz`` / ``tiles_test.npz``, ``runs/<model>/seed<N>/`` (history, metrics,
+weights of the map model), ``experiments.csv`` (every model and seed) and ``tables.csv`` (mean and spread over
+seeds beside the paper), ``prospectivity.tif`` (+ ``.qml``), ``uncertainty.tif``, ``targets.gpkg``,
+``evaluation.csv``, figures, ``report.md``, ``config.json`` (the run as resolved) and ``run.log``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+
+from prospect import io, layers, screening
+from prospect.errors import ColumnError, ConfigError
+from prospect.grid import Grid, require_projected
+from prospect.io import atomic_output
+from prospect.pipeline import experiments as exp
+from prospect.pipeline.config import RunConfig
+
+__all__ = ["Inputs", "check_inputs", "run"]
+
+log = logging.getLogger("prospect.workflow")
+
+
+@dataclass
+class Inputs:
+    """Everything a run reads, read once and checked."""
+
+    samples: gpd.GeoDataFrame
+    deposits: gpd.GeoDataFrame
+    undiscovered: gpd.GeoDataFrame | None
+    categorical: list[tuple[gpd.GeoDataFrame, dict[str, Any]]] = field(default_factory=list)
+    distance: list[tuple[gpd.GeoDataFrame, dict[str, Any]]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _split_read(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Keys of a layer section that go to read_vector, and those that go to the layer function."""
+    reading = {k: body[k] for k in ("path", "crs", "layer") if k in body}
+    return reading, {k: v for k, v in body.items() if k not in reading}
+
+
+def check_inputs(config: RunConfig) -> Inputs:
+    """Read the survey and every vector file, and check what the run will ask of them.
+
+    Raises a clear error (naming the config section and key) for a missing file, a column that is not
+    there, a geographic CRS, an element list naming unknown elements, or a map model that is not among
+    the experiments — all before any interpolation or training.
+    """
+    reading = dict(config["samples"])
+    for section in ("samples", "grid"):
+        if config[section].get("crs") is not None:
+            require_projected(config[section]["crs"], f"[{section}] crs", "IDW distances and grid cells")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        samples = io.read_samples(reading.pop("path"), **reading)
+    notes = [str(w.message) for w in caught]
+    if samples.crs is None:
+        raise ConfigError("[samples] has no crs and the file carries none; add crs = \"EPSG:...\" (a projected CRS "
+                          "in metres, e.g. the UTM zone of the survey)")
+    require_projected(samples.crs, "[samples] crs", "IDW distances and grid cells")
+    known = list(samples.attrs["elements"])
+    for section in ("screening", "idw"):
+        wanted = config[section].get("elements")
+        if isinstance(wanted, list):
+            missing = [e for e in wanted if e not in known]
+            if missing:
+                raise ColumnError(f"[{section}] elements: {missing} are not element columns of "
+                                  f"{Path(config['samples']['path']).name}; valid: {known}")
+    deposits = io.read_vector(**config["deposits"])
+    undiscovered = io.read_vector(**config["undiscovered"]) if config["undiscovered"] else None
+    inputs = Inputs(samples, deposits, undiscovered, notes=notes)
+    for section, target in (("categorical", inputs.categorical), ("distance", inputs.distance)):
+        for number, body in enumerate(config[section], 1):
+            read, options = _split_read(body)
+            gdf = io.read_vector(**read)
+            if section == "categorical" and options.get("field") not in gdf.columns:
+                columns = [c for c in gdf.columns if c != gdf.geometry.name]
+                raise ColumnError(f"[[categorical]] #{number}: field={options.get('field')!r} is not a column of "
+                                  f"{Path(read['path']).name}; valid: {columns}")
+            target.append((gdf, options))
+    labels = [row["label"] for row in config.models]
+    if not labels:
+        raise ConfigError("[experiments] lists no models; add at least one [[experiments.models]] row")
+    chosen = config["map"].get("model_label", labels[0])
+    if chosen not in labels:
+        raise ConfigError(f"[map] model_label={chosen!r} is not the label of an experiments row; valid: {labels}")
+    return inputs
+
+
+def _save_figure(figure: Any, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    with atomic_output(path, overwrite=True) as tmp:
+        figure.savefig(tmp, dpi=120, format="png")
+    plt.close(figure)
+
+
+def _write_csv(frame: pd.DataFrame, path: Path, **kwargs: Any) -> None:
+    with atomic_output(path, overwrite=True) as tmp:
+        frame.to_csv(tmp, **{"float_format": "%.4f", **kwargs})
+
+
+def run(config: RunConfig, inputs: Inputs, out: str | Path, *, overwrite: bool = False,
+        resume: bool = False) -> dict[str, Any]:
+    """Run every stage into ``out`` (which the caller has checked); returns the numbers of the report."""
+    from prospect.pipeline import report
+
+    out = Path(out)
+    replace = overwrite or resume
+    with atomic_output(out / "config.json", overwrite=True) as tmp:
+        tmp.write_text(config.as_json())
+    results: dict[str, Any] = {"timings": {}, "changes": list(config.changes), "notes": list(inputs.notes)}
+    title = config["report"].get("title", "prospectivity study")
+    log.info("%s%s: %s mode, seeds %s", title, " on SYNTHETIC data" if config["report"].get("synthetic") else "",
+             config.mode, config.seeds)
+    for change in config.changes:
+        log.info("  %s", change)
+    for note in inputs.notes:
+        log.info("note: %s", note)
+
+    # 1 screening ----------------------------------------------------------------------------------------
+    started = time.perf_counter()
+    table = screening.screen_elements(inputs.samples, inputs.deposits, seed=config.seeds[0], **config["screening"])
+    _write_csv(table.drop(columns="note"), out / "screening.csv")
+    _save_figure(screening.plot_z(table), out / "screening_z.png")
+    _save_figure(screening.plot_roc(table), out / "screening_roc.png")
+    wanted = config["idw"].get("elements", "screen")
+    elements = table.index[table["selected"]].tolist() if wanted == "screen" else list(wanted)
+    if not elements:
+        raise ConfigError(f"no element passed the screening (Z_AUC above {table.attrs['critical']:.2f}); name the "
+                          "elements in [idw] elements = [...] or relax [screening] alpha")
+    results.update(screening=table, elements=elements)
+    results["timings"]["1 screening"] = time.perf_counter() - started
+    log.info("1 screening: %d ore-related and %d background samples, radius %.0f m; elements %s (%.1f s)",
+             table.attrs["n_pos"], table.attrs["n_neg"], table.attrs["radius"], ", ".join(elements),
+             results["timings"]["1 screening"])
+
+    # 2 evidence layers ----------------------------------------------------------------------------------
+    started = time.perf_counter()
+    from prospect import interpolate
+
+    grid_options = dict(config["grid"])
+    bounds = grid_options.pop("bounds", None)
+    if bounds is None:
+        bounds = tuple(inputs.samples.total_bounds)
+    grid_options.setdefault("crs", inputs.samples.crs)
+    grid = Grid.from_bounds(bounds, **grid_options)
+    idw_options = {k: v for k, v in config["idw"].items() if k != "elements"}
+    rasters = [interpolate.idw(inputs.samples, elements, grid, **idw_options)]
+    interpolate.to_geotiffs(rasters[0], out / "elements", overwrite=replace)
+    for gdf, options in inputs.categorical:
+        rasters.append(layers.rasterize_categorical(gdf, grid=grid, **options))
+    for gdf, options in inputs.distance:
+        rasters.append(layers.distance_to(gdf, grid, **options))
+    stack = layers.stack(*rasters)
+    io.write_geotiff(stack, out / "stack.tif", overwrite=replace)
+    results.update(grid=grid, bands=[str(b) for b in stack["band"].values])
+    results["timings"]["2 evidence layers"] = time.perf_counter() - started
+    log.info("2 evidence layers: %d bands (%s) on a %d x %d grid of %g m -> stack.tif (%.1f s)",
+             stack.sizes["band"], ", ".join(results["bands"]), *grid.shape, grid.resolution[0],
+             results["timings"]["2 evidence layers"])
+
+    # 3 tiles ---------------------------------------------------------------------------------------------
+    started = time.perf_counter()
+    from prospect import tiles as tiling
+
+    tiles = tiling.make_tiles(stack, inputs.deposits, **config["tiles"])
+    first = exp.prepare_tiles(tiles, config, config.seeds[0])
+    first.train.save(out / "tiles_train.npz", overwrite=replace)
+    first.test.save(out / "tiles_test.npz", overwrite=replace)
+    _write_csv(first.counts, out / "tiles.csv", index=False)
+    results.update(tiles=first.counts, tile_size=tiles.size)
+    results["timings"]["3 tiles"] = time.perf_counter() - started
+    counts = first.counts.set_index(["stage", "side"])
+    log.info("3 tiles: %d of %d x %d px (%d ore); seed %d split: train %d (%d ore), test %d (%d ore); after SMOTE + "
+             "noise the training side holds %d (%d ore); the test side is untouched (%.1f s)", len(tiles), tiles.size,
+             tiles.size, tiles.counts()["ore"], first.seed, *_pair(counts, "split", "train"),
+             *_pair(counts, "split", "test"), *_pair(counts, "SMOTE + noise", "train"), results["timings"]["3 tiles"])
+
+    # 4 experiments ---------------------------------------------------------------------------------------
+    started = time.perf_counter()
+    rows = config.models
+    map_label = config["map"].get("model_label", rows[0]["label"])
+    map_row = next(row for row in rows if row["label"] == map_label)
+    unique = list(dict.fromkeys(exp.run_key(row) for row in rows))
+    specs = {exp.run_key(row): row for row in rows}
+    keep_all = bool(config["experiments"].get("keep_weights", False))
+    records = []
+    for seed in config.seeds:
+        data = first if seed == first.seed else exp.prepare_tiles(tiles, config, seed)
+        for number, key in enumerate(unique, 1):
+            keep = keep_all or (key == exp.run_key(map_row) and seed == first.seed)
+            record = exp.train_row(specs[key], data, config, out / "runs" / key / f"seed{seed}", resume=resume,
+                                   overwrite=overwrite, keep_weights=keep)
+            records.append(record)
+            log.info("4 experiments: seed %d, %d/%d %s: accuracy %.3f, AUC %.3f, recall %.3f, F1 %.3f (%d epochs, "
+                     "%.1f s)", seed, number, len(unique), key, record["accuracy"], record["auc"], record["recall"],
+                     record["f1"], record["epochs"], record["seconds"])
+    frame = pd.DataFrame(records)
+    results["resumed"] = int(frame.pop("read_back").sum())
+    _write_csv(frame, out / "experiments.csv", index=False, float_format=None)  # as scored: no rounding
+    summary = exp.summarise(rows, frame)
+    _write_csv(summary, out / "tables.csv", index=False)
+    results.update(experiments=frame, tables=summary)
+    results["timings"]["4 experiments"] = time.perf_counter() - started
+    log.info("4 experiments: %d models x %d seeds trained and scored on the test tiles (%.1f s)", len(unique),
+             len(config.seeds), results["timings"]["4 experiments"])
+
+    # 5 map -----------------------------------------------------------------------------------------------
+    started = time.perf_counter()
+    results.update(_map_stage(config, inputs, stack, first, map_row, out, replace))
+    results["timings"]["5 map"] = time.perf_counter() - started
+    evaluation = results["evaluation"]
+    log.info("5 map with %s (seed %d): %d windows; map AUC %.3f, success-rate AUC %.3f; top %.0f %% of the area "
+             "holds %.0f %% of the known deposits%s; %d target areas (%.1f s)", map_label, first.seed,
+             results["windows"], evaluation["map_auc"], evaluation["success_rate_auc"],
+             100 * evaluation["coverage_area_fraction"], 100 * evaluation["coverage"],
+             "" if inputs.undiscovered is None else
+             f" and {100 * evaluation['undiscovered_coverage']:.0f} % of the undiscovered ones",
+             evaluation["targets"], results["timings"]["5 map"])
+
+    # 6 report --------------------------------------------------------------------------------------------
+    report.write(config, results, out)
+    log.info("6 report: %s", out / "report.md")
+    return results
+
+
+def _pair(counts: pd.DataFrame, stage: str, side: str) -> tuple[int, int]:
+    line = counts.loc[(stage, side)]
+    return int(line["ore"] + line["no_ore"]), int(line["ore"])
+
+
+def _map_stage(config: RunConfig, inputs: Inputs, stack: Any, data: exp.SeedTiles, row: dict[str, Any],
+               out: Path, replace: bool) -> dict[str, Any]:
+    from safetensors.torch import load_file
+
+    from prospect import evaluation, mapping
+
+    model = exp.build_model(row, stack.sizes["band"], data.seed)
+    model.load_state_dict(load_file(out / "runs" / exp.run_key(row) / f"seed{data.seed}" / "model.safetensors"))
+    options = {"size": data.train.size, **{k: v for k, v in config["map"].items() if k != "model_label"}}
+    options.setdefault("device", config["trainer"].get("device", "auto"))
+    mfaf = row["name"] == "mfaf"
+    predicted = mapping.predict_map(model, stack, normalization=data.test.normalization, uncertainty=mfaf, **options)
+    prob, spread = predicted if mfaf else (predicted, None)
+    io.write_geotiff(prob, out / "prospectivity.tif", overwrite=replace)
+    if spread is not None:
+        io.write_geotiff(spread, out / "uncertainty.tif", overwrite=replace)
+    target_options = {"area_fraction": 0.1, **config["targets"]} if "threshold" not in config["targets"] \
+        else dict(config["targets"])
+    areas = evaluation.targets(prob, deposits=inputs.deposits, **target_options)
+    with atomic_output(out / "targets.gpkg", overwrite=True) as tmp:
+        areas.to_file(tmp, driver="GPKG", layer="targets")
+    summary = evaluation.evaluate_map(prob, inputs.deposits, **config["evaluation"])
+    success = evaluation.success_rate_curve(prob, inputs.deposits)
+    prediction = None
+    if inputs.undiscovered is not None:
+        prediction = evaluation.prediction_rate_curve(prob, inputs.undiscovered)
+        hidden = evaluation.deposit_coverage(prob, inputs.undiscovered,
+                                             area_fraction=summary["coverage_area_fraction"])
+        summary.update(undiscovered_prediction_rate_auc=prediction.attrs["auc"],
+                       undiscovered_coverage=hidden["coverage"], undiscovered=hidden["deposits"])
+    summary["targets"] = len(areas)
+    _write_csv(pd.DataFrame([summary]), out / "evaluation.csv", index=False)
+    geology = inputs.categorical[0][0] if inputs.categorical else None
+    title = config["report"].get("title", "Prospectivity")
+    _save_figure(evaluation.plot_map(prob, inputs.deposits, areas, geology, title=f"{row['label']}: {title}"),
+                 out / "map.png")
+    _save_figure(evaluation.plot_rate_curve(*[c for c in (success, prediction) if c is not None]),
+                 out / "rate_curves.png")
+    _save_figure(evaluation.plot_prediction_area(evaluation.prediction_area(prob, inputs.deposits)),
+                 out / "prediction_area.png")
+    return {"evaluation": summary, "windows": int(prob.attrs.get("windows", 0)), "map_model": row["label"]}
+
+
+def read_previous(out: Path) -> dict[str, Any] | None:
+    """The resolved config a previous run wrote into ``out`` (for ``--resume``), or None."""
+    path = out / "config.json"
+    return json.loads(path.read_text()) if path.exists() else None
