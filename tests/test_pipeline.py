@@ -1,0 +1,223 @@
+"""The config-driven run (`prospect run`): config checking, a cut-down case study, determinism and resume."""
+
+import inspect
+import json
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+
+import prospect as pp
+from prospect.cli import main as cli
+from prospect.errors import ColumnError, ConfigError, CRSError, MissingFileError
+from prospect.pipeline import config as cfg
+from tests.conftest import ROOT
+
+TINY = ROOT / "tests" / "data" / "tiny.toml"
+CASE_STUDY = ROOT / "workflows" / "qinhang.toml"
+
+
+def _tiny(tmp_path, *replacements, name="run.toml"):
+    """tests/data/tiny.toml with absolute data paths and ``(old, new)`` text replacements, in tmp_path."""
+    text = TINY.read_text().replace("../../data_samples", str(ROOT / "data_samples"))
+    for old, new in replacements:
+        assert old in text, old
+        text = text.replace(old, new)
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _without_time(frame):
+    return frame.drop(columns=[c for c in frame.columns if c == "seconds"])
+
+
+# ------------------------------------------------------------------------------------------------ config
+@pytest.mark.parametrize(("section", "function", "filled"), [
+    ("idw", pp.interpolate.idw, {"samples", "grid"}),
+    ("tiles", pp.tiles.make_tiles, {"stack", "deposits"}),
+    ("screening", pp.screening.screen_elements, {"samples", "deposits", "labels", "seed"}),
+    ("split", pp.tiles.spatial_split, {"tiles", "seed"}),
+])
+def test_section_keys_are_the_keyword_arguments_of_the_call(section, function, filled):
+    assert set(cfg.valid_keys(section)) == set(inspect.signature(function).parameters) - filled
+
+
+def test_trainer_keys_are_the_trainer_arguments():
+    from prospect.training import Trainer
+
+    expected = set(inspect.signature(Trainer).parameters) - {"model", "loss", "out_dir", "overwrite", "seed"}
+    assert set(cfg.valid_keys("trainer")) == expected | {"preset"}
+
+
+def test_the_case_study_config_loads_in_both_modes():
+    full = pp.pipeline.load_config(CASE_STUDY)
+    quick = pp.pipeline.load_config(CASE_STUDY, mode="quick")
+    assert full["grid"]["shape"] == [1560, 1560] and full["tiles"]["size"] == 128 and full.changes == []
+    assert full["trainer"]["epochs"] == 220 and full.seeds == [0, 1, 2, 3, 4]
+    assert quick["grid"]["shape"] == [390, 390] and quick.seeds == [0] and quick["trainer"]["epochs"] == 8
+    assert "grid.shape: [1560, 1560] -> [390, 390] (--quick)" in quick.changes
+    assert quick["samples"]["path"] == str(ROOT / "data_samples" / "qinhang" / "stream_sediments.csv")
+    tables = {row["table"] for row in full.models}
+    assert len(tables) == 5 and len(full.models) == 25
+    runs = {pp.pipeline.experiments.run_key(row) for row in full.models}
+    assert len(runs) == 19  # 5 baselines, 2 MFAF, 4 attention ablations, 5 weights, 3 dilation sets
+
+
+def test_check_reads_every_input_without_running(tmp_path, capsys):
+    assert cli(["check", str(CASE_STUDY), "--quick"]) == 0
+    said = capsys.readouterr().out
+    assert "7512 samples" in said and "32 deposits" in said and "25 model row(s) x 1 seed(s)" in said
+
+
+@pytest.mark.parametrize(("old", "new", "error", "message"), [
+    ("k = 12", "k = 12\npowr = 2", ConfigError, r"\[idw\]: unknown key\(s\) \['powr'\]; valid keys of \[idw\]: "
+                                               r"\['elements', 'power', 'k'"),
+    ("[tiles]", "[tile]", ConfigError, r"unknown section\(s\) \['tile'\]; valid sections: \['samples'"),
+    ('name = "shufflenet_v2"', 'name = "shufflenet_v2"\nbackbone = "resnet18"', ConfigError,
+     r"\['backbone'\] are MFAF options; 'shufflenet_v2' takes none"),
+    ('name = "shufflenet_v2"', 'name = "alexnet"', ConfigError, r"name='alexnet'; valid model names: \['googlenet'"),
+    ("seeds = [0, 1]", "seeds = [0, 0]", ConfigError, r"seeds=\[0, 0\] repeats a seed"),
+    ('elements = "screen"', 'elements = "all"', ConfigError, r"elements='all'; valid: 'screen'"),
+    ("[quick.trainer]", "[quick.trainers]", ConfigError, r"\[quick\]: unknown section\(s\) \['trainers'\]"),
+])
+def test_config_mistakes_name_the_key_and_the_valid_ones(tmp_path, old, new, error, message):
+    with pytest.raises(error, match=message):
+        pp.pipeline.load_config(_tiny(tmp_path, (old, new)))
+
+
+@pytest.mark.parametrize(("old", "new", "error", "message"), [
+    ("qinhang/deposits.gpkg", "qinhang/deposit.gpkg", MissingFileError, r"deposit\.gpkg"),
+    ('field = "unit"', 'field = "formation"', ColumnError,
+     r"field='formation' is not a column of geology\.gpkg; valid: \['unit'"),
+    ('elements = "screen"', 'elements = ["Ag", "Unobtainium"]', ColumnError,
+     r"\[idw\] elements: \['Unobtainium'\] are not element columns of stream_sediments\.csv; valid: \['Ag'"),
+    ('crs = "EPSG:32649"', 'crs = "EPSG:4326"', CRSError, r"\[samples\] crs='EPSG:4326' is geographic"),
+    ('model_label = "MFAF-ShuffleNetV2"', 'model_label = "MFAF"', ConfigError,
+     r"model_label='MFAF' is not the label of an experiments row; valid: \['MFAF-ShuffleNetV2', 'ShuffleNetV2'\]"),
+])
+def test_input_problems_are_found_before_any_work(tmp_path, capsys, old, new, error, message):
+    config = pp.pipeline.load_config(_tiny(tmp_path, (old, new)))
+    with pytest.raises(error, match=message):
+        pp.pipeline.check_inputs(config)
+    out = tmp_path / "out"
+    assert cli(["run", str(_tiny(tmp_path, (old, new))), "--out", str(out)]) == 2
+    assert "error: " in capsys.readouterr().err
+    assert not out.exists()  # nothing was written
+
+
+def test_refuses_a_non_empty_output_folder_and_a_changed_resume(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("keep me")
+    assert cli(["run", str(_tiny(tmp_path)), "--out", str(out)]) == 2
+    assert "is not empty; pass --overwrite" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    assert cli(["run", str(_tiny(tmp_path)), "--out", str(out), "--resume"]) == 2
+    assert "holds no run to resume" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------ runs
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny")
+    config = _tiny(folder)
+    assert cli(["run", str(config), "--out", str(folder / "out")]) == 0
+    return config, folder / "out"
+
+
+def test_a_tiny_run_writes_every_output_and_they_open(tiny_run):
+    _, out = tiny_run
+    table = pd.read_csv(out / "screening.csv", index_col=0)
+    selected = table.index[table["selected"]].tolist()
+    assert len(selected) >= 2 and len(list((out / "elements").glob("*.tif"))) == len(selected)
+    with rasterio.open(out / "stack.tif") as src:
+        assert src.count == len(selected) + 2 and src.shape == (160, 160) and src.crs.to_epsg() == 32649
+        assert src.descriptions[-2:] == ("unit", "fault_distance")
+    counts = pd.read_csv(out / "tiles.csv")
+    assert counts.loc[0, ["ore", "no_ore"]].sum() == 25
+    assert counts[counts.side == "test"]["synthetic"].eq(0).all()
+    with rasterio.open(out / "prospectivity.tif") as src:
+        values = src.read(1, masked=True)
+        assert src.shape == (160, 160) and src.crs.to_epsg() == 32649 and 0 <= values.min() <= values.max() <= 1
+    assert (out / "prospectivity.qml").exists() and (out / "uncertainty.tif").exists()
+    targets = gpd.read_file(out / "targets.gpkg")
+    assert len(targets) >= 1 and targets.crs.to_epsg() == 32649
+    evaluation = pd.read_csv(out / "evaluation.csv")
+    assert evaluation.loc[0, "deposits"] == 32 and evaluation.loc[0, "undiscovered"] == 8
+    report = (out / "report.md").read_text()
+    assert "**Synthetic data.**" in report and "### Table 3: methods" in report and "| Ag |" in report
+    log = (out / "run.log").read_text()
+    assert all(f" {stage} " in log for stage in ("1 screening:", "2 evidence layers:", "3 tiles:", "4 experiments:",
+                                                  "5 map", "6 report:"))
+    assert json.loads((out / "config.json").read_text())["mode"] == "full"
+
+
+def test_tables_are_the_mean_and_spread_of_the_runs(tiny_run):
+    _, out = tiny_run
+    runs = pd.read_csv(out / "experiments.csv")
+    assert len(runs) == 4 and set(runs["seed"]) == {0, 1} and runs["epochs"].eq(2).all()
+    tables = pd.read_csv(out / "tables.csv")
+    for line in tables.itertuples():
+        mine = runs[runs["run"] == line.run]
+        assert line.seeds == 2
+        assert line.auc_mean == pytest.approx(100 * mine["auc"].mean(), abs=1e-3)
+        assert line.auc_std == pytest.approx(100 * mine["auc"].std(ddof=1), abs=1e-3)
+    assert tables.loc[0, "auc_paper"] == pytest.approx(65.42)
+
+
+def test_scores_equal_scikit_learn_on_the_saved_map_model(tiny_run):
+    from safetensors.torch import load_file
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    _, out = tiny_run
+    runs = pd.read_csv(out / "experiments.csv")
+    key = "mfaf_backbone-shufflenet_v2_dilations-1-6"
+    folder = out / "runs" / key / "seed0"
+    assert not (folder / "last.pt").exists()  # checkpoints go once a run is scored
+    assert not (out / "runs" / "shufflenet_v2" / "seed0" / "model.safetensors").exists()  # only the map model's
+    model = pp.models.build("mfaf", 10, backbone="shufflenet_v2", dilations=[1, 6])
+    model.load_state_dict(load_file(folder / "model.safetensors"))
+    model.eval()
+    test = pp.tiles.TileSet.load(out / "tiles_test.npz")
+    import torch
+
+    with torch.no_grad():
+        prob = pp.models.probabilities(model(torch.from_numpy(test.x))).numpy()
+    row = runs[(runs["run"] == key) & (runs["seed"] == 0)].iloc[0]
+    assert row["auc"] == pytest.approx(roc_auc_score(test.y, prob[:, 1]), abs=1e-6)
+    assert row["f1"] == pytest.approx(f1_score(test.y, prob.argmax(1), average="macro"), abs=1e-6)
+
+
+def test_a_killed_run_resumes_to_the_same_tables(tiny_run, tmp_path, monkeypatch):
+    config, whole = tiny_run
+    from prospect.training import Trainer
+
+    original = Trainer._save
+    calls = {"n": 0}
+
+    def killed(self, epoch, improved, checkpoint=True):
+        original(self, epoch, improved, checkpoint)
+        calls["n"] += 1
+        if calls["n"] == 5:  # seed 1, first model, after its first epoch's checkpoint
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_save", killed)
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        cli(["run", str(config), "--out", str(out)])
+    monkeypatch.setattr(Trainer, "_save", original)
+    interrupted = out / "runs" / "mfaf_backbone-shufflenet_v2_dilations-1-6" / "seed1"
+    assert (interrupted / "last.pt").exists() and not (interrupted / "metrics.json").exists()
+    assert not (out / "prospectivity.tif").exists()
+    assert cli(["run", str(config), "--out", str(out), "--resume"]) == 0
+    for name in ("experiments.csv", "tables.csv", "screening.csv", "tiles.csv", "evaluation.csv"):
+        pd.testing.assert_frame_equal(_without_time(pd.read_csv(out / name)), _without_time(pd.read_csv(whole / name)))
+    with rasterio.open(out / "prospectivity.tif") as a, rasterio.open(whole / "prospectivity.tif") as b:
+        np.testing.assert_array_equal(a.read(), b.read())
+    log = (out / "run.log").read_text()
+    assert "the run stopped" in log and "resuming mfaf_backbone-shufflenet_v2_dilations-1-6 seed 1 after epoch 1" \
+        in log
+    assert "This run was resumed: 2 model(s) were read back" in (out / "report.md").read_text()
