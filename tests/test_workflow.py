@@ -63,3 +63,20 @@ def test_ore_image_workflow_writes_reports(tmp_path):
     assert (out / "mobilenet_v2" / "confusion.png").exists() and (out / "mobilenet_v2" / "cam.png").exists()
     assert len(pd.read_csv(out / "summary.csv")) == 1
     assert images.main(["--out", str(tmp_path / "x"), "--models", "lenet"]) == 2
+
+
+def test_ore_image_study_file_keys_are_checked(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("ore_image_classification_2",
+                                                  ROOT / "workflows" / "ore_image_classification.py")
+    images = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(images)
+    text = (ROOT / "workflows" / "ore_images.toml").read_text().replace("../data_samples", str(ROOT / "data_samples"))
+    config = tmp_path / "images.toml"
+    config.write_text(text.replace("size = 64", "size = 64\nresize = 32"))
+    assert images.main(["--config", str(config), "--out", str(tmp_path / "a")]) == 2
+    said = capsys.readouterr().err
+    assert "unknown key(s) ['resize']; valid keys of [data]: ['root', 'size', 'split'" in said
+    config.write_text(text.replace('name = "resnet18"', 'name = "resnet18"\nattention = "se"\nweights = "x.pth"'))
+    assert images.main(["--config", str(config), "--out", str(tmp_path / "b")]) == 2
+    assert "valid keys of [models]: ['name', 'pretrained', 'attention', 'dropout']" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -1,13 +1,15 @@
 """Rock/ore image classification on a folder of class folders, with the shared Trainer.
 
     python workflows/ore_image_classification.py --out out/ore_images
-    python workflows/ore_image_classification.py --root my_micrographs --models resnet50,mobilenet_v2,swin_t \
-        --pretrained torchvision --size 224 --epochs 30 --out out/mine
+    python workflows/ore_image_classification.py --config my_images.toml --out out/mine
+    python workflows/ore_image_classification.py --root my_micrographs --models resnet50,mobilenet_v2 --out out/m
 
-For every model: train on the training side (validation picks the best epoch), then on the test side a
-per-class table like the Swin paper's Table 3 (``<model>/report.csv``), a confusion matrix
-(``<model>/confusion.png``) and Grad-CAM maps of a few test images (``<model>/cam.png``); ``summary.csv``
-compares the models. The default data (data_samples/ore_images) is synthetic.
+The study is described by ``workflows/ore_images.toml`` (or ``--config``): ``[data]`` feeds
+``ImageFolderSplit``, each ``[[models]]`` row ``build_classifier`` and ``[trainer]`` the ``Trainer``; the
+command-line options override a few of its keys. For every model: train on the training side (validation
+picks the best epoch), then on the test side a per-class table like the Swin paper's Table 3
+(``<model>/report.csv``), a confusion matrix (``<model>/confusion.png``) and Grad-CAM maps of a few test
+images (``<model>/cam.png``); ``summary.csv`` compares the models. The default data is synthetic.
 """
 
 from __future__ import annotations
@@ -24,66 +26,74 @@ import torch
 
 import prospect as pp
 from prospect._workflow import prepare_output, stage_logging
+from prospect.errors import ProspectError
+from prospect.pipeline.config import IMAGE_SECTIONS, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
+CONFIG = Path(__file__).resolve().with_name("ore_images.toml")
 log = logging.getLogger("prospect.workflow")
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", type=Path, default=ROOT / "data_samples" / "ore_images",
-                        help="folder with one sub-folder of images per class")
-    parser.add_argument("--models", default="resnet18", help="comma-separated zoo names (pp.imagery.list_classifiers)")
-    parser.add_argument("--attention", default=None, choices=["se", "eca"], help="SE (mobilenet_v2) or ECA (convnext)")
-    parser.add_argument("--pretrained", default=None, help="'torchvision' (torch's cache) or a weights file")
-    parser.add_argument("--freeze-epochs", type=int, default=0, help="epochs with the backbone frozen")
-    parser.add_argument("--size", type=int, default=64, help="image size in pixels (default 64; the papers use 224)")
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (1e-4 with pretrained weights)")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--group-by", default=None,
-                        help=r"regex on file stems keeping groups together, e.g. '^(.*)_r\d+_c\d+$'")
+    parser.add_argument("--config", type=Path, default=CONFIG, help="the study file (TOML)")
+    parser.add_argument("--root", type=Path, default=None, help="overrides [data] root")
+    parser.add_argument("--models", default=None,
+                        help="comma-separated zoo names replacing the [[models]] rows (pp.imagery.list_classifiers)")
+    parser.add_argument("--size", type=int, default=None, help="overrides [data] size")
+    parser.add_argument("--epochs", type=int, default=None, help="overrides [trainer] epochs")
     parser.add_argument("--out", type=Path, default=Path("out/ore_images"))
     parser.add_argument("--overwrite", action="store_true")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=None, help="overrides [study] seed")
+    parser.add_argument("--device", default=None, help="overrides [trainer] device")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    names = [n.strip() for n in args.models.split(",") if n.strip()]
-    unknown = [n for n in names if n not in pp.imagery.list_classifiers()]
-    if unknown:
-        print(f"error: --models {unknown} are unknown; valid: {sorted(pp.imagery.list_classifiers())}",
-              file=sys.stderr)
+    try:
+        config = load_config(args.config, schema=IMAGE_SECTIONS)
+        for key, value in (("data.root", args.root and str(args.root.resolve())), ("data.size", args.size),
+                           ("trainer.epochs", args.epochs), ("study.seed", args.seed), ("trainer.device", args.device)):
+            if value is not None:
+                config.override(key, value, f"--{key.split('.')[1]}")
+        if args.models is not None:
+            config.sections["models"] = [{"name": n.strip()} for n in args.models.split(",") if n.strip()]
+        unknown = [row["name"] for row in config["models"] if row["name"] not in pp.imagery.list_classifiers()]
+        if unknown or not config["models"]:
+            raise pp.errors.ConfigError(f"models {unknown or '(none)'} are unknown; valid: "
+                                        f"{sorted(pp.imagery.list_classifiers())}")
+    except ProspectError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     problem = prepare_output(args.out, args.overwrite)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     with stage_logging(args.out / "run.log"):
-        return _run(args, names)
+        return _run(config, args.out, args.overwrite)
 
 
-def _run(args: argparse.Namespace, names: list[str]) -> int:
-    normalize = "imagenet" if args.pretrained else "dataset"
-    split = pp.imagery.ImageFolderSplit(args.root, size=args.size, seed=args.seed, group_by=args.group_by,
-                                        normalize=normalize)
-    log.info("data: %s, %d classes %s; train %d, val %d, test %d images at %d px (normalised with %s statistics)",
-             args.root, len(split.classes), split.classes, len(split.train), len(split.val), len(split.test),
-             args.size, normalize)
+def _run(config, out: Path, overwrite: bool) -> int:
+    seed = int(config["study"].get("seed", 0))
+    data = dict(config["data"])
+    split = pp.imagery.ImageFolderSplit(data.pop("root"), seed=seed, **data)
+    log.info("data: %s, %d classes %s; train %d, val %d, test %d images at %d px", config["data"]["root"],
+             len(split.classes), split.classes, len(split.train), len(split.val), len(split.test),
+             config["data"].get("size", 224))
+    for change in config.changes:
+        log.info("  %s", change)
+    settings = dict(config["trainer"])
+    preset = settings.pop("preset", None)
+    settings = {**(pp.training.PRESETS[preset] if preset else {}), **settings}
     rows = []
-    for name in names:
+    for options in config["models"]:
         started = time.perf_counter()
-        folder = args.out / name
-        torch.manual_seed(args.seed)
-        model = pp.imagery.build_classifier(name, len(split.classes), pretrained=args.pretrained,
-                                            attention=args.attention)
-        trainer = pp.training.Trainer(model, optimizer="adam", lr=args.lr, scheduler=None, epochs=args.epochs,
-                                      batch_size=args.batch_size, freeze_backbone_epochs=args.freeze_epochs,
-                                      monitor="val_accuracy", out_dir=folder, overwrite=args.overwrite,
-                                      seed=args.seed, device=args.device)
+        name = options["name"] + (f"_{options['attention']}" if options.get("attention") else "")
+        folder = out / name
+        torch.manual_seed(seed)
+        model = pp.imagery.build_classifier(num_classes=len(split.classes), **options)
+        trainer = pp.training.Trainer(model, out_dir=folder, overwrite=overwrite, seed=seed, **settings)
         trainer.fit(split.train, split.val)
         model.load_state_dict(pp.training.load_checkpoint(folder / "best.pt")["model"])
         probs = trainer.predict(split.test)
@@ -94,6 +104,7 @@ def _run(args: argparse.Namespace, names: list[str]) -> int:
         plt.close(figure)
         # one test image of each class (the CAM of a 64-px image at ResNet's last stage is coarse: use 224 px)
         shown = [split.test.labels.index(c) for c in range(len(split.classes)) if c in split.test.labels]
+        shown = shown[:int(config["study"].get("cam_images", 5))]
         images = torch.stack([split.test[i][0] for i in shown]).to(trainer.device)
         cams = pp.imagery.grad_cam(model, images)
         predicted = probs[shown].argmax(1)
@@ -108,8 +119,8 @@ def _run(args: argparse.Namespace, names: list[str]) -> int:
                      "seconds": time.perf_counter() - started})
         log.info("%s: test accuracy %.3f, macro F1 %.3f (%.1f s)", name, accuracy, rows[-1]["f1_macro"],
                  rows[-1]["seconds"])
-    pd.DataFrame(rows).to_csv(args.out / "summary.csv", index=False, float_format="%.4f")
-    log.info("done: outputs in %s", args.out)
+    pd.DataFrame(rows).to_csv(out / "summary.csv", index=False, float_format="%.4f")
+    log.info("done: outputs in %s", out)
     return 0
 
 

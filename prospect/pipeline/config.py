@@ -28,7 +28,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["RunConfig", "load_config", "SECTIONS", "describe_sections"]
+__all__ = ["RunConfig", "load_config", "SECTIONS", "IMAGE_SECTIONS", "describe_sections"]
 
 
 @dataclass(frozen=True)
@@ -40,11 +40,14 @@ class Section:
     extra: tuple[str, ...] = ()        # keys of the workflow, not of a call (documented in help)
     many: bool = False                 # an array of tables ([[categorical]]), each one call
     help: str = ""
+    required: tuple[str, ...] = ()     # keys every table of the section must have
 
 
 SECTIONS: dict[str, Section] = {
-    "samples": Section(("prospect.io.read_samples",), help="the stream-sediment survey (CSV, GPKG or SHP)"),
-    "deposits": Section(("prospect.io.read_vector",), help="known deposits: tile labels, screening, map evaluation"),
+    "samples": Section(("prospect.io.read_samples",), help="the stream-sediment survey (CSV, GPKG or SHP)",
+                       required=("path",)),
+    "deposits": Section(("prospect.io.read_vector",), help="known deposits: tile labels, screening, map evaluation",
+                        required=("path",)),
     "undiscovered": Section(("prospect.io.read_vector",),
                             help="optional: deposits kept out of training, to judge the map (prediction rate)"),
     "screening": Section(("prospect.screening.screen_elements",), ("samples", "deposits", "labels", "seed"),
@@ -54,9 +57,10 @@ SECTIONS: dict[str, Section] = {
     "idw": Section(("prospect.interpolate.idw",), ("samples", "grid"),
                    help="element rasters; elements = 'screen' takes the screening's selection"),
     "categorical": Section(("prospect.io.read_vector", "prospect.layers.rasterize_categorical"), ("gdf", "grid"),
-                           many=True, help="categorical layers such as geology, one [[categorical]] per layer"),
+                           many=True, help="categorical layers such as geology, one [[categorical]] per layer",
+                           required=("path", "field")),
     "distance": Section(("prospect.io.read_vector", "prospect.layers.distance_to"), ("gdf", "grid"), many=True,
-                        help="distance-to layers such as faults, one [[distance]] per layer"),
+                        help="distance-to layers such as faults, one [[distance]] per layer", required=("path",)),
     "tiles": Section(("prospect.tiles.make_tiles",), ("stack", "deposits"), help="sliding-window tiles"),
     "split": Section(("prospect.tiles.spatial_split",), ("tiles", "seed"), help="the spatial train/test split"),
     "smote": Section(("prospect.tiles.smote",), ("tiles", "seed"), help="SMOTE on the training side"),
@@ -72,6 +76,15 @@ SECTIONS: dict[str, Section] = {
     "evaluation": Section(("prospect.evaluation.evaluate_map",), ("prob", "deposits"), help="map evaluation"),
     "report": Section((), extra=("title", "synthetic", "paper"),
                       help="report.md: its title, whether the data is synthetic, the paper to compare with"),
+}
+# The image-classification study (workflows/ore_image_classification.py).
+IMAGE_SECTIONS: dict[str, Section] = {
+    "data": Section(("prospect.imagery.ImageFolderSplit",), ("seed",), required=("root",),
+                    help="a folder with one sub-folder of images per class, split into train/val/test"),
+    "models": Section(("prospect.imagery.build_classifier",), ("num_classes",), many=True, required=("name",),
+                      help="the zoo models to train, one [[models]] per model"),
+    "trainer": SECTIONS["trainer"],
+    "study": Section((), extra=("seed", "cam_images"), help="the seed of split, weights and order; CAM figures"),
 }
 MODEL_KEYS = ("label", "table", "paper", "name", "pretrained")   # beside MFAF's keyword arguments
 PAPER_METRICS = ("accuracy", "auc", "recall", "f1")
@@ -98,9 +111,9 @@ def _parameters(dotted: str) -> list[str]:
             if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
 
 
-def valid_keys(section: str) -> list[str]:
+def valid_keys(section: str, schema: Mapping[str, Section] = SECTIONS) -> list[str]:
     """The keys ``section`` accepts: the parameters of its calls not filled in by the run, and its extras."""
-    spec = SECTIONS[section]
+    spec = schema[section]
     keys: list[str] = []
     for call in spec.calls:
         keys += [name for name in _parameters(call) if name not in spec.filled and name not in keys]
@@ -113,13 +126,13 @@ def model_keys() -> list[str]:
     return list(MODEL_KEYS) + mfaf
 
 
-def describe_sections() -> str:
+def describe_sections(schema: Mapping[str, Section] = SECTIONS) -> str:
     """Every section, the call its keys go to and the keys it takes (for ``prospect keys`` and the README)."""
     lines = []
-    for name, spec in SECTIONS.items():
+    for name, spec in schema.items():
         calls = " + ".join(spec.calls) if spec.calls else "workflow"
         lines.append(f"[{'[' if spec.many else ''}{name}{']' if spec.many else ''}]  -> {calls}: {spec.help}")
-        lines.append("    " + ", ".join(valid_keys(name)))
+        lines.append("    " + ", ".join(valid_keys(name, schema)))
         if name == "experiments":
             lines.append("    [[experiments.models]] rows: " + ", ".join(model_keys()))
     return "\n".join(lines)
@@ -136,14 +149,15 @@ class RunConfig:
     source: Path
     mode: str = "full"
     changes: list[str] = field(default_factory=list)
+    schema: Mapping[str, Section] = field(default_factory=lambda: SECTIONS, repr=False)
 
     def __getitem__(self, name: str) -> Any:
-        return self.sections.get(name, [] if SECTIONS[name].many else {})
+        return self.sections.get(name, [] if self.schema[name].many else {})
 
     def override(self, dotted: str, value: Any, why: str) -> None:
         """Set ``section.key`` (checked like the file's keys) and record the change."""
         section, _, key = dotted.partition(".")
-        _check_keys(section, {key: value}, f"{why}")
+        _check_keys(section, {key: value}, f"{why}", self.schema)
         before = self.sections.setdefault(section, {}).get(key, "default")
         self.sections[section][key] = value
         self.changes.append(f"{dotted}: {before!r} -> {value!r} ({why})")
@@ -160,8 +174,11 @@ class RunConfig:
         return list(self["experiments"].get("models", []))
 
 
-def load_config(path: str | os.PathLike, mode: str = "full") -> RunConfig:
+def load_config(path: str | os.PathLike, mode: str = "full", schema: Mapping[str, Section] = SECTIONS) -> RunConfig:
     """Read and check a run file; ``mode="quick"`` applies its ``[quick]`` overrides.
+
+    ``schema`` says which sections exist (:data:`SECTIONS` for a prospectivity study,
+    :data:`IMAGE_SECTIONS` for an image-classification study).
 
     Raises :class:`~prospect.errors.ConfigError` naming the file and key for unknown sections or
     keys (listing the valid ones) and for values of the wrong kind, and
@@ -178,10 +195,10 @@ def load_config(path: str | os.PathLike, mode: str = "full") -> RunConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
     quick = raw.pop("quick", {})
-    _check_document(raw, str(path))
+    _check_document(raw, str(path), schema)
     if not isinstance(quick, dict):
         raise ConfigError(f"{path}: [quick] must be a table of overrides, got {quick!r}")
-    _check_document(quick, f"{path} [quick]", partial=True)
+    _check_document(quick, f"{path} [quick]", schema, partial=True)
     sections = copy.deepcopy(raw)
     changes = []
     if mode == "quick":
@@ -190,40 +207,42 @@ def load_config(path: str | os.PathLike, mode: str = "full") -> RunConfig:
                 before = sections.get(name, {}).get(key, "default")
                 sections.setdefault(name, {})[key] = copy.deepcopy(value)
                 changes.append(f"{name}.{key}: {before!r} -> {value!r} (--quick)")
-    for name in ("samples", "deposits"):
-        if "path" not in sections.get(name, {}):
-            raise ConfigError(f"{path}: [{name}] needs a path (the {SECTIONS[name].help})")
+    for name, spec in schema.items():
+        if spec.required and not spec.many and any(key not in sections.get(name, {}) for key in spec.required):
+            raise ConfigError(f"{path}: [{name}] needs {' and '.join(spec.required)} ({spec.help})")
     _absolute_paths(sections, path.parent)
-    return RunConfig(sections, path.resolve(), mode, changes)
+    return RunConfig(sections, path.resolve(), mode, changes, schema)
 
 
-def _check_document(document: Mapping[str, Any], where: str, partial: bool = False) -> None:
-    unknown = sorted(set(document) - set(SECTIONS))
+def _check_document(document: Mapping[str, Any], where: str, schema: Mapping[str, Section],
+                    partial: bool = False) -> None:
+    unknown = sorted(set(document) - set(schema))
     if unknown:
-        raise ConfigError(f"{where}: unknown section(s) {unknown}; valid sections: {list(SECTIONS)} "
+        raise ConfigError(f"{where}: unknown section(s) {unknown}; valid sections: {list(schema)} "
                           f"(and [quick] for --quick overrides)")
     for name, body in document.items():
-        spec = SECTIONS[name]
+        spec = schema[name]
         bodies = body if spec.many and isinstance(body, list) else [body]
         for i, one in enumerate(bodies):
             label = f"{where} [{name}]" + (f" #{i + 1}" if spec.many else "")
             if not isinstance(one, dict):
                 raise ConfigError(f"{label} must be a table of keys, got {one!r}")
-            if spec.many and "path" not in one and not partial:
-                raise ConfigError(f"{label} needs a path")
-            _check_keys(name, one, label)
+            missing = [key for key in spec.required if key not in one]
+            if spec.many and missing and not partial:
+                raise ConfigError(f"{label} needs {' and '.join(missing)}")
+            _check_keys(name, one, label, schema)
 
 
-def _check_keys(section: str, body: Mapping[str, Any], where: str) -> None:
-    if section not in SECTIONS:
-        raise ConfigError(f"{where}: unknown section {section!r}; valid sections: {list(SECTIONS)}")
-    valid = valid_keys(section)
+def _check_keys(section: str, body: Mapping[str, Any], where: str, schema: Mapping[str, Section]) -> None:
+    if section not in schema:
+        raise ConfigError(f"{where}: unknown section {section!r}; valid sections: {list(schema)}")
+    valid = valid_keys(section, schema)
     unknown = sorted(set(body) - set(valid))
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys of [{section}]: {valid}")
-    if section == "experiments":
+    if schema is SECTIONS and section == "experiments":
         _check_experiments(body, where)
-    if section == "idw" and "elements" in body:
+    if schema is SECTIONS and section == "idw" and "elements" in body:
         elements = body["elements"]
         if not (elements == "screen" or (isinstance(elements, list) and all(isinstance(e, str) for e in elements))):
             raise ConfigError(f"{where}: elements={elements!r}; valid: 'screen' (the screening's selection) or a "
@@ -270,8 +289,9 @@ def _absolute_paths(sections: dict[str, Any], base: Path) -> None:
     """Paths in a config are relative to the config file's folder."""
     for name, body in sections.items():
         for one in body if isinstance(body, list) else [body]:
-            if isinstance(one, dict) and isinstance(one.get("path"), str):
-                one["path"] = str((base / one["path"]).resolve())
+            for key in ("path", "root"):
+                if isinstance(one, dict) and isinstance(one.get(key), str):
+                    one[key] = str((base / one[key]).resolve())
             if name == "experiments":
                 for row in one.get("models", []):
                     if isinstance(row.get("pretrained"), str) and row["pretrained"] != "torchvision":
