@@ -8,12 +8,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
-def prepare_output(out: Path, overwrite: bool) -> str | None:
-    """Create ``out``; return an error message instead when it holds files and ``overwrite`` is False."""
+def output_problem(out: Path, overwrite: bool) -> str | None:
+    """Why ``out`` cannot take a new run (it holds files and ``overwrite`` is False), or None."""
     if out.exists() and any(out.iterdir()) and not overwrite:
         return f"--out {out} is not empty; pass --overwrite or choose another folder"
-    out.mkdir(parents=True, exist_ok=True)
     return None
+
+
+def prepare_output(out: Path, overwrite: bool) -> str | None:
+    """Create ``out``; return an error message instead when it holds files and ``overwrite`` is False."""
+    problem = output_problem(out, overwrite)
+    if problem is None:
+        out.mkdir(parents=True, exist_ok=True)
+    return problem
 
 
 @contextlib.contextmanager

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -80,8 +79,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from prospect._workflow import stage_logging
-    from prospect.errors import InputError, OutputExistsError
-    from prospect.pipeline import check_inputs, run
+    from prospect.pipeline import check_inputs, check_output, run
 
     config = _load(args)
     if args.seed is not None:
@@ -92,30 +90,15 @@ def _run(args: argparse.Namespace) -> int:
         config.override("trainer.device", args.device, "--device")
         config.override("map.device", args.device, "--device")
     out = args.out if args.out is not None else Path("out") / args.config.stem
-    if args.resume:
-        previous = out / "config.json"
-        if not previous.exists():
-            raise InputError(f"--resume: {out} holds no run to resume (no config.json); start it without --resume")
-        before = json.loads(previous.read_text())
-        now = json.loads(config.as_json())
-        if before != now:
-            changed = sorted(f"{k}" for k in set(before["sections"]) | set(now["sections"])
-                             if before["sections"].get(k) != now["sections"].get(k))
-            if before["mode"] != now["mode"]:
-                changed.insert(0, "mode")
-            raise InputError(f"--resume: the run in {out} was made with other settings ({', '.join(changed)} "
-                             "differ); resume with the same config, mode and options, or start afresh")
-    elif out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise OutputExistsError(f"--out {out} is not empty; pass --overwrite to replace its files, --resume to "
-                                "continue the run in it, or choose another folder")
+    check_output(config, out, overwrite=args.overwrite, resume=args.resume)
     inputs = check_inputs(config)      # every input read and checked before anything is written
     out.mkdir(parents=True, exist_ok=True)
     with stage_logging(out / "run.log", append=args.resume):
         try:
             run(config, inputs, out, overwrite=args.overwrite, resume=args.resume)
-        except ProspectError as exc:
+        except ProspectError as exc:   # said once, on the terminal and in run.log
             log.error("error: %s", exc)
-            raise
+            return 2
         except BaseException:
             log.exception("the run stopped; the same command with --resume continues it from its checkpoints")
             raise

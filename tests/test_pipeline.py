@@ -221,3 +221,13 @@ def test_a_killed_run_resumes_to_the_same_tables(tiny_run, tmp_path, monkeypatch
     assert "the run stopped" in log and "resuming mfaf_backbone-shufflenet_v2_dilations-1-6 seed 1 after epoch 1" \
         in log
     assert "This run was resumed: 2 model(s) were read back" in (out / "report.md").read_text()
+
+
+def test_resume_refuses_other_settings(tiny_run, capsys):
+    config, out = tiny_run
+    before = sorted(p.name for p in out.iterdir())
+    assert cli(["run", str(config), "--out", str(out), "--resume", "--epochs", "3"]) == 2
+    assert "was made with other settings (trainer differ)" in capsys.readouterr().err
+    assert cli(["run", str(config), "--out", str(out), "--resume", "--quick"]) == 2
+    assert "(mode, trainer differ)" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == before

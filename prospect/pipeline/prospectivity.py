@@ -25,13 +25,13 @@ import geopandas as gpd
 import pandas as pd
 
 from prospect import io, layers, screening
-from prospect.errors import ColumnError, ConfigError
+from prospect.errors import ColumnError, ConfigError, InputError, OutputExistsError
 from prospect.grid import Grid, require_projected
 from prospect.io import atomic_output
 from prospect.pipeline import experiments as exp
 from prospect.pipeline.config import RunConfig
 
-__all__ = ["Inputs", "check_inputs", "run"]
+__all__ = ["Inputs", "check_inputs", "check_output", "run"]
 
 log = logging.getLogger("prospect.workflow")
 
@@ -288,7 +288,27 @@ def _map_stage(config: RunConfig, inputs: Inputs, stack: Any, data: exp.SeedTile
     return {"evaluation": summary, "windows": int(prob.attrs.get("windows", 0)), "map_model": row["label"]}
 
 
-def read_previous(out: Path) -> dict[str, Any] | None:
-    """The resolved config a previous run wrote into ``out`` (for ``--resume``), or None."""
-    path = out / "config.json"
-    return json.loads(path.read_text()) if path.exists() else None
+def check_output(config: RunConfig, out: str | Path, *, overwrite: bool = False, resume: bool = False) -> None:
+    """Refuse a non-empty ``out`` unless ``overwrite``; with ``resume``, require the run in it to match ``config``.
+
+    A run records itself in ``out/config.json`` (the file after the mode's and the command line's
+    changes), so a resumed run is the run that was started, not a similar one.
+    """
+    from prospect._workflow import output_problem
+
+    out = Path(out)
+    if not resume:
+        problem = output_problem(out, overwrite)
+        if problem:
+            raise OutputExistsError(f"{problem}, or pass --resume to continue the run in it")
+        return
+    previous = out / "config.json"
+    if not previous.exists():
+        raise InputError(f"--resume: {out} holds no run to resume (no config.json); start it without --resume")
+    before, now = json.loads(previous.read_text()), json.loads(config.as_json())
+    changed = (["mode"] if before["mode"] != now["mode"] else []) + sorted(
+        name for name in set(before["sections"]) | set(now["sections"])
+        if before["sections"].get(name) != now["sections"].get(name))
+    if changed:
+        raise InputError(f"--resume: the run in {out} was made with other settings ({', '.join(changed)} differ); "
+                         "resume with the same config, mode and options, or start afresh")

@@ -96,9 +96,10 @@ def _experiments(results: dict[str, Any]) -> list[str]:
     tables, runs = results["tables"], results["experiments"]
     seeds = sorted(int(s) for s in runs["seed"].unique())
     ore = runs.groupby("seed")["test_ore"].first()
+    tiles = runs.groupby("seed")["test_tiles"].first()
     text = [f"Mean ± standard deviation over {len(seeds)} seed(s) {seeds}, in %, on the spatially separated test "
-            f"tiles ({int(runs['test_tiles'].iloc[0])} tiles, {', '.join(map(str, ore.tolist()))} of them ore, per "
-            "seed); each model scored with the weights of its last epoch (the test tiles pick nothing). "
+            f"tiles ({', '.join(map(str, tiles.tolist()))} tiles, {', '.join(map(str, ore.tolist()))} of them ore, "
+            "per seed); each model scored with the weights of its last epoch (the test tiles pick nothing). "
             "Accuracy and recall are at probability 0.5; F1 is the macro mean over the two classes. "
             f"With {int(ore.min())} ore test tiles, one tile moves recall by {100 / max(int(ore.min()), 1):.0f} "
             "points.", ""]
