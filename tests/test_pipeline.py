@@ -231,3 +231,41 @@ def test_resume_refuses_other_settings(tiny_run, capsys):
     assert cli(["run", str(config), "--out", str(out), "--resume", "--quick"]) == 2
     assert "(mode, trainer differ)" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == before
+
+
+def test_python_dash_m_prospect_is_the_command():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "prospect", "keys"], capture_output=True, text=True, check=True)
+    assert "[[experiments.models]] rows: label, table, paper, name" in done.stdout
+    assert "[idw]  -> prospect.interpolate.idw" in done.stdout
+
+
+@pytest.mark.slow
+def test_a_run_killed_by_sigkill_resumes(tmp_path):
+    """A real kill (SIGKILL, no clean-up) in the middle of training, then --resume."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config = _tiny(tmp_path)
+    command = [sys.executable, "-m", "prospect", "run", str(config), "--epochs", "25"]
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    subprocess.run(command + ["--out", str(whole)], check=True, capture_output=True)
+    process = subprocess.Popen(command + ["--out", str(cut)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    running = cut / "runs" / "shufflenet_v2" / "seed0"
+    deadline = time.monotonic() + 120
+    while not (running / "last.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)  # a few more epochs
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert (running / "last.pt").exists() and not (running / "metrics.json").exists()
+    subprocess.run(command + ["--out", str(cut), "--resume"], check=True, capture_output=True)
+    assert "resuming shufflenet_v2 seed 0 after epoch" in (cut / "run.log").read_text()
+    for name in ("experiments.csv", "tables.csv"):
+        pd.testing.assert_frame_equal(_without_time(pd.read_csv(cut / name)), _without_time(pd.read_csv(whole / name)))
+    assert os.path.getsize(cut / "prospectivity.tif") > 0

@@ -83,22 +83,27 @@ def test_learns_and_is_reproducible(tmp_path):
     np.testing.assert_allclose(saved["train_loss"], first["train_loss"])
 
 
+def _fit_until_killed(monkeypatch, trainer, train, val, after_epoch):
+    """Run ``trainer.fit`` and stop it like a kill right after epoch ``after_epoch`` (0-based) has been saved."""
+    original_save = Trainer._save
+
+    def interrupted(self, epoch, improved, checkpoint=True):
+        original_save(self, epoch, improved, checkpoint)
+        if epoch == after_epoch:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(train, val)
+    monkeypatch.setattr(Trainer, "_save", original_save)
+
+
 def test_resume_equals_uninterrupted(tmp_path, monkeypatch):
     train, val = _data(), _data(48, seed=1)
     whole_model = _fresh()
     whole = Trainer(whole_model, out_dir=tmp_path / "whole", **KWARGS).fit(train, val)
 
-    original_save = Trainer._save
-
-    def interrupted(self, epoch, improved, checkpoint=True):
-        original_save(self, epoch, improved, checkpoint)
-        if epoch == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(Trainer, "_save", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        Trainer(_fresh(), out_dir=tmp_path / "cut", **KWARGS).fit(train, val)
-    monkeypatch.setattr(Trainer, "_save", original_save)
+    _fit_until_killed(monkeypatch, Trainer(_fresh(), out_dir=tmp_path / "cut", **KWARGS), train, val, after_epoch=1)
     assert len(pd.read_csv(tmp_path / "cut" / "history.csv")) == 2
     resumed_model = _fresh(seed=99)  # other initial weights: everything must come from the checkpoint
     resumed = Trainer.resume(tmp_path / "cut", resumed_model, **KWARGS).fit(train, val)
@@ -116,17 +121,8 @@ def test_sparse_checkpoints_resume_from_the_last_written_one(tmp_path, monkeypat
     whole = Trainer(whole_model, out_dir=tmp_path / "whole", **settings).fit(train)
     assert load_checkpoint(tmp_path / "whole" / "last.pt")["epoch"] == 4  # the last epoch is always written
     assert not (tmp_path / "whole" / "best.pt").exists()  # no validation: best.pt would only copy last.pt
-    original_save = Trainer._save
-
-    def interrupted(self, epoch, improved, checkpoint=True):
-        original_save(self, epoch, improved, checkpoint)
-        if epoch == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(Trainer, "_save", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        Trainer(_fresh(), out_dir=tmp_path / "cut", **settings).fit(train)
-    monkeypatch.setattr(Trainer, "_save", original_save)
+    _fit_until_killed(monkeypatch, Trainer(_fresh(), out_dir=tmp_path / "cut", **settings), train, None,
+                      after_epoch=2)
     assert load_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] == 1  # epochs 2 and 4 are written (1-based)
     resumed_model = _fresh(seed=99)
     resumed = Trainer.resume(tmp_path / "cut", resumed_model, **settings).fit(train)
