@@ -187,10 +187,11 @@ def run(config: RunConfig, inputs: Inputs, out: str | Path, *, overwrite: bool =
     results.update(tiles=first.counts, tile_size=tiles.size)
     results["timings"]["3 tiles"] = time.perf_counter() - started
     counts = first.counts.set_index(["stage", "side"])
-    log.info("3 tiles: %d of %d x %d px (%d ore); seed %d split: train %d (%d ore), test %d (%d ore); after SMOTE + "
-             "noise the training side holds %d (%d ore); the test side is untouched (%.1f s)", len(tiles), tiles.size,
-             tiles.size, tiles.counts()["ore"], first.seed, *_pair(counts, "split", "train"),
-             *_pair(counts, "split", "test"), *_pair(counts, "SMOTE + noise", "train"), results["timings"]["3 tiles"])
+    log.info("3 tiles: %d of %d x %d px (%d ore); seed %d split: train %d (%d ore; %d straddling the test blocks "
+             "dropped), test %d (%d ore); after SMOTE + noise the training side holds %d (%d ore); the test side is "
+             "untouched (%.1f s)", len(tiles), tiles.size, tiles.size, tiles.counts()["ore"], first.seed,
+             *_pair(counts, "split", "train"), first.counts.attrs["dropped_overlap"], *_pair(counts, "split", "test"),
+             *_pair(counts, "SMOTE + noise", "train"), results["timings"]["3 tiles"])
 
     # 4 experiments ---------------------------------------------------------------------------------------
     started = time.perf_counter()
