@@ -209,9 +209,13 @@ def run(config: RunConfig, inputs: Inputs, out: str | Path, *, overwrite: bool =
             record = exp.train_row(specs[key], data, config, out / "runs" / key / f"seed{seed}", resume=resume,
                                    overwrite=overwrite, keep_weights=keep)
             records.append(record)
+            left = len(unique) * len(config.seeds) - len(records)
+            trained = sum(not r["read_back"] for r in records)
+            pace = (time.perf_counter() - started) / max(trained, 1)
             log.info("4 experiments: seed %d, %d/%d %s: accuracy %.3f, AUC %.3f, recall %.3f, F1 %.3f (%d epochs, "
-                     "%.1f s)", seed, number, len(unique), key, record["accuracy"], record["auc"], record["recall"],
-                     record["f1"], record["epochs"], record["seconds"])
+                     "%.1f s)%s", seed, number, len(unique), key, record["accuracy"], record["auc"], record["recall"],
+                     record["f1"], record["epochs"], record["seconds"],
+                     f"; {left} runs left, about {_duration(pace * left)} at this pace" if left else "")
     frame = pd.DataFrame(records)
     results["resumed"] = int(frame.pop("read_back").sum())
     _write_csv(frame, out / "experiments.csv", index=False, float_format=None)  # as scored: no rounding
@@ -239,6 +243,12 @@ def run(config: RunConfig, inputs: Inputs, out: str | Path, *, overwrite: bool =
     report.write(config, results, out)
     log.info("6 report: %s", out / "report.md")
     return results
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 def _pair(counts: pd.DataFrame, stage: str, side: str) -> tuple[int, int]:
