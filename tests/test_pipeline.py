@@ -66,6 +66,15 @@ def test_the_case_study_config_loads_in_both_modes():
     assert len(runs) == 19  # 5 baselines, 2 MFAF, 4 attention ablations, 5 weights, 3 dilation sets
 
 
+def test_quick_overrides_replace_a_list_of_layers(tmp_path):
+    path = _tiny(tmp_path, ("[quick.trainer]", "[[quick.distance]]\npath = \"../faults.gpkg\"\nname = \"d\"\n\n"
+                                               "[quick.trainer]"))
+    quick = pp.pipeline.load_config(path, mode="quick")
+    assert quick["distance"] == [{"path": str((tmp_path.parent / "faults.gpkg").resolve()), "name": "d"}]
+    assert quick.changes[0].startswith("distance: 1 table(s) -> ")
+    assert pp.pipeline.load_config(path)["distance"][0]["name"] == "fault_distance"
+
+
 def test_check_reads_every_input_without_running(tmp_path, capsys):
     assert cli(["check", str(CASE_STUDY), "--quick"]) == 0
     said = capsys.readouterr().out

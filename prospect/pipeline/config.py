@@ -11,7 +11,6 @@ list of valid ones. ``[quick]`` holds overrides (same sections, same keys) that 
 
 from __future__ import annotations
 
-import copy
 import inspect
 import json
 import os
@@ -199,13 +198,16 @@ def load_config(path: str | os.PathLike, mode: str = "full", schema: Mapping[str
     if not isinstance(quick, dict):
         raise ConfigError(f"{path}: [quick] must be a table of overrides, got {quick!r}")
     _check_document(quick, f"{path} [quick]", schema, partial=True)
-    sections = copy.deepcopy(raw)
-    changes = []
+    sections, changes = raw, []
     if mode == "quick":
         for name, overrides in quick.items():
+            if isinstance(overrides, list):  # [[quick.categorical]] and the like replace the whole list
+                changes.append(f"{name}: {len(sections.get(name, []))} table(s) -> {overrides!r} (--quick)")
+                sections[name] = overrides
+                continue
             for key, value in overrides.items():
                 before = sections.get(name, {}).get(key, "default")
-                sections.setdefault(name, {})[key] = copy.deepcopy(value)
+                sections.setdefault(name, {})[key] = value
                 changes.append(f"{name}.{key}: {before!r} -> {value!r} (--quick)")
     for name, spec in schema.items():
         if spec.required and not spec.many and any(key not in sections.get(name, {}) for key in spec.required):
