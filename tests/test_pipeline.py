@@ -175,6 +175,15 @@ def test_tables_are_the_mean_and_spread_of_the_runs(tiny_run):
         assert line.auc_mean == pytest.approx(100 * mine["auc"].mean(), abs=1e-3)
         assert line.auc_std == pytest.approx(100 * mine["auc"].std(ddof=1), abs=1e-3)
     assert tables.loc[0, "auc_paper"] == pytest.approx(65.42)
+    from prospect.training import auc_interval
+
+    for line in tables.itertuples():
+        saved = [json.loads((out / "runs" / line.run / f"seed{seed}" / "metrics.json").read_text()) for seed in (0, 1)]
+        test = pp.tiles.TileSet.load(out / "tiles_test.npz")
+        assert saved[0]["test_labels"] == test.y.tolist()  # seed 0 scored the saved test tiles
+        low, high = auc_interval([m["test_labels"] for m in saved], [m["test_scores"] for m in saved], seed=0)
+        assert (line.auc_low, line.auc_high) == pytest.approx((100 * low, 100 * high), abs=1e-3)
+        assert line.auc_low <= line.auc_mean <= line.auc_high
 
 
 def test_scores_equal_scikit_learn_on_the_saved_map_model(tiny_run):

@@ -234,3 +234,24 @@ def test_distributed_two_cpu_processes(tmp_path):
     single = Trainer(model, **KWARGS).evaluate(_data(50, seed=1))
     assert single["accuracy"] == pytest.approx(history["val_accuracy"].iloc[-1])
     assert single["roc_auc"] == pytest.approx(history["val_roc_auc"].iloc[-1])
+
+
+def test_auc_interval_matches_hanley_mcneil_and_shrinks_over_seeds():
+    from prospect.screening import auc_z
+    from prospect.training import auc_interval, binary_auc
+
+    rng = np.random.default_rng(1)
+    labels = np.r_[np.ones(200), np.zeros(200)]
+    scores = np.r_[rng.normal(0.95, 1, 200), rng.normal(0, 1, 200)]
+    low, high = auc_interval(labels, scores, seed=3)
+    auc = binary_auc(labels == 1, scores)
+    s_auc = float(auc_z(auc, 200, 200)[0])  # the closed-form standard error (Hanley & McNeil 1982)
+    assert low < auc < high
+    assert (high - low) / (2 * 1.96 * s_auc) == pytest.approx(1.0, abs=0.1)
+    assert auc_interval(labels, scores, seed=3) == (low, high)
+    five_low, five_high = auc_interval([labels] * 5, [scores] * 5, seed=3)  # five independent test sets
+    assert (five_high - five_low) / (high - low) == pytest.approx(1 / np.sqrt(5), rel=0.2)
+    assert auc_interval([1, 1, 0, 0], [0.9, 0.8, 0.2, 0.1]) == (1.0, 1.0)
+    assert np.isnan(auc_interval([1, 1], [0.2, 0.3])[0])
+    with pytest.raises(ValueError, match=r"level=1.5 must lie in \(0, 1\)"):
+        auc_interval(labels, scores, level=1.5)

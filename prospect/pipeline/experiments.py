@@ -101,7 +101,7 @@ def train_row(row: dict[str, Any], data: SeedTiles, config: Any, folder: Path, *
     from ``last.pt``. Checkpoints are removed once the run is scored; ``model.safetensors`` stays when
     ``keep_weights``.
     """
-    from prospect.training import Trainer
+    from prospect.training import Trainer, classification_metrics
 
     done = folder / "metrics.json"
     if resume and done.exists():
@@ -115,11 +115,14 @@ def train_row(row: dict[str, Any], data: SeedTiles, config: Any, folder: Path, *
     else:
         trainer = Trainer(model, out_dir=folder, overwrite=overwrite or resume, **settings)
     history = trainer.fit(data.train)
-    scores = trainer.evaluate(data.test)
+    probabilities = trainer.predict(data.test)
+    scores = classification_metrics(data.test.y, probabilities)
     result = {"run": folder.parent.name, "seed": data.seed, "epochs": len(history),
               **{name: _positive(scores[key]) for name, key in METRICS.items()},
               "precision": _positive(scores["precision"]), "test_tiles": scores["n"],
-              "test_ore": int((data.test.y == 1).sum()), "seconds": float(history["seconds"].sum())}
+              "test_ore": int((data.test.y == 1).sum()), "seconds": float(history["seconds"].sum()),
+              # kept for the bootstrap interval of the AUC over test tiles (summarise)
+              "test_labels": data.test.y.astype(int).tolist(), "test_scores": probabilities[:, 1].tolist()}
     with atomic_output(done, overwrite=True) as tmp:
         tmp.write_text(json.dumps(result, indent=2))
     _tidy(folder, keep_weights)
@@ -136,8 +139,15 @@ def _tidy(folder: Path, keep_weights: bool) -> None:
         (folder / name).unlink(missing_ok=True)
 
 
-def summarise(rows: list[dict[str, Any]], results: pd.DataFrame) -> pd.DataFrame:
-    """One line per model row of the config: mean and standard deviation over seeds, in %, beside the paper."""
+def summarise(rows: list[dict[str, Any]], records: list[dict[str, Any]], seed: int = 0) -> pd.DataFrame:
+    """One line per model row of the config: mean and standard deviation over seeds, in %, beside the paper.
+
+    ``auc_low`` / ``auc_high`` bound the mean AUC with a 95 % stratified bootstrap over the test tiles
+    (:func:`~prospect.training.metrics.auc_interval`): the spread that the few test tiles alone allow.
+    """
+    from prospect.training.metrics import auc_interval
+
+    results = pd.DataFrame(records)
     lines = []
     for row in rows:
         mine = results[results["run"] == run_key(row)]
@@ -148,6 +158,10 @@ def summarise(rows: list[dict[str, Any]], results: pd.DataFrame) -> pd.DataFrame
             line[f"{metric}_mean"] = float(np.mean(values)) if len(values) else np.nan
             line[f"{metric}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else np.nan
             line[f"{metric}_paper"] = float(row.get("paper", {}).get(metric, np.nan))
+        kept = [r for r in records if r["run"] == run_key(row) and "test_scores" in r]
+        low, high = (auc_interval([r["test_labels"] for r in kept], [r["test_scores"] for r in kept], seed=seed)
+                     if kept else (np.nan, np.nan))
+        line["auc_low"], line["auc_high"] = 100 * low, 100 * high
         lines.append(line)
     return pd.DataFrame(lines)
 

@@ -216,10 +216,10 @@ def run(config: RunConfig, inputs: Inputs, out: str | Path, *, overwrite: bool =
                      "%.1f s)%s", seed, number, len(unique), key, record["accuracy"], record["auc"], record["recall"],
                      record["f1"], record["epochs"], record["seconds"],
                      f"; {left} runs left, about {_duration(pace * left)} at this pace" if left else "")
-    frame = pd.DataFrame(records)
+    frame = pd.DataFrame(records).drop(columns=["test_labels", "test_scores"], errors="ignore")
     results["resumed"] = int(frame.pop("read_back").sum())
     _write_csv(frame, out / "experiments.csv", index=False, float_format=None)  # as scored: no rounding
-    summary = exp.summarise(rows, frame)
+    summary = exp.summarise(rows, records, seed=config.seeds[0])
     _write_csv(summary, out / "tables.csv", index=False)
     results.update(experiments=frame, tables=summary)
     results["timings"]["4 experiments"] = time.perf_counter() - started
