@@ -116,6 +116,7 @@ def test_weights_files(tmp_path, monkeypatch):
 
 
 def test_freezing_stops_backbone_gradients_and_cam_still_works():
+    torch.manual_seed(0)  # unseeded, 1 draw in 3 left an image without positive evidence (an all-zero CAM)
     model = build_classifier("resnet18", 3)
     for name in model.backbone_names:
         for parameter in getattr(model, name).parameters():
@@ -126,6 +127,13 @@ def test_freezing_stops_backbone_gradients_and_cam_still_works():
     assert model.fc.weight.grad is not None
     cams = grad_cam(model, x, target=1)
     assert cams.shape == (2, 64, 64) and cams.min() >= 0 and cams.max() <= 1 and np.allclose(cams.max((1, 2)), 1)
+
+
+def test_cam_without_positive_evidence_is_zero_not_nan():
+    torch.manual_seed(1)  # an untrained ResNet18 whose class-1 evidence is negative everywhere on these images
+    model = build_classifier("resnet18", 3)
+    cams = grad_cam(model, torch.randn(2, 3, 64, 64), target=1)
+    assert np.isfinite(cams).all() and set(np.round(cams.max((1, 2)), 6)) <= {0.0, 1.0} and cams.max() == 0
 
 
 def test_swin_grad_cam_shape():

@@ -38,8 +38,10 @@ def grad_cam(model: nn.Module, images: torch.Tensor, target: Any = None, layer: 
 
     Returns
     -------
-    ndarray (N, H, W) in [0, 1] at the images' size. Works with a frozen
-    backbone, and with Swin's channels-last ``(N, h, w, C)`` features.
+    ndarray (N, H, W) in [0, 1] at the images' size, each scaled to a maximum of 1 —
+    or all zero where nothing in the image speaks for the class (Grad-CAM keeps only
+    positive evidence). Works with a frozen backbone, and with Swin's channels-last
+    ``(N, h, w, C)`` features.
     """
     layer = layer if layer is not None else getattr(model, "cam_layer", None)
     if layer is None:
