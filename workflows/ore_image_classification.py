@@ -28,6 +28,7 @@ import prospect as pp
 from prospect._workflow import prepare_output, stage_logging
 from prospect.errors import ProspectError
 from prospect.pipeline.config import IMAGE_SECTIONS, load_config
+from prospect.pipeline.experiments import trainer_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = Path(__file__).resolve().with_name("ore_images.toml")
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         if unknown or not config["models"]:
             raise pp.errors.ConfigError(f"models {unknown or '(none)'} are unknown; valid: "
                                         f"{sorted(pp.imagery.list_classifiers())}")
+        settings = trainer_settings(config, int(config["study"].get("seed", 0)))  # checks the preset too
     except ProspectError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -71,11 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     with stage_logging(args.out / "run.log"):
-        return _run(config, args.out, args.overwrite)
+        return _run(config, settings, args.out, args.overwrite)
 
 
-def _run(config, out: Path, overwrite: bool) -> int:
-    seed = int(config["study"].get("seed", 0))
+def _run(config, settings: dict, out: Path, overwrite: bool) -> int:
+    seed = settings["seed"]
     data = dict(config["data"])
     split = pp.imagery.ImageFolderSplit(data.pop("root"), seed=seed, **data)
     log.info("data: %s, %d classes %s; train %d, val %d, test %d images at %d px", config["data"]["root"],
@@ -83,9 +85,6 @@ def _run(config, out: Path, overwrite: bool) -> int:
              config["data"].get("size", 224))
     for change in config.changes:
         log.info("  %s", change)
-    settings = dict(config["trainer"])
-    preset = settings.pop("preset", None)
-    settings = {**(pp.training.PRESETS[preset] if preset else {}), **settings}
     rows = []
     for options in config["models"]:
         started = time.perf_counter()
@@ -93,7 +92,7 @@ def _run(config, out: Path, overwrite: bool) -> int:
         folder = out / name
         torch.manual_seed(seed)
         model = pp.imagery.build_classifier(num_classes=len(split.classes), **options)
-        trainer = pp.training.Trainer(model, out_dir=folder, overwrite=overwrite, seed=seed, **settings)
+        trainer = pp.training.Trainer(model, out_dir=folder, overwrite=overwrite, **settings)
         trainer.fit(split.train, split.val)
         model.load_state_dict(pp.training.load_checkpoint(folder / "best.pt")["model"])
         probs = trainer.predict(split.test)

@@ -85,7 +85,8 @@ IMAGE_SECTIONS: dict[str, Section] = {
     "trainer": SECTIONS["trainer"],
     "study": Section((), extra=("seed", "cam_images"), help="the seed of split, weights and order; CAM figures"),
 }
-MODEL_KEYS = ("label", "table", "paper", "name", "pretrained")   # beside MFAF's keyword arguments
+REPORT_KEYS = ("label", "table", "paper")   # where a model row goes in the report, not how it is built
+MODEL_KEYS = (*REPORT_KEYS, "name", "pretrained")   # beside MFAF's keyword arguments
 PAPER_METRICS = ("accuracy", "auc", "recall", "f1")
 MODES = ("full", "quick")
 

@@ -21,6 +21,7 @@ import pandas as pd
 from prospect import tiles as tiling
 from prospect.errors import ConfigError, InputError
 from prospect.io import atomic_output
+from prospect.pipeline.config import REPORT_KEYS
 
 __all__ = ["run_key", "SeedTiles", "prepare_tiles", "train_row", "summarise"]
 
@@ -30,7 +31,7 @@ METRICS = {"accuracy": "accuracy", "auc": "roc_auc", "recall": "recall", "f1": "
 
 def run_key(row: dict[str, Any]) -> str:
     """A folder name for a model row; rows with the same model and options share it (and one training)."""
-    options = {k: v for k, v in row.items() if k not in ("label", "table", "paper")}
+    options = {k: v for k, v in row.items() if k not in REPORT_KEYS}
     parts = [options.pop("name")] + [f"{k}-{'-'.join(map(str, v)) if isinstance(v, list) else v}"
                                      for k, v in sorted(options.items())]
     return re.sub(r"[^A-Za-z0-9_.=-]+", "", "_".join(str(p) for p in parts).replace(" ", ""))
@@ -78,12 +79,13 @@ def build_model(row: dict[str, Any], in_channels: int, seed: int):
 
     from prospect.models import build
 
-    options = {k: v for k, v in row.items() if k not in ("label", "table", "paper", "name")}
+    options = {k: v for k, v in row.items() if k not in (*REPORT_KEYS, "name")}
     torch.manual_seed(seed)
     return build(row["name"], in_channels, **options)
 
 
 def trainer_settings(config: Any, seed: int) -> dict[str, Any]:
+    """The ``[trainer]`` keys on top of its ``preset``, with ``seed``: the Trainer's keyword arguments."""
     from prospect.training import PRESETS
 
     settings = dict(config["trainer"])

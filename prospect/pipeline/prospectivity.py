@@ -198,8 +198,10 @@ def run(config: RunConfig, inputs: Inputs, out: str | Path, *, overwrite: bool =
     rows = config.models
     map_label = config["map"].get("model_label", rows[0]["label"])
     map_row = next(row for row in rows if row["label"] == map_label)
-    unique = list(dict.fromkeys(exp.run_key(row) for row in rows))
-    specs = {exp.run_key(row): row for row in rows}
+    specs: dict[str, dict[str, Any]] = {}   # rows with the same model train once per seed
+    for row in rows:
+        specs.setdefault(exp.run_key(row), row)
+    unique = list(specs)
     keep_all = bool(config["experiments"].get("keep_weights", False))
     records = []
     for seed in config.seeds:
