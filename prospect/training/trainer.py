@@ -101,6 +101,8 @@ class Trainer:
         ``"step"``: multiply the rate by ``gamma`` every ``step_size`` epochs
         (the paper's "decayed 40 % every 30 epochs" is ``gamma=0.6``); ``"cosine"`` over ``epochs``.
     epochs, batch_size : int
+        When a training epoch would end in a batch of one sample (which BatchNorm cannot
+        normalise), that sample sits the epoch out; the shuffled order picks another each epoch.
     device : {"auto", "cpu", "cuda", "cuda:N"}
         ``"auto"``: CUDA when available, else the CPU.
     precision : {"bf16", "fp32"}
@@ -286,10 +288,13 @@ class Trainer:
         rank, world = (self.rank, self.world) if distributed else (0, 1)
         sampler = _EpochSampler(len(data), self.config["seed"], shuffle, rank, world)
         sampler.epoch = epoch
+        # BatchNorm cannot train on a batch of one: when the shuffled epoch would end in one, that sample
+        # sits this epoch out (another one the next epoch, as the order changes). Evaluation keeps all.
+        lonely = shuffle and len(sampler) % self.config["batch_size"] == 1 and len(sampler) > 1
         return torch.utils.data.DataLoader(data, batch_size=self.config["batch_size"], sampler=sampler,
                                            num_workers=self.num_workers, worker_init_fn=_seed_worker,
                                            generator=torch.Generator().manual_seed(self.config["seed"] + epoch),
-                                           pin_memory=self.device.type == "cuda", drop_last=False)
+                                           pin_memory=self.device.type == "cuda", drop_last=lonely)
 
     def _autocast(self):
         enabled = self.device.type == "cuda" and self.config["precision"] == "bf16"
