@@ -24,8 +24,11 @@ if TYPE_CHECKING:
     import xarray as xr
     from matplotlib.figure import Figure
 
-__all__ = ["deposit_cells", "map_auc", "success_rate_curve", "prediction_rate_curve", "prediction_area",
-           "deposit_coverage", "targets", "evaluate_map", "plot_map", "plot_rate_curve", "plot_prediction_area"]
+__all__ = ["deposit_cells", "map_auc", "deposit_ranks", "heldout_summary", "heldout_rate_curve", "success_rate_curve",
+           "prediction_rate_curve", "prediction_area", "deposit_coverage", "targets", "evaluate_map", "plot_map",
+           "plot_rate_curve", "plot_prediction_area"]
+
+HELDOUT_AREAS = (0.05, 0.10, 0.20)   # the shares of the area whose deposit capture the held-out table reports
 
 
 def _surface(prob: xr.DataArray) -> tuple[np.ndarray, Grid]:
@@ -84,6 +87,78 @@ def map_auc(prob: xr.DataArray, deposits: gpd.GeoDataFrame) -> float:
     positive[placed.row[placed.inside], placed.col[placed.inside]] = True
     valid = np.isfinite(placed.values)
     return binary_auc(positive[valid], placed.values[valid])
+
+
+def deposit_ranks(prob: xr.DataArray, deposits: gpd.GeoDataFrame) -> pd.DataFrame:
+    """How each deposit ranks on the map: one row per deposit on a valid cell.
+
+    Columns: ``deposit`` (position in ``deposits``), ``value`` (map value at it), ``auc`` (share of the
+    valid cells holding no deposit that score below it, ties counted half: the map's AUC for that
+    deposit alone) and ``area_above`` (share of the valid area scoring at least as high: the area a
+    geologist must search before reaching it). The mean of ``auc`` is :func:`map_auc` when no two
+    deposits share a cell, so a mean over the deposits of several folds is the deposit-weighted mean
+    of their AUCs.
+    """
+    placed = _on_map(prob, deposits)
+    valid = np.isfinite(placed.values)
+    holds = np.zeros(placed.grid.shape, bool)
+    holds[placed.row[placed.inside], placed.col[placed.inside]] = True
+    negatives = np.sort(placed.values[valid & ~holds])
+    cells = np.sort(placed.values[valid])
+    below = np.searchsorted(negatives, placed.at, side="left")
+    ties = np.searchsorted(negatives, placed.at, side="right") - below
+    used = np.flatnonzero(placed.inside)[np.isfinite(placed.values[placed.row[placed.inside],
+                                                                  placed.col[placed.inside]])]
+    return pd.DataFrame({"deposit": used, "value": placed.at,
+                         "auc": (below + 0.5 * ties) / max(len(negatives), 1),
+                         "area_above": (len(cells) - np.searchsorted(cells, placed.at, side="left")) / len(cells)})
+
+
+def heldout_summary(ranks: pd.DataFrame, level: float = 0.95, resamples: int = 2000, seed: int = 0,
+                    areas: tuple[float, ...] = HELDOUT_AREAS) -> dict[str, float]:
+    """The held-out-deposit scores of a map (or of the fold maps of a cross-validation).
+
+    Parameters
+    ----------
+    ranks : DataFrame
+        :func:`deposit_ranks` of each held-out deposit on the map that did not see it (the rows of
+        every fold together).
+    level, resamples, seed
+        Percentile bootstrap over deposits: the interval of the mean AUC that the choice of
+        deposits alone allows.
+    areas : tuple of float
+        Shares of the area for ``top_<p>``: the fraction of held-out deposits in the top ``p`` of it.
+
+    Returns
+    -------
+    dict with ``auc`` (deposit-weighted mean), ``auc_low``, ``auc_high``, ``top_5`` ... and ``deposits``.
+    """
+    if not 0 < level < 1:
+        raise InputError(f"level={level!r} must lie in (0, 1), e.g. 0.95")
+    if len(ranks) == 0:
+        raise InputError("no held-out deposit to score")
+    auc = ranks["auc"].to_numpy(float)
+    rng = np.random.default_rng(seed)
+    means = auc[rng.integers(0, len(auc), (int(resamples), len(auc)))].mean(axis=1)
+    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    above = ranks["area_above"].to_numpy(float)
+    return {"auc": float(auc.mean()), "auc_low": float(low), "auc_high": float(high),
+            **{f"top_{round(100 * a)}": float((above <= a + 1e-12).mean()) for a in areas}, "deposits": len(auc)}
+
+
+def heldout_rate_curve(ranks: pd.DataFrame, kind: str = "held-out prediction rate") -> pd.DataFrame:
+    """The out-of-fold prediction-rate curve: share of held-out deposits against the share of area searched.
+
+    Each deposit is found once its fold's map has been searched down to it (``area_above``), so the
+    curve is their empirical distribution; ``attrs["auc"]`` is the area under it.
+    """
+    above = np.sort(ranks["area_above"].to_numpy(float))
+    area = np.r_[0.0, above, 1.0]
+    found = np.r_[0.0, np.arange(1, len(above) + 1) / max(len(above), 1), 1.0]
+    curve = pd.DataFrame({"area_fraction": area, "deposit_fraction": found})
+    # a step curve: deposits are found at their area, so integrate the steps, not the chords
+    curve.attrs.update(kind=kind, deposits=len(above), auc=float(1 - above.mean()) if len(above) else np.nan)
+    return curve
 
 
 def _rate_curve(prob: xr.DataArray, deposits: gpd.GeoDataFrame, kind: str) -> pd.DataFrame:
@@ -264,8 +339,10 @@ def plot_rate_curve(*curves: pd.DataFrame, ax: Any = None) -> Figure:
 
     fig, ax = figure_and_axes(ax, (4.5, 4.5))
     for curve in curves:
-        ax.plot(curve["area_fraction"], curve["deposit_fraction"],
-                label=f"{curve.attrs.get('kind', 'rate')} (AUC {curve.attrs.get('auc', float('nan')):.3f})")
+        name = curve.attrs.get("label", curve.attrs.get("kind", "rate"))
+        steps = "held-out" in curve.attrs.get("kind", "")   # deposits are found at their area: a step curve
+        ax.plot(curve["area_fraction"], curve["deposit_fraction"], drawstyle="steps-post" if steps else "default",
+                label=f"{name} (AUC {curve.attrs.get('auc', float('nan')):.3f})")
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
     ax.set(xlabel="fraction of area (highest probability first)", ylabel="fraction of deposits", xlim=(0, 1),
            ylim=(0, 1), aspect="equal")

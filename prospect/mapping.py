@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import torch
     import xarray as xr
 
-__all__ = ["predict_map", "model_in_channels"]
+__all__ = ["predict_map", "predict_centres", "model_in_channels"]
 
 log = logging.getLogger(__name__)
 
@@ -139,10 +139,7 @@ def predict_map(
         values -= np.asarray(normalization["mean"], np.float32)[:, None, None]
         values /= np.asarray(normalization["std"], np.float32)[:, None, None]
 
-    device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if device == "auto" else device))
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device={str(device)!r} but torch sees no CUDA device; use device='cpu' or 'auto'")
+    device = _device(device)
     if blend == "gaussian":
         axis = np.arange(size) - (size - 1) / 2
         kernel = np.exp(-(axis[:, None] ** 2 + axis[None, :] ** 2) / (2 * (size / 4) ** 2))
@@ -186,3 +183,99 @@ def predict_map(
     return result, grid.wrap(disagreement, name="uncertainty",
                              attrs={**attrs, "kind": "uncertainty",
                                     "definition": "std of the MFAF branches' ore probabilities"})
+
+
+def _device(device: str) -> torch.device:
+    import torch
+
+    chosen = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if device == "auto" else device))
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device={str(chosen)!r} but torch sees no CUDA device; use device='cpu' or 'auto'")
+    return chosen
+
+
+def predict_centres(
+    model: torch.nn.Module,
+    stack: xr.DataArray,
+    size: int,
+    stride: int = 1,
+    normalization: dict | None = None,
+    batch_size: int = 256,
+    device: str = "auto",
+    ore_class: int = 1,
+) -> xr.DataArray:
+    """Ore probability of every cell for a model trained on windows labelled by their centre cell.
+
+    A window of ``size`` cells is centred on every ``stride``-th cell (and the last row and column),
+    as :func:`prospect.sampling.windows` cut the training windows, and the cells in between take the
+    bilinear interpolation of the four lattice cells around them. ``stride=1`` scores every cell.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Returns logits ``(B, classes)`` or an :class:`~prospect.models.MFAFOutput`.
+    stack : DataArray (band, y, x)
+    size : int
+        The training window size.
+    stride : int
+        Step of the lattice of scored cells, ≥ 1.
+    normalization : dict, optional
+        The training statistics (:func:`prospect.sampling.fit_normalization`).
+    batch_size : int
+    device : {"auto", "cpu", "cuda", ...}
+    ore_class : int
+
+    Returns
+    -------
+    DataArray (y, x) float32, NaN where any band of the stack is NaN, ``attrs["kind"] = "probability"``.
+    """
+    import torch
+    from scipy.interpolate import RegularGridInterpolator
+
+    from prospect.models import probabilities
+    from prospect.sampling import padded
+
+    grid = Grid.from_dataarray(stack)
+    bands = [str(b) for b in stack["band"].to_numpy()]
+    expected = model_in_channels(model)
+    if expected is not None and expected != len(bands):
+        raise InputError(f"the model expects {expected} bands but the stack has {len(bands)} ({bands})")
+    if int(size) != size or size < 1:
+        raise InputError(f"size={size!r} must be a positive whole number of cells (the training window)")
+    if int(stride) != stride or stride < 1:
+        raise InputError(f"stride={stride!r} must be a positive whole number of cells")
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise InputError(f"batch_size={batch_size!r} must be a positive whole number")
+    valid = np.isfinite(stack.to_numpy()).all(axis=0)
+    if not valid.any():
+        raise InputError("the stack has no cell that is valid in every band: nothing to map")
+    size, rows, cols = int(size), *grid.shape
+    source = padded(stack, size, normalization)
+    lattice_rows = np.unique(np.r_[np.arange(0, rows, stride), rows - 1])
+    lattice_cols = np.unique(np.r_[np.arange(0, cols, stride), cols - 1])
+    centres = [(r, c) for r in lattice_rows for c in lattice_cols]
+    chosen = _device(device)
+    model = model.to(chosen).eval()
+    scores = np.empty(len(centres), np.float32)
+    started = time.perf_counter()
+    with torch.inference_mode():
+        for start in range(0, len(centres), int(batch_size)):
+            chunk = centres[start:start + int(batch_size)]
+            batch = np.stack([source[:, r:r + size, c:c + size] for r, c in chunk])
+            with torch.autocast(chosen.type, dtype=torch.bfloat16, enabled=chosen.type == "cuda"):
+                output = model(torch.from_numpy(batch).to(chosen))
+            scores[start:start + len(chunk)] = probabilities(output)[:, ore_class].float().cpu().numpy()
+    seconds = time.perf_counter() - started
+    log.info("scored %d centred windows in %.1f s", len(centres), seconds)
+    lattice = scores.reshape(len(lattice_rows), len(lattice_cols))
+    if stride == 1:
+        surface = lattice
+    else:
+        interpolate = RegularGridInterpolator((lattice_rows, lattice_cols), lattice, method="linear")
+        rr, cc = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
+        surface = interpolate(np.column_stack([rr.ravel(), cc.ravel()])).reshape(rows, cols)
+    probability = np.where(valid, surface, np.nan).astype(np.float32)
+    return grid.wrap(probability, name="probability",
+                     attrs={"kind": "probability", "size": size, "stride": int(stride), "label": "center cell",
+                            "windows": len(centres), "model": type(model).__name__, "seconds": round(seconds, 3)})

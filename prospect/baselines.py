@@ -1,0 +1,128 @@
+"""Pixel classifiers a geologist would otherwise pick: random forest, gradient boosting, logistic regression.
+
+    model = pp.baselines.build_baseline("random_forest", seed=0)
+    points = pp.sampling.sample_points(stack, deposits, positive_radius=1000, negative_ratio=5)
+    model.fit(pp.sampling.pixel_values(stack, points), points.y)
+    prob = pp.baselines.predict_stack(model, stack)            # (y, x) probability, NaN = nodata
+    pp.baselines.permutation_importance(model, X_test, y_test, bands)
+
+They are scikit-learn estimators, so they take the same labels (:mod:`prospect.sampling`), the same
+spatial folds (:mod:`prospect.folds`) and give the same probability rasters as the networks. No torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from prospect.errors import InputError
+from prospect.grid import Grid
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+__all__ = ["BASELINES", "list_baselines", "build_baseline", "categorical_bands", "predict_stack",
+           "permutation_importance"]
+
+BASELINES = {
+    "random_forest": "random forest (scikit-learn), 300 trees, balanced class weights",
+    "gradient_boosting": "histogram gradient boosting (scikit-learn), balanced class weights",
+    "logistic_regression": "logistic regression on standardised bands (categorical bands one-hot), balanced",
+}
+
+
+def list_baselines() -> dict[str, str]:
+    """Baseline names and what each is."""
+    return dict(BASELINES)
+
+
+def build_baseline(name: str, seed: int = 0, categorical: list[int] | None = None,
+                   class_weight: str | None = "balanced", **options: Any) -> Any:
+    """A scikit-learn classifier for pixel values ``(n, bands)``.
+
+    Parameters
+    ----------
+    name : {"random_forest", "gradient_boosting", "logistic_regression"}
+    seed : int
+        ``random_state`` of the estimator.
+    categorical : list of int, optional
+        Positions of categorical bands (codes such as geology units): one-hot encoded for the
+        logistic regression, declared categorical to gradient boosting; the forest splits codes.
+    class_weight : {"balanced", None}
+        Weigh classes inversely to their counts (the default), or not.
+    **options
+        Passed to the estimator (e.g. ``n_estimators``, ``max_depth``, ``C``); they override the
+        defaults (forest: 300 trees, ``min_samples_leaf=2``, ``max_samples=0.5``, all cores).
+    """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    if name not in BASELINES:
+        raise InputError(f"unknown baseline {name!r}; valid: {sorted(BASELINES)}")
+    if class_weight not in ("balanced", None):
+        raise InputError(f"class_weight={class_weight!r}; valid: 'balanced', None")
+    categorical = [int(i) for i in (categorical or [])]
+    try:
+        if name == "random_forest":
+            settings = {"n_estimators": 300, "min_samples_leaf": 2, "max_samples": 0.5, "n_jobs": -1, **options}
+            return RandomForestClassifier(random_state=seed, class_weight=class_weight, **settings)
+        if name == "gradient_boosting":
+            return HistGradientBoostingClassifier(random_state=seed, class_weight=class_weight,
+                                                  categorical_features=categorical or None, **options)
+        linear = LogisticRegression(max_iter=2000, class_weight=class_weight, random_state=seed, **options)
+    except TypeError as error:
+        raise InputError(f"{name}: {error}; see the scikit-learn estimator's parameters") from error
+    if not categorical:
+        return make_pipeline(StandardScaler(), linear)
+    encode = ColumnTransformer([("categorical", OneHotEncoder(handle_unknown="ignore"), categorical)],
+                               remainder=StandardScaler())
+    return make_pipeline(encode, linear)
+
+
+def categorical_bands(stack: xr.DataArray) -> list[int]:
+    """Positions of the stack's categorical bands (those with a legend, from :func:`prospect.layers.stack`)."""
+    bands = [str(b) for b in stack["band"].to_numpy()]
+    return [i for i, band in enumerate(bands) if f"{band}_legend" in stack.attrs]
+
+
+def predict_stack(model: Any, stack: xr.DataArray, chunk: int = 2**18) -> xr.DataArray:
+    """Probability of class 1 at every cell of ``stack``, NaN where any band is NaN.
+
+    Returns a DataArray (y, x) float32 with ``attrs["kind"] = "probability"`` (styled in QGIS by
+    :func:`prospect.io.write_geotiff`). Cells are scored ``chunk`` at a time.
+    """
+    grid = Grid.from_dataarray(stack)
+    values = stack.to_numpy()
+    flat = values.reshape(values.shape[0], -1)
+    valid = np.isfinite(flat).all(axis=0)
+    cells = np.flatnonzero(valid)
+    result = np.full(flat.shape[1], np.nan, np.float32)
+    for start in range(0, len(cells), int(chunk)):
+        part = cells[start:start + int(chunk)]
+        result[part] = model.predict_proba(np.ascontiguousarray(flat[:, part].T, dtype=np.float32))[:, 1]
+    return grid.wrap(result.reshape(grid.shape), name="probability",
+                     attrs={"kind": "probability", "model": type(model).__name__})
+
+
+def permutation_importance(model: Any, x: np.ndarray, y: np.ndarray, bands: list[str], repeats: int = 5,
+                           seed: int = 0) -> pd.DataFrame:
+    """Drop in ROC AUC when each band is shuffled (scikit-learn's permutation importance).
+
+    Compute it on samples the model was not fitted on (a held-out fold). Returns one row per band,
+    ``importance`` (mean drop) and ``importance_std``, largest first.
+    """
+    from sklearn.inspection import permutation_importance as permute
+
+    if x.shape[1] != len(bands):
+        raise InputError(f"x has {x.shape[1]} columns but {len(bands)} band names were given")
+    if len(np.unique(y)) < 2:
+        raise InputError("permutation importance by ROC AUC needs samples of both classes")
+    result = permute(model, x, y, scoring="roc_auc", n_repeats=int(repeats), random_state=seed)
+    frame = pd.DataFrame({"band": bands, "importance": result.importances_mean,
+                          "importance_std": result.importances_std})
+    return frame.sort_values("importance", ascending=False).reset_index(drop=True)

@@ -1,0 +1,210 @@
+"""Training samples that fit prospectivity: cells near deposits against background cells.
+
+    points = pp.sampling.sample_points(stack, deposits, positive_radius=1000, negative_ratio=5, seed=0)
+    X = pp.sampling.pixel_values(stack, points)                  # (n, bands): for pixel classifiers
+    stats = pp.sampling.fit_normalization(stack, allowed)        # training area only
+    tiles = pp.sampling.windows(stack, points, size=17, normalization=stats)   # for networks
+
+The label belongs to the **centre** cell: a cell is ore-related (1) when its centre lies within
+``positive_radius`` of a deposit, background (0) when it lies farther than ``negative_distance``
+from every deposit; cells in between are not used. Every positive cell is a sample, so a window
+centred on it sees the deposit at a random offset (the shift augmentation comes for free), and
+negatives are drawn at random from the background. A map made from such a model has the grid's
+resolution, not the tile's (:func:`prospect.mapping.predict_centres`). No torch here.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from prospect.errors import InputError
+from prospect.grid import Grid
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+    import xarray as xr
+
+    from prospect.tiles import TileSet
+
+__all__ = ["Points", "sample_points", "pixel_values", "fit_normalization", "padded", "windows"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Points:
+    """Labelled cells of a grid: ``row``, ``col`` (int64) and ``y`` (1 near a deposit, 0 background)."""
+
+    row: np.ndarray
+    col: np.ndarray
+    y: np.ndarray
+    attrs: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def counts(self) -> dict[str, int]:
+        return {"positive": int((self.y == 1).sum()), "negative": int((self.y == 0).sum())}
+
+
+def _valid(stack: xr.DataArray) -> np.ndarray:
+    return np.isfinite(stack.to_numpy()).all(axis=0)
+
+
+def sample_points(
+    stack: xr.DataArray,
+    deposits: gpd.GeoDataFrame,
+    allowed: np.ndarray | None = None,
+    positive_radius: float = 1000.0,
+    negative_ratio: float = 5.0,
+    negative_distance: float | None = None,
+    max_positives: int | None = None,
+    seed: int = 0,
+) -> Points:
+    """Cells near ``deposits`` (label 1) and random background cells (label 0).
+
+    Parameters
+    ----------
+    stack : DataArray (band, y, x)
+        Only cells valid (finite) in every band are used.
+    deposits : GeoDataFrame
+        The training deposits (never the held-out ones).
+    allowed : ndarray (y, x) bool, optional
+        Cells that may be used at all, e.g. :meth:`prospect.folds.SpatialFolds.training_mask`.
+    positive_radius : float
+        A cell is positive when its centre lies within this distance (CRS units) of a deposit.
+        Default 1000 m: about the reach of a stream-sediment halo.
+    negative_ratio : float
+        Negatives drawn per positive (without replacement; fewer when the background is smaller).
+    negative_distance : float, optional
+        Negatives lie farther than this from every deposit. Default ``positive_radius``.
+    max_positives : int, optional
+        Keep at most this many positives, drawn at random (networks on a CPU).
+    seed : int
+
+    Raises
+    ------
+    InputError
+        A radius or ratio out of range, or no positive cell (no deposit on an allowed valid cell).
+    """
+    from prospect.layers import deposit_layer
+
+    grid = Grid.from_dataarray(stack)
+    if not (np.isfinite(positive_radius) and positive_radius >= 0):
+        raise InputError(f"positive_radius={positive_radius!r} must be a distance ≥ 0 in CRS units")
+    if not (np.isfinite(negative_ratio) and negative_ratio > 0):
+        raise InputError(f"negative_ratio={negative_ratio!r} must be a positive number of negatives per positive")
+    negative_distance = positive_radius if negative_distance is None else float(negative_distance)
+    if not (np.isfinite(negative_distance) and negative_distance >= positive_radius):
+        raise InputError(f"negative_distance={negative_distance!r} must be at least positive_radius="
+                         f"{positive_radius!r}")
+    if max_positives is not None and (int(max_positives) != max_positives or max_positives < 1):
+        raise InputError(f"max_positives={max_positives!r} must be a positive whole number or None")
+    usable = _valid(stack)
+    if allowed is not None:
+        allowed = np.asarray(allowed, bool)
+        if allowed.shape != grid.shape:
+            raise InputError(f"allowed has shape {allowed.shape}; the stack's grid is {grid.shape}")
+        usable &= allowed
+    near = deposit_layer(deposits, grid, radius=positive_radius).to_numpy()[0] > 0
+    if negative_distance > positive_radius:
+        far = deposit_layer(deposits, grid, radius=negative_distance).to_numpy()[0] == 0
+    else:
+        far = ~near
+    positive = np.flatnonzero((near & usable).ravel())
+    background = np.flatnonzero((far & usable).ravel())
+    if len(positive) == 0:
+        raise InputError(f"no usable cell lies within positive_radius={positive_radius:g} of the {len(deposits)} "
+                         "deposits; check their CRS, or use a larger positive_radius")
+    if len(background) == 0:
+        raise InputError(f"no usable cell lies farther than negative_distance={negative_distance:g} from every "
+                         "deposit; use a smaller negative_distance")
+    rng = np.random.default_rng(seed)
+    if max_positives is not None and len(positive) > max_positives:
+        positive = np.sort(rng.choice(positive, int(max_positives), replace=False))
+    wanted = int(round(negative_ratio * len(positive)))
+    if wanted > len(background):
+        log.info("negative_ratio=%g asks for %d negatives; the background holds %d, all used", negative_ratio,
+                 wanted, len(background))
+    negative = np.sort(rng.choice(background, min(wanted, len(background)), replace=False))
+    cells = np.concatenate([positive, negative])
+    return Points(cells // grid.shape[1], cells % grid.shape[1],
+                  np.r_[np.ones(len(positive), np.int64), np.zeros(len(negative), np.int64)],
+                  attrs={"positive_radius": float(positive_radius), "negative_distance": negative_distance,
+                         "negative_ratio": float(negative_ratio), "seed": int(seed)})
+
+
+def pixel_values(stack: xr.DataArray, points: Points) -> np.ndarray:
+    """The stack's values at each point, ``(n, bands)`` float32."""
+    values = stack.to_numpy()
+    return np.ascontiguousarray(values[:, points.row, points.col].T, dtype=np.float32)
+
+
+def fit_normalization(stack: xr.DataArray, allowed: np.ndarray | None = None) -> dict:
+    """Per-band mean and standard deviation over the valid (and ``allowed``) cells of ``stack``.
+
+    The same format as :func:`prospect.tiles.fit_normalization`; fit it on the training area only.
+    """
+    values = stack.to_numpy().astype(np.float64)
+    use = np.isfinite(values).all(axis=0)
+    if allowed is not None:
+        use &= np.asarray(allowed, bool)
+    if not use.any():
+        raise InputError("no valid cell to fit the normalisation on")
+    picked = values[:, use]
+    std = picked.std(axis=1)
+    return {"band": [str(b) for b in stack["band"].to_numpy()], "mean": picked.mean(axis=1).tolist(),
+            "std": np.where(std > 0, std, 1.0).tolist()}
+
+
+def padded(stack: xr.DataArray, size: int, normalization: dict | None = None) -> np.ndarray:
+    """The stack standardised, NaN set to the band mean (0 once standardised), padded by ``size // 2``.
+
+    A window of ``size`` cells centred on cell ``(r, c)`` is ``padded[:, r:r + size, c:c + size]``;
+    near the edges the padding repeats the edge cells.
+    """
+    bands = [str(b) for b in stack["band"].to_numpy()]
+    values = stack.to_numpy().astype(np.float32, copy=True)
+    if normalization is not None:
+        if list(normalization.get("band", [])) != bands:
+            raise InputError(f"normalization is for bands {normalization.get('band')}, the stack has {bands}")
+        values -= np.asarray(normalization["mean"], np.float32)[:, None, None]
+        values /= np.asarray(normalization["std"], np.float32)[:, None, None]
+    for band in values:
+        holes = ~np.isfinite(band)
+        if holes.any():
+            band[holes] = 0.0 if normalization is not None else (np.nanmean(band) if (~holes).any() else 0.0)
+    half = int(size) // 2
+    return np.pad(values, ((0, 0), (half, int(size) - 1 - half), (half, int(size) - 1 - half)), mode="edge")
+
+
+def windows(stack: xr.DataArray, points: Points, size: int, normalization: dict | None = None) -> TileSet:
+    """Windows of ``size`` × ``size`` cells centred on each point, labelled by the point, as a TileSet.
+
+    ``row``/``col`` of the TileSet are each window's upper-left cell (negative near the upper and
+    left edges, where the window reaches into the edge padding of :func:`padded`).
+    """
+    from prospect.tiles import TileSet
+
+    grid = Grid.from_dataarray(stack)
+    if int(size) != size or size < 1:
+        raise InputError(f"size={size!r} must be a positive whole number of cells")
+    size = int(size)
+    source = padded(stack, size, normalization)
+    x = np.stack([source[:, r:r + size, c:c + size] for r, c in zip(points.row, points.col, strict=True)]) \
+        if len(points) else np.zeros((0, source.shape[0], size, size), np.float32)
+    half = size // 2
+    top, left = points.row - half, points.col - half
+    transform = grid.transform
+    xmin = transform.c + left * transform.a
+    ymax = transform.f + top * transform.e
+    bounds = np.column_stack([xmin, ymax + size * transform.e, xmin + size * transform.a, ymax])
+    return TileSet(x, points.y.astype(np.int64), top.astype(np.int64), left.astype(np.int64), bounds,
+                   np.zeros(len(points), bool), np.zeros(len(points), np.int64),
+                   [str(b) for b in stack["band"].to_numpy()], grid.crs.to_wkt(), tuple(transform)[:6], size, 1,
+                   normalization=None if normalization is None else dict(normalization),
+                   attrs={"label": "center cell", **points.attrs})

@@ -1,0 +1,285 @@
+"""Held-out-deposit evaluation: spatial folds, training samples, baselines, deposit ranks, cross-validation."""
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import rankdata
+from shapely.geometry import Point
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+import prospect as pp
+from prospect.errors import InputError
+
+CRS = "EPSG:32649"
+# 80 × 80 cells of 200 m: a 16 km square, on which 300 m halos of 24 deposits cover 2.7 % of the area (a
+# deposit ties with every halo cell, so a perfect halo map scores about 1 - 0.027 / 2 ≈ 0.987)
+CELL = 200
+GRID = pp.Grid.from_bounds((400000, 2400000, 400000 + 80 * CELL, 2400000 + 80 * CELL), shape=(80, 80), crs=CRS)
+
+
+def _deposits(n=24, seed=3, spacing=1800.0):
+    """Deposits at random, at least ``spacing`` apart, away from the edges."""
+    rng = np.random.default_rng(seed)
+    points = []
+    while len(points) < n:
+        x, y = rng.uniform(401000, 415000), rng.uniform(2401000, 2415000)
+        if all(np.hypot(x - a, y - b) >= spacing for a, b in points):
+            points.append((x, y))
+    return gpd.GeoDataFrame({"name": [f"d{i}" for i in range(n)]},
+                            geometry=[Point(x, y) for x, y in points], crs=CRS)
+
+
+def _stack(deposits, signal=True, seed=0, bands=3):
+    """Noise bands, and first a band that is 1 within 300 m of a deposit (the planted signal)."""
+    rng = np.random.default_rng(seed)
+    values = rng.normal(size=(bands, *GRID.shape)).astype(np.float32)
+    if signal:
+        values[0] = pp.layers.deposit_layer(deposits, GRID, radius=300).to_numpy()[0]
+    return GRID.wrap(values, bands=[f"b{i}" for i in range(bands)])
+
+
+# ---------------------------------------------------------------------------------------------- folds
+def test_folds_deal_deposits_to_every_fold_and_cover_the_grid():
+    deposits = _deposits()
+    folds = pp.folds.spatial_folds(GRID, deposits, k=4, block_size=2000, seed=1)
+    counts = folds.counts()
+    assert counts["deposits"].sum() == len(deposits) and (counts["deposits"] >= 5).all()  # 24 over 4: 6 ± 1
+    assert counts["cells"].sum() == 80 * 80 and set(np.unique(folds.fold)) == {0, 1, 2, 3}
+    # whole 10 × 10-cell blocks go to one fold
+    blocks = folds.fold.reshape(8, 10, 8, 10)
+    assert (blocks == blocks[:, :1, :, :1]).all()
+    # the fold of each deposit is the fold of its cell
+    row, col, _ = pp.layers.deposit_pixels(deposits, GRID)
+    np.testing.assert_array_equal(folds.deposit_fold, folds.fold[row, col])
+    same = pp.folds.spatial_folds(GRID, deposits, k=4, block_size=2000, seed=1)
+    np.testing.assert_array_equal(same.fold, folds.fold)
+
+
+def test_no_training_window_touches_a_held_out_block_or_its_buffer():
+    deposits = _deposits()
+    folds = pp.folds.spatial_folds(GRID, deposits, k=4, block_size=2000, buffer=500, seed=0)
+    margin = 3  # a 7 × 7 window
+    for fold in range(4):
+        allowed = folds.training_mask(fold, margin=margin)
+        held = folds.fold == fold
+        # brute force: distance from every cell centre to the nearest held-out cell centre, in metres
+        hr, hc = np.nonzero(held)
+        rr, cc = np.mgrid[0:80, 0:80]
+        distance = np.sqrt(((rr.ravel()[:, None] - hr[None]) ** 2 + (cc.ravel()[:, None] - hc[None]) ** 2)
+                           .min(axis=1)).reshape(80, 80) * CELL
+        forbidden = distance <= 500
+        for r, c in zip(*np.nonzero(allowed), strict=True):
+            window = forbidden[max(r - margin, 0):r + margin + 1, max(c - margin, 0):c + margin + 1]
+            assert not window.any()
+        # and nothing more is forbidden than needed: a cell whose window is clear is allowed
+        clear = ~np.array([[forbidden[max(r - margin, 0):r + margin + 1, max(c - margin, 0):c + margin + 1].any()
+                            for c in range(80)] for r in range(80)])
+        np.testing.assert_array_equal(allowed, clear)
+        # training samples drawn from the mask never come from the held-out fold
+        points = pp.sampling.sample_points(_stack(deposits), deposits.iloc[folds.deposit_index[~folds.held_out(fold)]],
+                                           allowed=allowed, positive_radius=300, seed=fold)
+        assert not held[points.row, points.col].any() and not forbidden[points.row, points.col].any()
+
+
+def test_folds_refuse_what_cannot_be_judged():
+    deposits = _deposits(n=6)
+    with pytest.raises(InputError, match=r"deposits: 6 of 6 lie on the grid, fewer than k=8 folds"):
+        pp.folds.spatial_folds(GRID, deposits, k=8, block_size=500)
+    clustered = gpd.GeoDataFrame(geometry=[Point(400100 + 50 * i, 2400100) for i in range(6)], crs=CRS)
+    with pytest.raises(InputError, match=r"k=3: the deposits fall in only 1 blocks of block_size=4000, so a fold "
+                                         r"would hold none"):
+        pp.folds.spatial_folds(GRID, clustered, k=3, block_size=4000)
+    with pytest.raises(InputError, match=r"k=1 must be a whole number of folds ≥ 2"):
+        pp.folds.spatial_folds(GRID, deposits, k=1)
+    with pytest.raises(InputError, match=r"block_size=-5.0 must be a positive distance"):
+        pp.folds.spatial_folds(GRID, deposits, k=2, block_size=-5)
+
+
+# ---------------------------------------------------------------------------------------------- samples
+def test_sample_points_follow_the_positive_rule_and_ratio():
+    deposits = _deposits()
+    stack = _stack(deposits)
+    points = pp.sampling.sample_points(stack, deposits, positive_radius=300, negative_ratio=2,
+                                       negative_distance=800, seed=4)
+    xy = np.column_stack([GRID.x[points.col], GRID.y[points.row]])
+    sites = np.column_stack([deposits.geometry.x, deposits.geometry.y])
+    nearest = np.sqrt(((xy[:, None] - sites[None]) ** 2).sum(-1)).min(axis=1)
+    assert (nearest[points.y == 1] <= 300).all() and (nearest[points.y == 0] > 800).all()
+    # every cell within 300 m is a positive, and there are twice as many negatives
+    near = pp.layers.deposit_layer(deposits, GRID, radius=300).to_numpy()[0] > 0
+    assert points.counts() == {"positive": int(near.sum()), "negative": 2 * int(near.sum())}
+    np.testing.assert_array_equal(pp.sampling.pixel_values(stack, points)[:, 0], points.y)
+    capped = pp.sampling.sample_points(stack, deposits, positive_radius=300, max_positives=50, seed=4)
+    assert capped.counts() == {"positive": 50, "negative": 250}
+
+
+def test_windows_are_centred_on_their_cell():
+    deposits = _deposits()
+    stack = _stack(deposits)
+    points = pp.sampling.Points(np.array([40, 0, 79]), np.array([30, 5, 79]), np.array([1, 0, 0]))
+    tiles = pp.sampling.windows(stack, points, size=5)
+    values = stack.to_numpy()
+    np.testing.assert_array_equal(tiles.x[0], values[:, 38:43, 28:33])
+    assert tiles.x[0, 1, 2, 2] == values[1, 40, 30]
+    # at the upper edge the window repeats the first row
+    np.testing.assert_array_equal(tiles.x[1, :, 0], values[:, 0, 3:8])
+    np.testing.assert_array_equal(tiles.x[1, :, 2], values[:, 0, 3:8])
+    assert list(tiles.y) == [1, 0, 0] and tiles.row[0] == 38 and tiles.col[0] == 28
+
+
+# ---------------------------------------------------------------------------------------------- baselines
+@pytest.mark.parametrize("name", ["random_forest", "gradient_boosting", "logistic_regression"])
+def test_baseline_probabilities_equal_scikit_learn(name):
+    deposits = _deposits()
+    stack = _stack(deposits)
+    points = pp.sampling.sample_points(stack, deposits, positive_radius=300, seed=0)
+    x = pp.sampling.pixel_values(stack, points)
+    model = pp.baselines.build_baseline(name, seed=7).fit(x, points.y)
+    reference = {"random_forest": RandomForestClassifier(n_estimators=300, min_samples_leaf=2, max_samples=0.5,
+                                                         class_weight="balanced", random_state=7),
+                 "gradient_boosting": HistGradientBoostingClassifier(class_weight="balanced", random_state=7),
+                 "logistic_regression": LogisticRegression(class_weight="balanced", max_iter=2000, random_state=7)
+                 }[name]
+    if name == "logistic_regression":
+        mean, std = x.mean(axis=0), x.std(axis=0)
+        reference.fit((x - mean) / std, points.y)
+        expected = reference.predict_proba((stack.to_numpy().reshape(3, -1).T - mean) / std)[:, 1]
+    else:
+        reference.fit(x, points.y)
+        expected = reference.predict_proba(stack.to_numpy().reshape(3, -1).T)[:, 1]
+    prob = pp.baselines.predict_stack(model, stack)
+    np.testing.assert_allclose(prob.to_numpy().ravel(), expected, rtol=1e-5, atol=1e-6)
+    assert prob.attrs["kind"] == "probability" and pp.Grid.from_dataarray(prob) == GRID
+
+
+def test_baselines_refuse_unknown_names_and_options():
+    with pytest.raises(InputError, match=r"unknown baseline 'svm'; valid: \['gradient_boosting', 'logistic_"):
+        pp.baselines.build_baseline("svm")
+    with pytest.raises(InputError, match=r"random_forest: .*n_trees"):
+        pp.baselines.build_baseline("random_forest", n_trees=5)
+
+
+def test_permutation_importance_finds_the_signal_band():
+    deposits = _deposits()
+    stack = _stack(deposits)
+    points = pp.sampling.sample_points(stack, deposits, positive_radius=300, seed=0)
+    x = pp.sampling.pixel_values(stack, points)
+    model = pp.baselines.build_baseline("logistic_regression").fit(x, points.y)
+    table = pp.baselines.permutation_importance(model, x, points.y, ["b0", "b1", "b2"])
+    assert table["band"].iloc[0] == "b0" and table["importance"].iloc[0] > 0.3
+    assert table["importance"].iloc[1:].abs().max() < 0.05
+
+
+# ---------------------------------------------------------------------------------------------- scores
+def test_deposit_ranks_average_to_map_auc_and_give_the_searched_area():
+    deposits = _deposits()
+    rng = np.random.default_rng(0)
+    prob = GRID.wrap(rng.random(GRID.shape).astype(np.float32))
+    prob[:3] = np.nan
+    ranks = pp.evaluation.deposit_ranks(prob, deposits)
+    assert ranks["auc"].mean() == pytest.approx(pp.evaluation.map_auc(prob, deposits), abs=1e-12)
+    # area above: brute force over valid cells
+    cells = prob.to_numpy()[np.isfinite(prob.to_numpy())]
+    expected = [(cells >= v).mean() for v in ranks["value"]]
+    np.testing.assert_allclose(ranks["area_above"], expected)
+    # against scikit-learn: one deposit against every cell holding none
+    row, col, _ = pp.layers.deposit_pixels(deposits, GRID)
+    holds = np.zeros(GRID.shape, bool)
+    holds[row, col] = True
+    valid = np.isfinite(prob.to_numpy())
+    negatives = prob.to_numpy()[valid & ~holds]
+    first = ranks.iloc[0]
+    labels = np.r_[1, np.zeros(len(negatives))]
+    assert first["auc"] == pytest.approx(roc_auc_score(labels, np.r_[first["value"], negatives]))
+
+
+def test_heldout_summary_interval_and_capture():
+    ranks = pd.DataFrame({"auc": np.linspace(0.5, 1.0, 20), "area_above": np.linspace(0.0, 0.5, 20)})
+    summary = pp.evaluation.heldout_summary(ranks, seed=0)
+    assert summary["auc"] == pytest.approx(0.75)
+    assert summary["auc_low"] < 0.75 < summary["auc_high"]
+    # the bootstrap interval is about ±1.96 standard errors of the mean
+    half = 1.96 * np.std(ranks["auc"]) / np.sqrt(20)
+    assert summary["auc_high"] - summary["auc_low"] == pytest.approx(2 * half, rel=0.15)
+    assert summary["top_5"] == pytest.approx(2 / 20) and summary["top_10"] == pytest.approx(4 / 20)
+    assert summary["top_20"] == pytest.approx(8 / 20) and summary["deposits"] == 20
+    curve = pp.evaluation.heldout_rate_curve(ranks)
+    assert curve.attrs["auc"] == pytest.approx(0.75)
+    assert (np.diff(curve["deposit_fraction"]) >= 0).all() and curve["deposit_fraction"].iloc[-1] == 1
+
+
+# ---------------------------------------------------------------------------------------------- cross-validation
+def test_random_forest_ranks_held_out_deposits_of_a_planted_signal():
+    deposits = _deposits()
+    folds = pp.folds.spatial_folds(GRID, deposits, k=4, block_size=2000, seed=0)
+    result = pp.validation.cross_validate(_stack(deposits), deposits, folds, "random_forest",
+                                          positive_radius=300, seed=0)
+    summary = result.summary()
+    assert summary["auc"] > 0.95 and summary["deposits"] == len(deposits) and summary["folds"] == 4
+    assert sorted(result.ranks["deposit"]) == list(range(len(deposits)))
+    assert result.importance["band"].iloc[0] == "b0"
+    # the fold rows agree with the ranks, and the map is the mean of the fold maps
+    for fold, group in result.ranks.groupby("fold"):
+        assert result.folds.loc[fold, "auc"] == pytest.approx(group["auc"].mean())
+    assert result.mean.attrs["kind"] == "probability" and result.std.attrs["kind"] == "uncertainty"
+    assert float(result.std.max()) > 0
+
+
+def test_noise_bands_give_chance_held_out_auc():
+    deposits = _deposits()
+    folds = pp.folds.spatial_folds(GRID, deposits, k=4, block_size=2000, seed=0)
+    aucs = [pp.validation.cross_validate(_stack(deposits, signal=False, seed=s), deposits, folds, name,
+                                         positive_radius=300, importance=False, seed=s).summary()["auc"]
+            for s in range(3) for name in ("random_forest", "logistic_regression")]
+    assert abs(np.mean(aucs) - 0.5) < 0.1
+
+
+def test_a_small_cnn_ranks_held_out_deposits_of_a_planted_signal():
+    import torch
+    from torch import nn
+
+    def small_cnn(bands):
+        return nn.Sequential(nn.Conv2d(bands, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+                             nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(8, 2))
+
+    deposits = _deposits()
+    folds = pp.folds.spatial_folds(GRID, deposits, k=4, block_size=2000, seed=0)
+    before = torch.get_rng_state()
+    result = pp.validation.cross_validate(_stack(deposits), deposits, folds, small_cnn, positive_radius=300,
+                                          window=5, map_stride=2, trainer={"epochs": 8, "lr": 0.05}, device="cpu")
+    assert torch.equal(torch.get_rng_state(), before)  # the caller's RNG is not touched
+    assert result.summary()["auc"] > 0.95
+    again = pp.validation.cross_validate(_stack(deposits), deposits, folds, small_cnn, positive_radius=300,
+                                         window=5, map_stride=2, trainer={"epochs": 8, "lr": 0.05}, device="cpu")
+    np.testing.assert_array_equal(again.mean.to_numpy(), result.mean.to_numpy())  # same seed, same map
+
+
+def test_cross_validate_refuses_bad_input_before_training():
+    deposits = _deposits()
+    stack = _stack(deposits)
+    folds = pp.folds.spatial_folds(GRID, deposits, k=4, block_size=2000, seed=0)
+    empty = stack.copy()
+    empty[2] = np.nan
+    with pytest.raises(InputError, match=r"stack: band\(s\) \['b2'\] hold no valid value \(all NaN\)"):
+        pp.validation.cross_validate(empty, deposits, folds, "random_forest")
+    with pytest.raises(InputError, match=r"model 'svm' is neither a baseline .* nor a network"):
+        pp.validation.cross_validate(stack, deposits, folds, "svm")
+    other = pp.folds.spatial_folds(pp.Grid.from_bounds(GRID.bounds, shape=(40, 40), crs=CRS),
+                                   deposits, k=4, block_size=2000)
+    with pytest.raises(InputError, match=r"folds were dealt on Grid\(shape=\(40, 40\)"):
+        pp.validation.cross_validate(stack, deposits, other, "random_forest")
+
+
+def test_rank_formula_matches_rankdata():
+    # deposit_ranks' per-deposit AUC is the Mann-Whitney statistic of one positive: check on ties too
+    values = np.array([[0.1, 0.2, 0.2], [0.3, 0.2, 0.9]], np.float32)
+    grid = pp.Grid.from_bounds((0, 0, 3, 2), shape=(2, 3), crs=CRS)
+    prob = grid.wrap(values)
+    deposit = gpd.GeoDataFrame(geometry=[Point(1.5, 0.5)], crs=CRS)   # the 0.2 in the lower row
+    ranks = pp.evaluation.deposit_ranks(prob, deposit)
+    others = np.delete(values.ravel(), 4)
+    expected = (rankdata(np.r_[0.2, others])[0] - 1) / len(others)
+    assert ranks["auc"].iloc[0] == pytest.approx(expected)
