@@ -61,9 +61,13 @@ def test_the_case_study_config_loads_in_both_modes():
     assert "grid.shape: [1560, 1560] -> [390, 390] (--quick)" in quick.changes
     assert quick["samples"]["path"] == str(ROOT / "data_samples" / "qinhang" / "stream_sediments.csv")
     tables = {row["table"] for row in full.models}
-    assert len(tables) == 5 and len(full.models) == 25
+    assert len(tables) == 6 and len(full.models) == 28
+    assert [r["name"] for r in full.models if r["table"] == "Classical baselines"] == [
+        "random_forest", "gradient_boosting", "logistic_regression"]
+    assert full["heldout"]["k"] == 5 and quick["heldout"]["rows"] == ["ResNet18", "Classical baselines"]
     runs = {pp.pipeline.experiments.run_key(row) for row in full.models}
-    assert len(runs) == 19  # 5 baselines, 2 MFAF, 4 attention ablations, 5 weights, 3 dilation sets
+    # 5 network baselines, 2 MFAF, 4 attention ablations, 5 weights, 3 dilation sets; 3 pixel baselines
+    assert len(runs) == 22
 
 
 def test_quick_overrides_replace_a_list_of_layers(tmp_path):
@@ -78,7 +82,7 @@ def test_quick_overrides_replace_a_list_of_layers(tmp_path):
 def test_check_reads_every_input_without_running(tmp_path, capsys):
     assert cli(["check", str(CASE_STUDY), "--quick"]) == 0
     said = capsys.readouterr().out
-    assert "7512 samples" in said and "32 deposits" in said and "25 model row(s) x 1 seed(s)" in said
+    assert "7512 samples" in said and "32 deposits" in said and "28 model row(s) x 1 seed(s)" in said
 
 
 @pytest.mark.parametrize(("old", "new", "error", "message"), [
@@ -105,7 +109,8 @@ def test_config_mistakes_name_the_key_and_the_valid_ones(tmp_path, old, new, err
      r"\[idw\] elements: \['Unobtainium'\] are not element columns of stream_sediments\.csv; valid: \['Ag'"),
     ('crs = "EPSG:32649"', 'crs = "EPSG:4326"', CRSError, r"\[samples\] crs='EPSG:4326' is geographic"),
     ('model_label = "MFAF-ShuffleNetV2"', 'model_label = "MFAF"', ConfigError,
-     r"model_label='MFAF' is not the label of an experiments row; valid: \['MFAF-ShuffleNetV2', 'ShuffleNetV2'\]"),
+     r"model_label='MFAF' is not the label of an experiments row; valid: \['MFAF-ShuffleNetV2', 'ShuffleNetV2',"
+     r" 'Logistic regression'\]"),
 ])
 def test_input_problems_are_found_before_any_work(tmp_path, capsys, old, new, error, message):
     config = pp.pipeline.load_config(_tiny(tmp_path, (old, new)))
@@ -160,8 +165,53 @@ def test_a_tiny_run_writes_every_output_and_they_open(tiny_run):
     assert "**Synthetic data.**" in report and "### Table 3: methods" in report and "| Ag |" in report
     log = (out / "run.log").read_text()
     assert all(f" {stage} " in log for stage in ("1 screening:", "2 evidence layers:", "3 tiles:", "4 experiments:",
-                                                  "5 map", "6 report:"))
+                                                  "5 held-out deposits:", "6 map", "7 report:"))
     assert json.loads((out / "config.json").read_text())["mode"] == "full"
+
+
+def test_the_held_out_table_is_the_mean_over_held_out_deposits(tiny_run):
+    _, out = tiny_run
+    table = pd.read_csv(out / "heldout.csv")
+    deposits = pd.read_csv(out / "heldout_deposits.csv")
+    assert sorted(table["label"]) == ["Logistic regression", "ShuffleNetV2"]
+    assert pd.read_csv(out / "folds.csv")["deposits"].sum() == 32
+    for line in table.itertuples():
+        mine = deposits[deposits["label"] == line.label]
+        assert len(mine) == line.deposits == 32 and sorted(mine["deposit"]) == list(range(32))
+        assert line.auc == pytest.approx(mine["auc"].mean())
+        assert line.auc_low <= line.auc <= line.auc_high
+        assert line.top_10 == pytest.approx((mine["area_above"] <= 0.1 + 1e-12).mean())
+        assert line.undiscovered == 8 and 0 <= line.undiscovered_auc <= 1
+    assert table["auc"].is_monotonic_decreasing
+    importance = pd.read_csv(out / "importance.csv")
+    assert set(importance["label"]) == {"Logistic regression"} and len(importance) == 10
+    report = (out / "report.md").read_text()
+    headline = report.index("## Which model finds deposits it never saw")
+    assert headline < report.index("## 1 Element screening") and "| Logistic regression |" in report[headline:]
+    assert (out / "heldout_rate.png").exists()
+
+
+def test_the_vote_is_the_majority_of_the_branches(tiny_run):
+    import torch
+    from safetensors.torch import load_file
+
+    _, out = tiny_run
+    runs = pd.read_csv(out / "experiments.csv")
+    mfaf = runs[runs["run"].str.startswith("mfaf") & (runs["seed"] == 0)].iloc[0]
+    model = pp.models.build("mfaf", 10, backbone="shufflenet_v2", dilations=[1, 6])
+    model.load_state_dict(load_file(out / "runs" / mfaf["run"] / "seed0" / "model.safetensors"))
+    test = pp.tiles.TileSet.load(out / "tiles_test.npz")
+    model.eval()
+    with torch.no_grad():
+        branches = model(torch.from_numpy(test.x)).branch_logits.argmax(dim=-1).numpy()   # (tiles, 2 branches)
+        fused = model(torch.from_numpy(test.x)).probabilities().numpy()
+    ore_votes = branches.sum(axis=1)
+    # two branches: a 1-1 tie goes to the class of higher fused probability
+    majority = np.where(ore_votes * 2 > branches.shape[1], 1, np.where(ore_votes * 2 < branches.shape[1], 0,
+                                                                          fused.argmax(axis=1)))
+    np.testing.assert_array_equal(pp.pipeline.experiments.branch_vote(model, test), majority)
+    assert mfaf["vote_accuracy"] == pytest.approx((majority == test.y).mean())
+    assert runs[~runs["run"].str.startswith("mfaf")]["vote_accuracy"].isna().all()
 
 
 def test_tables_are_the_mean_and_spread_of_the_runs(tiny_run):

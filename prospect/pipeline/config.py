@@ -68,6 +68,11 @@ SECTIONS: dict[str, Section] = {
                        extra=("preset",), help="training settings; preset = a name of prospect.training.PRESETS"),
     "experiments": Section((), extra=("seeds", "models", "keep_weights"),
                            help="the models to train and compare, each trained once per seed"),
+    "heldout": Section(("prospect.folds.spatial_folds", "prospect.validation.cross_validate"),
+                       ("stack", "deposits", "folds", "model", "seed", "label"), extra=("rows",),
+                       help="held-out-deposit evaluation: spatial k-fold, the experiment rows named in `rows` "
+                            "(labels or table names; default all) "
+                            "trained per fold, judged on the deposits it never saw; k = 0 turns it off"),
     "map": Section(("prospect.mapping.predict_map",), ("model", "stack", "normalization", "uncertainty"),
                    extra=("model_label",),
                    help="the prospectivity map; model_label = the experiment row whose first-seed model maps"),
@@ -262,9 +267,10 @@ def _check_experiments(body: Mapping[str, Any], where: str) -> None:
     if not isinstance(models, list) or not all(isinstance(m, dict) for m in models):
         raise ConfigError(f"{where}: models must be an array of tables ([[experiments.models]]), got {models!r}")
     valid = model_keys()
+    from prospect.baselines import BASELINES
     from prospect.models import list_models
 
-    names = sorted(list_models())
+    names = sorted(list_models()) + sorted(BASELINES)
     seen: set[tuple[str, str]] = set()
     for i, row in enumerate(models):
         label = f"{where} models #{i + 1}"
@@ -277,6 +283,8 @@ def _check_experiments(body: Mapping[str, Any], where: str) -> None:
         if row["name"] not in names:
             raise ConfigError(f"{label}: name={row['name']!r}; valid model names: {names}")
         options = sorted(set(row) - set(MODEL_KEYS))
+        if row["name"] in BASELINES and set(options) - {"pretrained"}:
+            raise ConfigError(f"{label}: {options} are MFAF options; the baseline {row['name']!r} takes none here")
         if row["name"] != "mfaf" and options:
             raise ConfigError(f"{label}: {options} are MFAF options; {row['name']!r} takes none")
         key = (str(row.get("table", "")), row["label"])

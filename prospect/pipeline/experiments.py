@@ -23,7 +23,7 @@ from prospect.errors import ConfigError, InputError
 from prospect.io import atomic_output
 from prospect.pipeline.config import REPORT_KEYS
 
-__all__ = ["run_key", "SeedTiles", "prepare_tiles", "train_row", "summarise"]
+__all__ = ["run_key", "SeedTiles", "prepare_tiles", "train_row", "branch_vote", "summarise"]
 
 log = logging.getLogger("prospect.workflow")
 METRICS = {"accuracy": "accuracy", "auc": "roc_auc", "recall": "recall", "f1": "f1_macro"}
@@ -119,8 +119,12 @@ def train_row(row: dict[str, Any], data: SeedTiles, config: Any, folder: Path, *
     history = trainer.fit(data.train)
     probabilities = trainer.predict(data.test)
     scores = classification_metrics(data.test.y, probabilities)
+    voted = {}
+    if row["name"] == "mfaf":   # the paper's hard decision: the class most branches predict (eqs. 5-6)
+        votes = classification_metrics(data.test.y, np.eye(2)[branch_vote(trainer.model, data.test)])
+        voted = {f"vote_{name}": _positive(votes[key]) for name, key in METRICS.items() if name != "auc"}
     result = {"run": folder.parent.name, "seed": data.seed, "epochs": len(history),
-              **{name: _positive(scores[key]) for name, key in METRICS.items()},
+              **{name: _positive(scores[key]) for name, key in METRICS.items()}, **voted,
               "precision": _positive(scores["precision"]), "test_tiles": scores["n"],
               "test_ore": int((data.test.y == 1).sum()), "seconds": float(history["seconds"].sum()),
               # kept for the bootstrap interval of the AUC over test tiles (summarise)
@@ -129,6 +133,17 @@ def train_row(row: dict[str, Any], data: SeedTiles, config: Any, folder: Path, *
         tmp.write_text(json.dumps(result, indent=2))
     _tidy(folder, keep_weights)
     return {**result, "read_back": False}
+
+
+def branch_vote(model: Any, tiles: tiling.TileSet, batch_size: int = 64) -> np.ndarray:
+    """The MFAF vote (:meth:`~prospect.models.MFAFOutput.vote`) of every tile, (n,) int."""
+    import torch
+
+    device = next(model.parameters()).device
+    model.eval()
+    with torch.inference_mode():
+        return np.concatenate([model(torch.from_numpy(tiles.x[start:start + batch_size]).to(device)).vote().cpu()
+                               .numpy() for start in range(0, len(tiles), batch_size)])
 
 
 def _positive(value: Any) -> float:
@@ -160,6 +175,9 @@ def summarise(rows: list[dict[str, Any]], records: list[dict[str, Any]], seed: i
             line[f"{metric}_mean"] = float(np.mean(values)) if len(values) else np.nan
             line[f"{metric}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else np.nan
             line[f"{metric}_paper"] = float(row.get("paper", {}).get(metric, np.nan))
+        for metric in ("vote_accuracy", "vote_recall", "vote_f1"):   # MFAF's branch vote; NaN for other models
+            values = 100 * mine[metric].to_numpy(float) if metric in mine else np.array([])
+            line[f"{metric}_mean"] = float(np.nanmean(values)) if np.isfinite(values).any() else np.nan
         kept = [r for r in records if r["run"] == run_key(row) and "test_scores" in r]
         low, high = (auc_interval([r["test_labels"] for r in kept], [r["test_scores"] for r in kept], seed=seed)
                      if kept else (np.nan, np.nan))

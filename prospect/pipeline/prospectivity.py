@@ -99,6 +99,14 @@ def check_inputs(config: RunConfig) -> Inputs:
     chosen = config["map"].get("model_label", labels[0])
     if chosen not in labels:
         raise ConfigError(f"[map] model_label={chosen!r} is not the label of an experiments row; valid: {labels}")
+    from prospect.baselines import BASELINES
+    from prospect.pipeline.heldout import chosen_rows
+
+    evaluated = [row["label"] for row in chosen_rows(config)]
+    row = next(row for row in config.models if row["label"] == chosen)
+    if row["name"] in BASELINES and chosen not in evaluated:
+        raise ConfigError(f"[map] model_label={chosen!r} is a baseline, which maps through the held-out stage; add it "
+                          f"to [heldout] rows (now {evaluated})")
     return inputs
 
 
@@ -198,16 +206,21 @@ def run(config: RunConfig, inputs: Inputs, out: str | Path, *, overwrite: bool =
     rows = config.models
     map_label = config["map"].get("model_label", rows[0]["label"])
     map_row = next(row for row in rows if row["label"] == map_label)
+    from prospect.baselines import BASELINES
+    from prospect.pipeline.heldout import chosen_rows
+
     specs: dict[str, dict[str, Any]] = {}   # rows with the same model train once per seed
     for row in rows:
-        specs.setdefault(exp.run_key(row), row)
+        if row["name"] not in BASELINES:    # pixel baselines are judged in the held-out stage only
+            specs.setdefault(exp.run_key(row), row)
     unique = list(specs)
     keep_all = bool(config["experiments"].get("keep_weights", False))
     records = []
     for seed in config.seeds:
         data = first if seed == first.seed else exp.prepare_tiles(tiles, config, seed)
         for number, key in enumerate(unique, 1):
-            keep = keep_all or (key == exp.run_key(map_row) and seed == first.seed)
+            keep = keep_all or (key == exp.run_key(map_row) and seed == first.seed
+                                and map_row not in chosen_rows(config))   # else the fold models map
             record = exp.train_row(specs[key], data, config, out / "runs" / key / f"seed{seed}", resume=resume,
                                    overwrite=overwrite, keep_weights=keep)
             records.append(record)
@@ -221,29 +234,42 @@ def run(config: RunConfig, inputs: Inputs, out: str | Path, *, overwrite: bool =
     frame = pd.DataFrame(records).drop(columns=["test_labels", "test_scores"], errors="ignore")
     results["resumed"] = int(frame.pop("read_back").sum())
     _write_csv(frame, out / "experiments.csv", index=False, float_format=None)  # as scored: no rounding
-    summary = exp.summarise(rows, records, seed=config.seeds[0])
+    summary = exp.summarise([row for row in rows if row["name"] not in BASELINES], records, seed=config.seeds[0])
     _write_csv(summary, out / "tables.csv", index=False)
     results.update(experiments=frame, tables=summary)
     results["timings"]["4 experiments"] = time.perf_counter() - started
     log.info("4 experiments: %d models x %d seeds trained and scored on the test tiles (%.1f s)", len(unique),
              len(config.seeds), results["timings"]["4 experiments"])
 
-    # 5 map -----------------------------------------------------------------------------------------------
+    # 5 held-out deposits ----------------------------------------------------------------------------------
+    from prospect.pipeline.heldout import run_heldout
+
+    results["heldout_maps"] = {}
+    if chosen_rows(config):
+        started = time.perf_counter()
+        results.update(run_heldout(config, inputs, stack, out))
+        results["timings"]["5 held-out deposits"] = time.perf_counter() - started
+        best = results["heldout"].iloc[0]
+        log.info("5 held-out deposits: %s ranks the held-out deposits best, AUC %.3f (95 %% CI %.3f-%.3f) (%.1f s)",
+                 best["label"], best["auc"], best["auc_low"], best["auc_high"],
+                 results["timings"]["5 held-out deposits"])
+
+    # 6 map -----------------------------------------------------------------------------------------------
     started = time.perf_counter()
-    results.update(_map_stage(config, inputs, stack, first, map_row, out, replace))
-    results["timings"]["5 map"] = time.perf_counter() - started
+    results.update(_map_stage(config, inputs, stack, first, map_row, out, replace, results["heldout_maps"]))
+    results["timings"]["6 map"] = time.perf_counter() - started
     evaluation = results["evaluation"]
-    log.info("5 map with %s (seed %d): %d windows; map AUC %.3f, success-rate AUC %.3f; top %.0f %% of the area "
-             "holds %.0f %% of the known deposits%s; %d target areas (%.1f s)", map_label, first.seed,
+    log.info("6 map with %s (%s): %d windows; map AUC %.3f, success-rate AUC %.3f; top %.0f %% of the area "
+             "holds %.0f %% of the known deposits%s; %d target areas (%.1f s)", map_label, results["map_source"],
              results["windows"], evaluation["map_auc"], evaluation["success_rate_auc"],
              100 * evaluation["coverage_area_fraction"], 100 * evaluation["coverage"],
              "" if inputs.undiscovered is None else
              f" and {100 * evaluation['undiscovered_coverage']:.0f} % of the undiscovered ones",
-             evaluation["targets"], results["timings"]["5 map"])
+             evaluation["targets"], results["timings"]["6 map"])
 
-    # 6 report --------------------------------------------------------------------------------------------
+    # 7 report --------------------------------------------------------------------------------------------
     report.write(config, results, out)
-    log.info("6 report: %s", out / "report.md")
+    log.info("7 report: %s", out / "report.md")
     return results
 
 
@@ -259,18 +285,17 @@ def _pair(counts: pd.DataFrame, stage: str, side: str) -> tuple[int, int]:
 
 
 def _map_stage(config: RunConfig, inputs: Inputs, stack: Any, data: exp.SeedTiles, row: dict[str, Any],
-               out: Path, replace: bool) -> dict[str, Any]:
-    from safetensors.torch import load_file
+               out: Path, replace: bool, heldout: dict[str, Any]) -> dict[str, Any]:
+    """The map: the mean of the map model's fold models when the held-out stage ran it, else its tile model."""
+    from prospect import evaluation
 
-    from prospect import evaluation, mapping
-
-    model = exp.build_model(row, stack.sizes["band"], data.seed)
-    model.load_state_dict(load_file(out / "runs" / exp.run_key(row) / f"seed{data.seed}" / "model.safetensors"))
-    options = {"size": data.train.size, **{k: v for k, v in config["map"].items() if k != "model_label"}}
-    options.setdefault("device", config["trainer"].get("device", "auto"))
-    mfaf = row["name"] == "mfaf"
-    predicted = mapping.predict_map(model, stack, normalization=data.test.normalization, uncertainty=mfaf, **options)
-    prob, spread = predicted if mfaf else (predicted, None)
+    if exp.run_key(row) in heldout:
+        result = heldout[exp.run_key(row)]
+        prob, spread = result.mean, result.std
+        source, windows = f"mean of its {len(result.folds)} fold models", 0
+    else:
+        prob, spread = _tile_map(config, stack, data, row, out)
+        source, windows = f"its tile model, seed {data.seed}", int(prob.attrs.get("windows", 0))
     io.write_geotiff(prob, out / "prospectivity.tif", overwrite=replace)
     if spread is not None:
         io.write_geotiff(spread, out / "uncertainty.tif", overwrite=replace)
@@ -298,7 +323,23 @@ def _map_stage(config: RunConfig, inputs: Inputs, stack: Any, data: exp.SeedTile
                  out / "rate_curves.png")
     _save_figure(evaluation.plot_prediction_area(evaluation.prediction_area(prob, inputs.deposits)),
                  out / "prediction_area.png")
-    return {"evaluation": summary, "windows": int(prob.attrs.get("windows", 0)), "map_model": row["label"]}
+    return {"evaluation": summary, "windows": windows, "map_model": row["label"], "map_source": source,
+            "uncertainty": spread.attrs.get("definition", "") if spread is not None else ""}
+
+
+def _tile_map(config: RunConfig, stack: Any, data: exp.SeedTiles, row: dict[str, Any], out: Path) -> tuple[Any, Any]:
+    """Map with the first seed's tile model of ``row`` (and, for MFAF, its branch disagreement)."""
+    from safetensors.torch import load_file
+
+    from prospect import mapping
+
+    model = exp.build_model(row, stack.sizes["band"], data.seed)
+    model.load_state_dict(load_file(out / "runs" / exp.run_key(row) / f"seed{data.seed}" / "model.safetensors"))
+    options = {"size": data.train.size, **{k: v for k, v in config["map"].items() if k != "model_label"}}
+    options.setdefault("device", config["trainer"].get("device", "auto"))
+    mfaf = row["name"] == "mfaf"
+    predicted = mapping.predict_map(model, stack, normalization=data.test.normalization, uncertainty=mfaf, **options)
+    return predicted if mfaf else (predicted, None)
 
 
 def check_output(config: RunConfig, out: str | Path, *, overwrite: bool = False, resume: bool = False) -> None:

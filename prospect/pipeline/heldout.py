@@ -1,0 +1,103 @@
+"""The run's held-out-deposit stage: every chosen model under one spatial k-fold, judged on unseen deposits.
+
+The ``[heldout]`` section feeds :func:`prospect.folds.spatial_folds` (``k``, ``block_size``, ``buffer``)
+and :func:`prospect.validation.cross_validate` (labels, windows, training, map stride); ``rows``
+picks the experiment rows (labels or table names; default all). Writes ``heldout.csv`` (one line per
+model: AUC with its interval, capture of held-out deposits in the top 5/10/20 % of the area, the
+undiscovered deposits on the fold-mean map), ``heldout_deposits.csv`` (every held-out deposit of every
+model), ``folds.csv``, ``importance.csv`` (baselines) and ``heldout_rate.png``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from prospect.errors import ConfigError
+from prospect.pipeline.config import REPORT_KEYS
+
+__all__ = ["chosen_rows", "run_heldout"]
+
+log = logging.getLogger("prospect.workflow")
+FOLD_KEYS = ("k", "block_size", "buffer")
+
+
+def chosen_rows(config: Any) -> list[dict[str, Any]]:
+    """The experiment rows the held-out stage evaluates (one per distinct model), in the file's order."""
+    from prospect.pipeline.experiments import run_key
+
+    section = config["heldout"]
+    if int(section.get("k", 5)) == 0:
+        return []
+    wanted = section.get("rows")
+    if wanted is not None and not (isinstance(wanted, list) and all(isinstance(w, str) for w in wanted)):
+        raise ConfigError(f"[heldout] rows={wanted!r}; valid: a list of row labels or table names")
+    rows = config.models
+    if wanted is not None:
+        known = {row["label"] for row in rows} | {str(row.get("table", "")) for row in rows}
+        unknown = [w for w in wanted if w not in known]
+        if unknown:
+            raise ConfigError(f"[heldout] rows: {unknown} name no experiment row or table; valid: {sorted(known)}")
+        rows = [row for row in rows if row["label"] in wanted or str(row.get("table", "")) in wanted]
+    distinct: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        distinct.setdefault(run_key(row), row)
+    return list(distinct.values())
+
+
+def _model(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k not in REPORT_KEYS}
+
+
+def run_heldout(config: Any, inputs: Any, stack: Any, out: Path) -> dict[str, Any]:
+    """Cross-validate the chosen rows on ``stack``; returns the tables and each model's fold-mean map."""
+    from prospect import evaluation, folds, validation
+    from prospect.pipeline.experiments import run_key
+    from prospect.pipeline.prospectivity import _save_figure, _write_csv
+
+    rows = chosen_rows(config)
+    options = dict(config["heldout"])
+    options.pop("rows", None)
+    fold_options = {key: options.pop(key) for key in FOLD_KEYS if key in options}
+    fold_options.setdefault("k", 5)
+    options.setdefault("device", config["trainer"].get("device", "auto"))
+    seed = config.seeds[0]
+    split = folds.spatial_folds(stack, inputs.deposits, seed=seed, **fold_options)
+    _write_csv(split.counts(), out / "folds.csv", index=False)
+    log.info("5 held-out deposits: %d folds of %g m blocks (deposits per fold %s); %d models", split.k,
+             split.block_size, split.counts()["deposits"].tolist(), len(rows))
+    summaries, ranks, importances, curves, results = [], [], [], [], {}
+    started = time.perf_counter()
+    for number, row in enumerate(rows, 1):
+        result = validation.cross_validate(stack, inputs.deposits, split, _model(row), seed=seed, label=row["label"],
+                                           **options)
+        line = {"label": row["label"], "run": run_key(row), "name": row["name"], **result.summary(seed=seed)}
+        line.pop("model")
+        if inputs.undiscovered is not None:
+            hidden = evaluation.deposit_ranks(result.mean, inputs.undiscovered)
+            line.update(undiscovered_auc=float(hidden["auc"].mean()),
+                        undiscovered_top_10=float((hidden["area_above"] <= 0.1 + 1e-12).mean()),
+                        undiscovered=len(hidden))
+        summaries.append(line)
+        ranks.append(result.ranks.assign(label=row["label"]))
+        if result.importance is not None:
+            importances.append(result.importance.assign(label=row["label"]))
+        curves.append(result.rate_curve())
+        results[run_key(row)] = result
+        log.info("5 held-out deposits: %d/%d %s: AUC %.3f (95 %% CI %.3f-%.3f), top 10 %% holds %.0f %% of %d "
+                 "held-out deposits%s (%.0f s)", number, len(rows), row["label"], line["auc"], line["auc_low"],
+                 line["auc_high"], 100 * line["top_10"], line["deposits"],
+                 "" if inputs.undiscovered is None else
+                 f"; undiscovered AUC {line['undiscovered_auc']:.3f}", line["seconds"])
+    table = pd.DataFrame(summaries).sort_values("auc", ascending=False, kind="stable")
+    _write_csv(table, out / "heldout.csv", index=False, float_format=None)
+    _write_csv(pd.concat(ranks, ignore_index=True), out / "heldout_deposits.csv", index=False, float_format=None)
+    if importances:
+        _write_csv(pd.concat(importances, ignore_index=True), out / "importance.csv", index=False)
+    _save_figure(evaluation.plot_rate_curve(*curves), out / "heldout_rate.png")
+    return {"heldout": table, "heldout_maps": results, "folds": split,
+            "heldout_seconds": time.perf_counter() - started}
