@@ -64,7 +64,8 @@ def test_the_case_study_config_loads_in_both_modes():
     assert len(tables) == 6 and len(full.models) == 28
     assert [r["name"] for r in full.models if r["table"] == "Classical baselines"] == [
         "random_forest", "gradient_boosting", "logistic_regression"]
-    assert full["heldout"]["k"] == 5 and quick["heldout"]["rows"] == ["ResNet18", "Classical baselines"]
+    assert full["heldout"]["k"] == 5
+    assert quick["heldout"]["rows"] == ["ResNet18", "ShuffleNetV2", "MobileNetV2", "Classical baselines"]
     runs = {pp.pipeline.experiments.run_key(row) for row in full.models}
     # 5 network baselines, 2 MFAF, 4 attention ablations, 5 weights, 3 dilation sets; 3 pixel baselines
     assert len(runs) == 22
@@ -189,6 +190,32 @@ def test_the_held_out_table_is_the_mean_over_held_out_deposits(tiny_run):
     headline = report.index("## Which model finds deposits it never saw")
     assert headline < report.index("## 1 Element screening") and "| Logistic regression |" in report[headline:]
     assert (out / "heldout_rate.png").exists()
+
+
+def test_rows_pick_models_by_label_or_table(tmp_path):
+    from prospect.pipeline.config import select_rows
+    from prospect.pipeline.heldout import chosen_rows
+
+    config = pp.pipeline.load_config(_tiny(tmp_path, ("[experiments]", '[experiments]\nrows = ["ShuffleNetV2"]')))
+    assert [row["label"] for row in select_rows(config, "experiments")] == ["ShuffleNetV2"]
+    assert [row["label"] for row in chosen_rows(config)] == ["ShuffleNetV2", "Logistic regression"]
+    everything = pp.pipeline.load_config(_tiny(tmp_path, ('rows = ["ShuffleNetV2", "Classical baselines"]\n', "")))
+    assert len(chosen_rows(everything)) == 3   # no rows: every row, once per distinct model
+    off = pp.pipeline.load_config(_tiny(tmp_path, ("k = 3", "k = 0")))
+    assert chosen_rows(off) == []
+    wrong = pp.pipeline.load_config(_tiny(tmp_path, ('"Classical baselines"]', '"Classical baseline"]')))
+    with pytest.raises(ConfigError, match=r"\[heldout\] rows: \['Classical baseline'\] name no experiment row or "
+                                          r"table; valid: \['Classical baselines', 'Logistic regression'"):
+        chosen_rows(wrong)
+
+
+def test_a_map_model_that_no_stage_trains_is_refused_before_any_work(tmp_path):
+    path = _tiny(tmp_path, ('model_label = "MFAF-ShuffleNetV2"', 'model_label = "Logistic regression"'),
+                 ('rows = ["ShuffleNetV2", "Classical baselines"]', 'rows = ["ShuffleNetV2"]'))
+    config = pp.pipeline.load_config(path)
+    with pytest.raises(ConfigError, match=r"\[map\] model_label='Logistic regression' maps with its fold models "
+                                          r"\(held-out stage\) or its tile model, but neither stage trains it"):
+        pp.pipeline.check_inputs(config)
 
 
 def test_the_vote_is_the_majority_of_the_branches(tiny_run):

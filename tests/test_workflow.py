@@ -37,9 +37,19 @@ def test_quick_case_study_writes_readable_outputs(tmp_path):
         assert 0 <= values.min() and values.max() <= 1
     assert (out / "prospectivity.qml").exists() and (out / "uncertainty.tif").exists()
     assert len(gpd.read_file(out / "targets.gpkg")) >= 1
-    assert len(pd.read_csv(out / "experiments.csv")) == 19 and len(pd.read_csv(out / "tables.csv")) == 25
+    # quick: Table 3's tile table only; the held-out stage judges three networks and the three baselines
+    assert len(pd.read_csv(out / "experiments.csv")) == 7 and len(pd.read_csv(out / "tables.csv")) == 7
     report = (out / "report.md").read_text()
-    assert report.count("### Table") == 5 and "`trainer.epochs: 220 -> 8 (--quick)`" in report
+    assert report.count("### Table") == 1 and "`trainer.epochs: 220 -> 8 (--quick)`" in report
+    heldout = pd.read_csv(out / "heldout.csv").set_index("label")
+    assert sorted(heldout.index) == ["Gradient boosting", "Logistic regression", "MobileNetV2", "Random forest",
+                                     "ResNet18", "ShuffleNetV2"]
+    assert (heldout["auc_low"] <= heldout["auc"]).all() and (heldout["auc"] <= heldout["auc_high"]).all()
+    assert (heldout["deposits"] == 32).all() and (heldout["undiscovered"] == 8).all()
+    # the map is ResNet18's fold-mean map: its undiscovered-deposit score is the evaluation's
+    evaluation = pd.read_csv(out / "evaluation.csv")
+    assert heldout.loc["ResNet18", "undiscovered_top_10"] == pytest.approx(evaluation.loc[0, "undiscovered_coverage"])
+    assert report.index("## Which model finds deposits it never saw") < report.index("## 1 Element screening")
 
 
 def test_refuses_a_non_empty_output_folder(tmp_path, capsys):

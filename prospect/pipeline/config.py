@@ -27,7 +27,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["RunConfig", "load_config", "SECTIONS", "IMAGE_SECTIONS", "describe_sections"]
+__all__ = ["RunConfig", "load_config", "select_rows", "SECTIONS", "IMAGE_SECTIONS", "describe_sections"]
 
 
 @dataclass(frozen=True)
@@ -66,8 +66,9 @@ SECTIONS: dict[str, Section] = {
     "noise": Section(("prospect.tiles.add_noise",), ("tiles", "seed"), help="Gaussian noise on the training side"),
     "trainer": Section(("prospect.training.Trainer",), ("model", "loss", "out_dir", "overwrite", "seed"),
                        extra=("preset",), help="training settings; preset = a name of prospect.training.PRESETS"),
-    "experiments": Section((), extra=("seeds", "models", "keep_weights"),
-                           help="the models to train and compare, each trained once per seed"),
+    "experiments": Section((), extra=("seeds", "models", "keep_weights", "rows"),
+                           help="the models to train and compare on tiles, each once per seed; rows = the labels or "
+                                "table names to train (default all)"),
     "heldout": Section(("prospect.folds.spatial_folds", "prospect.validation.cross_validate"),
                        ("stack", "deposits", "folds", "model", "seed", "label"), extra=("rows",),
                        help="held-out-deposit evaluation: spatial k-fold, the experiment rows named in `rows` "
@@ -294,6 +295,21 @@ def _check_experiments(body: Mapping[str, Any], where: str) -> None:
         paper = row.get("paper", {})
         if not isinstance(paper, dict) or set(paper) - set(PAPER_METRICS):
             raise ConfigError(f"{label}: paper={paper!r}; valid: a table with keys {list(PAPER_METRICS)} (in %)")
+
+
+def select_rows(config: RunConfig, section: str) -> list[dict[str, Any]]:
+    """The experiment rows that ``[section] rows`` names (row labels or table names; all when absent)."""
+    wanted = config[section].get("rows")
+    rows = config.models
+    if wanted is None:
+        return rows
+    if not (isinstance(wanted, list) and all(isinstance(w, str) for w in wanted)):
+        raise ConfigError(f"[{section}] rows={wanted!r}; valid: a list of row labels or table names")
+    known = {row["label"] for row in rows} | {str(row.get("table", "")) for row in rows}
+    unknown = [w for w in wanted if w not in known]
+    if unknown:
+        raise ConfigError(f"[{section}] rows: {unknown} name no experiment row or table; valid: {sorted(known)}")
+    return [row for row in rows if row["label"] in wanted or str(row.get("table", "")) in wanted]
 
 
 def _absolute_paths(sections: dict[str, Any], base: Path) -> None:

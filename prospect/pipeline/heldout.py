@@ -17,8 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from prospect.errors import ConfigError
-from prospect.pipeline.config import REPORT_KEYS
+from prospect.pipeline.config import REPORT_KEYS, select_rows
 
 __all__ = ["chosen_rows", "run_heldout"]
 
@@ -30,21 +29,10 @@ def chosen_rows(config: Any) -> list[dict[str, Any]]:
     """The experiment rows the held-out stage evaluates (one per distinct model), in the file's order."""
     from prospect.pipeline.experiments import run_key
 
-    section = config["heldout"]
-    if int(section.get("k", 5)) == 0:
+    if int(config["heldout"].get("k", 5)) == 0:
         return []
-    wanted = section.get("rows")
-    if wanted is not None and not (isinstance(wanted, list) and all(isinstance(w, str) for w in wanted)):
-        raise ConfigError(f"[heldout] rows={wanted!r}; valid: a list of row labels or table names")
-    rows = config.models
-    if wanted is not None:
-        known = {row["label"] for row in rows} | {str(row.get("table", "")) for row in rows}
-        unknown = [w for w in wanted if w not in known]
-        if unknown:
-            raise ConfigError(f"[heldout] rows: {unknown} name no experiment row or table; valid: {sorted(known)}")
-        rows = [row for row in rows if row["label"] in wanted or str(row.get("table", "")) in wanted]
     distinct: dict[str, dict[str, Any]] = {}
-    for row in rows:
+    for row in select_rows(config, "heldout"):
         distinct.setdefault(run_key(row), row)
     return list(distinct.values())
 

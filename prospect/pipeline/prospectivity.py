@@ -29,7 +29,7 @@ from prospect.errors import ColumnError, ConfigError, InputError, OutputExistsEr
 from prospect.grid import Grid, require_projected
 from prospect.io import atomic_output
 from prospect.pipeline import experiments as exp
-from prospect.pipeline.config import RunConfig
+from prospect.pipeline.config import RunConfig, select_rows
 
 __all__ = ["Inputs", "check_inputs", "check_output", "run"]
 
@@ -103,10 +103,11 @@ def check_inputs(config: RunConfig) -> Inputs:
     from prospect.pipeline.heldout import chosen_rows
 
     evaluated = [row["label"] for row in chosen_rows(config)]
-    row = next(row for row in config.models if row["label"] == chosen)
-    if row["name"] in BASELINES and chosen not in evaluated:
-        raise ConfigError(f"[map] model_label={chosen!r} is a baseline, which maps through the held-out stage; add it "
-                          f"to [heldout] rows (now {evaluated})")
+    tiled = [row["label"] for row in select_rows(config, "experiments") if row["name"] not in BASELINES]
+    if chosen not in evaluated and chosen not in tiled:
+        raise ConfigError(f"[map] model_label={chosen!r} maps with its fold models (held-out stage) or its tile model, "
+                          f"but neither stage trains it; add it to [heldout] rows (now {evaluated}) or [experiments] "
+                          "rows")
     return inputs
 
 
@@ -203,9 +204,9 @@ def run(config: RunConfig, inputs: Inputs, out: str | Path, *, overwrite: bool =
 
     # 4 experiments ---------------------------------------------------------------------------------------
     started = time.perf_counter()
-    rows = config.models
-    map_label = config["map"].get("model_label", rows[0]["label"])
-    map_row = next(row for row in rows if row["label"] == map_label)
+    rows = select_rows(config, "experiments")
+    map_label = config["map"].get("model_label", config.models[0]["label"])
+    map_row = next(row for row in config.models if row["label"] == map_label)
     from prospect.baselines import BASELINES
     from prospect.pipeline.heldout import chosen_rows
 
@@ -259,9 +260,9 @@ def run(config: RunConfig, inputs: Inputs, out: str | Path, *, overwrite: bool =
     results.update(_map_stage(config, inputs, stack, first, map_row, out, replace, results["heldout_maps"]))
     results["timings"]["6 map"] = time.perf_counter() - started
     evaluation = results["evaluation"]
-    log.info("6 map with %s (%s): %d windows; map AUC %.3f, success-rate AUC %.3f; top %.0f %% of the area "
+    log.info("6 map with %s (%s): map AUC %.3f, success-rate AUC %.3f (known deposits: a fit); top %.0f %% of the area "
              "holds %.0f %% of the known deposits%s; %d target areas (%.1f s)", map_label, results["map_source"],
-             results["windows"], evaluation["map_auc"], evaluation["success_rate_auc"],
+             evaluation["map_auc"], evaluation["success_rate_auc"],
              100 * evaluation["coverage_area_fraction"], 100 * evaluation["coverage"],
              "" if inputs.undiscovered is None else
              f" and {100 * evaluation['undiscovered_coverage']:.0f} % of the undiscovered ones",
