@@ -134,3 +134,37 @@ def test_local_pretrained_weights_are_inflated(tmp_path):
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(InputError, match=r"could not be read as a weights file"):
         build("resnet18", 10, pretrained=tmp_path / "junk.pth")
+
+
+def test_a_shared_trunk_is_one_resnet18_for_all_branches():
+    own = build("mfaf", 10, backbone="resnet18")
+    shared = build("mfaf", 10, backbone="resnet18", shared_backbone=True)
+    trunk = sum(p.numel() for p in shared.branches[0].backbone.parameters())
+    count = lambda model: sum(p.numel() for p in model.parameters())  # noqa: E731
+    # four trunks fewer; everything else (dilated convolutions, attention, head) the same
+    assert count(own) - count(shared) == 4 * trunk and len(shared.backbone) == 1 and len(own.backbone) == 5
+    assert all(branch.backbone is shared.branches[0].backbone for branch in shared.branches)
+    out = shared(torch.randn(2, 10, 32, 32))
+    assert out.branch_logits.shape == (2, 5, 2)
+
+
+def test_dilations_keep_their_ground_reach_on_a_coarser_grid():
+    assert pp.models.mfaf.scale_dilations((1, 6, 12, 18, 24), 4) == (1, 2, 3, 5, 6)
+    assert pp.models.mfaf.scale_dilations((1, 6, 12, 18, 24), 1) == (1, 6, 12, 18, 24)
+    model = build("mfaf", 10, dilation_scale=4)
+    assert model.dilations == (1, 2, 3, 5, 6)
+    assert [b.dilated[0].dilation for b in model.branches] == [(1, 1), (2, 2), (3, 3), (5, 5), (6, 6)]
+    with pytest.raises(InputError, match=r"dilation_scale=0.0 must be a positive number"):
+        build("mfaf", 10, dilation_scale=0)
+
+
+def test_a_trunk_smaller_than_3x3_warns_once():
+    model = build("mfaf", 4, backbone="resnet18", dilations=[1, 2])
+    with pytest.warns(UserWarning, match=r"the resnet18 trunk ends at 1 x 1 on 32 x 32 inputs; below 3 x 3"):
+        model(torch.randn(2, 4, 32, 32))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model(torch.randn(2, 4, 32, 32))                      # once only
+        build("mfaf", 4, backbone="resnet18", dilations=[1])(torch.randn(2, 4, 96, 96))   # 3 x 3: no warning

@@ -192,6 +192,16 @@ def test_the_held_out_table_is_the_mean_over_held_out_deposits(tiny_run):
     assert (out / "heldout_rate.png").exists()
 
 
+def test_dilation_scale_reaches_every_mfaf_row_that_sets_none(tmp_path):
+    config = pp.pipeline.load_config(_tiny(tmp_path, ("[experiments]", "[experiments]\ndilation_scale = 2")))
+    mfaf = [row for row in config.models if row["name"] == "mfaf"]
+    assert [row["dilation_scale"] for row in mfaf] == [2] and "dilation_scale" not in config.models[1]
+    assert "experiments.dilation_scale: 2 given to 1 MFAF row(s)" in config.changes
+    assert pp.pipeline.experiments.build_model(mfaf[0], 10, 0).dilations == (1, 3)   # [1, 6] / 2
+    with pytest.raises(ConfigError, match=r"\[experiments\] dilation_scale='4'; valid: a positive number"):
+        pp.pipeline.load_config(_tiny(tmp_path, ("[experiments]", "[experiments]\ndilation_scale = '4'")))
+
+
 def test_rows_pick_models_by_label_or_table(tmp_path):
     from prospect.pipeline.config import select_rows
     from prospect.pipeline.heldout import chosen_rows

@@ -66,9 +66,10 @@ SECTIONS: dict[str, Section] = {
     "noise": Section(("prospect.tiles.add_noise",), ("tiles", "seed"), help="Gaussian noise on the training side"),
     "trainer": Section(("prospect.training.Trainer",), ("model", "loss", "out_dir", "overwrite", "seed"),
                        extra=("preset",), help="training settings; preset = a name of prospect.training.PRESETS"),
-    "experiments": Section((), extra=("seeds", "models", "keep_weights", "rows"),
+    "experiments": Section((), extra=("seeds", "models", "keep_weights", "rows", "dilation_scale"),
                            help="the models to train and compare on tiles, each once per seed; rows = the labels or "
-                                "table names to train (default all)"),
+                                "table names to train (default all); dilation_scale = grid cell / the cell the MFAF "
+                                "rates were chosen for, given to every MFAF row that sets none"),
     "heldout": Section(("prospect.folds.spatial_folds", "prospect.validation.cross_validate"),
                        ("stack", "deposits", "folds", "model", "seed", "label"), extra=("rows",),
                        help="held-out-deposit evaluation: spatial k-fold, the experiment rows named in `rows` "
@@ -220,6 +221,17 @@ def load_config(path: str | os.PathLike, mode: str = "full", schema: Mapping[str
         if spec.required and not spec.many and any(key not in sections.get(name, {}) for key in spec.required):
             raise ConfigError(f"{path}: [{name}] needs {' and '.join(spec.required)} ({spec.help})")
     _absolute_paths(sections, path.parent)
+    scale = sections.get("experiments", {}).get("dilation_scale") if schema is SECTIONS else None
+    if scale is not None:
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+            raise ConfigError(f"{path}: [experiments] dilation_scale={scale!r}; valid: a positive number, e.g. 4 "
+                              "for 100 m cells and rates chosen for 25 m")
+        rows = [row for row in sections["experiments"].get("models", [])
+                if row.get("name") == "mfaf" and "dilation_scale" not in row]
+        for row in rows:
+            row["dilation_scale"] = scale
+        if rows:
+            changes.append(f"experiments.dilation_scale: {scale!r} given to {len(rows)} MFAF row(s)")
     return RunConfig(sections, path.resolve(), mode, changes, schema)
 
 

@@ -25,11 +25,13 @@ import geopandas as gpd
 import pandas as pd
 
 from prospect import io, layers, screening
+from prospect.baselines import BASELINES
 from prospect.errors import ColumnError, ConfigError, InputError, OutputExistsError
 from prospect.grid import Grid, require_projected
 from prospect.io import atomic_output
 from prospect.pipeline import experiments as exp
 from prospect.pipeline.config import RunConfig, select_rows
+from prospect.pipeline.heldout import chosen_rows, run_heldout
 
 __all__ = ["Inputs", "check_inputs", "check_output", "run"]
 
@@ -99,9 +101,6 @@ def check_inputs(config: RunConfig) -> Inputs:
     chosen = config["map"].get("model_label", labels[0])
     if chosen not in labels:
         raise ConfigError(f"[map] model_label={chosen!r} is not the label of an experiments row; valid: {labels}")
-    from prospect.baselines import BASELINES
-    from prospect.pipeline.heldout import chosen_rows
-
     evaluated = [row["label"] for row in chosen_rows(config)]
     tiled = [row["label"] for row in select_rows(config, "experiments") if row["name"] not in BASELINES]
     if chosen not in evaluated and chosen not in tiled:
@@ -207,9 +206,7 @@ def run(config: RunConfig, inputs: Inputs, out: str | Path, *, overwrite: bool =
     rows = select_rows(config, "experiments")
     map_label = config["map"].get("model_label", config.models[0]["label"])
     map_row = next(row for row in config.models if row["label"] == map_label)
-    from prospect.baselines import BASELINES
-    from prospect.pipeline.heldout import chosen_rows
-
+    fold_mapped = {exp.run_key(row) for row in chosen_rows(config)}   # these map with their fold models
     specs: dict[str, dict[str, Any]] = {}   # rows with the same model train once per seed
     for row in rows:
         if row["name"] not in BASELINES:    # pixel baselines are judged in the held-out stage only
@@ -220,8 +217,7 @@ def run(config: RunConfig, inputs: Inputs, out: str | Path, *, overwrite: bool =
     for seed in config.seeds:
         data = first if seed == first.seed else exp.prepare_tiles(tiles, config, seed)
         for number, key in enumerate(unique, 1):
-            keep = keep_all or (key == exp.run_key(map_row) and seed == first.seed
-                                and map_row not in chosen_rows(config))   # else the fold models map
+            keep = keep_all or (key == exp.run_key(map_row) and seed == first.seed and key not in fold_mapped)
             record = exp.train_row(specs[key], data, config, out / "runs" / key / f"seed{seed}", resume=resume,
                                    overwrite=overwrite, keep_weights=keep)
             records.append(record)
@@ -243,10 +239,8 @@ def run(config: RunConfig, inputs: Inputs, out: str | Path, *, overwrite: bool =
              len(config.seeds), results["timings"]["4 experiments"])
 
     # 5 held-out deposits ----------------------------------------------------------------------------------
-    from prospect.pipeline.heldout import run_heldout
-
     results["heldout_maps"] = {}
-    if chosen_rows(config):
+    if fold_mapped:
         started = time.perf_counter()
         results.update(run_heldout(config, inputs, stack, out))
         results["timings"]["5 held-out deposits"] = time.perf_counter() - started
@@ -293,10 +287,10 @@ def _map_stage(config: RunConfig, inputs: Inputs, stack: Any, data: exp.SeedTile
     if exp.run_key(row) in heldout:
         result = heldout[exp.run_key(row)]
         prob, spread = result.mean, result.std
-        source, windows = f"mean of its {len(result.folds)} fold models", 0
+        source = f"mean of its {len(result.folds)} fold models"
     else:
         prob, spread = _tile_map(config, stack, data, row, out)
-        source, windows = f"its tile model, seed {data.seed}", int(prob.attrs.get("windows", 0))
+        source = f"its tile model, seed {data.seed}, {prob.attrs.get('windows', 0)} windows"
     io.write_geotiff(prob, out / "prospectivity.tif", overwrite=replace)
     if spread is not None:
         io.write_geotiff(spread, out / "uncertainty.tif", overwrite=replace)
@@ -324,7 +318,7 @@ def _map_stage(config: RunConfig, inputs: Inputs, stack: Any, data: exp.SeedTile
                  out / "rate_curves.png")
     _save_figure(evaluation.plot_prediction_area(evaluation.prediction_area(prob, inputs.deposits)),
                  out / "prediction_area.png")
-    return {"evaluation": summary, "windows": windows, "map_model": row["label"], "map_source": source,
+    return {"evaluation": summary, "map_model": row["label"], "map_source": source,
             "uncertainty": spread.attrs.get("definition", "") if spread is not None else ""}
 
 
