@@ -50,6 +50,7 @@ class _OnMap(NamedTuple):
     col: np.ndarray
     inside: np.ndarray   # deposit inside the grid
     at: np.ndarray       # map value at each deposit on a valid cell
+    used: np.ndarray     # position in the deposits given of each of those
     info: dict[str, int]
 
 
@@ -67,7 +68,7 @@ def _on_map(prob: xr.DataArray, deposits: gpd.GeoDataFrame) -> _OnMap:
                       f"{info['used']} of {info['deposits']} are evaluated", stacklevel=3)
     if info["used"] == 0:
         raise InputError(f"none of the {info['deposits']} deposits lies on a valid cell of the map")
-    return _OnMap(values, grid, row, col, inside, at[used], info)
+    return _OnMap(values, grid, row, col, inside, at[used], np.flatnonzero(used), info)
 
 
 def deposit_cells(prob: xr.DataArray, deposits: gpd.GeoDataFrame) -> tuple[np.ndarray, dict[str, int]]:
@@ -107,9 +108,7 @@ def deposit_ranks(prob: xr.DataArray, deposits: gpd.GeoDataFrame) -> pd.DataFram
     cells = np.sort(placed.values[valid])
     below = np.searchsorted(negatives, placed.at, side="left")
     ties = np.searchsorted(negatives, placed.at, side="right") - below
-    used = np.flatnonzero(placed.inside)[np.isfinite(placed.values[placed.row[placed.inside],
-                                                                  placed.col[placed.inside]])]
-    return pd.DataFrame({"deposit": used, "value": placed.at,
+    return pd.DataFrame({"deposit": placed.used, "value": placed.at,
                          "auc": (below + 0.5 * ties) / max(len(negatives), 1),
                          "area_above": (len(cells) - np.searchsorted(cells, placed.at, side="left")) / len(cells)})
 

@@ -41,6 +41,12 @@ def model_in_channels(model: Any) -> int | None:
     return None
 
 
+def _check_bands(model: Any, bands: list[str]) -> None:
+    expected = model_in_channels(model)
+    if expected is not None and expected != len(bands):
+        raise InputError(f"the model expects {expected} bands but the stack has {len(bands)} ({bands})")
+
+
 def _windows(rows: int, cols: int, size: int, stride: int) -> list[tuple[int, int]]:
     from prospect.tiles import _positions
 
@@ -115,9 +121,7 @@ def predict_map(
     stack = _as_bands(stack)
     bands = [str(b) for b in stack["band"].to_numpy()]
     rows, cols = grid.shape
-    expected = model_in_channels(model)
-    if expected is not None and expected != len(bands):
-        raise InputError(f"the model expects {expected} bands but the stack has {len(bands)} ({bands})")
+    _check_bands(model, bands)
     if int(size) != size or size < 1 or size > min(rows, cols):
         raise InputError(f"size={size!r} must be a whole number from 1 to the stack's smaller side ({min(rows, cols)})")
     if int(stride) != stride or stride < 1 or stride > size:
@@ -237,10 +241,7 @@ def predict_centres(
     from prospect.sampling import padded
 
     grid = Grid.from_dataarray(stack)
-    bands = [str(b) for b in stack["band"].to_numpy()]
-    expected = model_in_channels(model)
-    if expected is not None and expected != len(bands):
-        raise InputError(f"the model expects {expected} bands but the stack has {len(bands)} ({bands})")
+    _check_bands(model, [str(b) for b in stack["band"].to_numpy()])
     if int(size) != size or size < 1:
         raise InputError(f"size={size!r} must be a positive whole number of cells (the training window)")
     if int(stride) != stride or stride < 1:

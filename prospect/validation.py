@@ -233,9 +233,8 @@ def cross_validate(
     attrs = {"model": label, "folds": folds.k, "definition": "mean of the fold models' maps"}
     importance_table = None
     if importances:
-        joined = pd.concat(importances)
-        importance_table = (joined.groupby("band", sort=False)[["importance"]].mean()
-                            .assign(importance_std=joined.groupby("band", sort=False)["importance"].std(ddof=0))
+        per_band = pd.concat(importances).groupby("band", sort=False)["importance"]
+        importance_table = (per_band.agg(importance="mean", importance_std=lambda s: np.std(s))   # spread over folds
                             .sort_values("importance", ascending=False).reset_index())
     return CrossValidation(
         label, pd.concat(ranks, ignore_index=True),

@@ -121,7 +121,8 @@ def train_row(row: dict[str, Any], data: SeedTiles, config: Any, folder: Path, *
     scores = classification_metrics(data.test.y, probabilities)
     voted = {}
     if row["name"] == "mfaf":   # the paper's hard decision: the class most branches predict (eqs. 5-6)
-        votes = classification_metrics(data.test.y, np.eye(2)[branch_vote(trainer.model, data.test)])
+        one_hot = np.eye(probabilities.shape[1])[branch_vote(trainer.model, data.test)]
+        votes = classification_metrics(data.test.y, one_hot)
         voted = {f"vote_{name}": _positive(votes[key]) for name, key in METRICS.items() if name != "auc"}
     result = {"run": folder.parent.name, "seed": data.seed, "epochs": len(history),
               **{name: _positive(scores[key]) for name, key in METRICS.items()}, **voted,

@@ -11,7 +11,6 @@ model), ``folds.csv``, ``importance.csv`` (baselines) and ``heldout_rate.png``.
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +50,6 @@ def run_heldout(config: Any, inputs: Any, stack: Any, out: Path) -> dict[str, An
     options = dict(config["heldout"])
     options.pop("rows", None)
     fold_options = {key: options.pop(key) for key in FOLD_KEYS if key in options}
-    fold_options.setdefault("k", 5)
     options.setdefault("device", config["trainer"].get("device", "auto"))
     seed = config.seeds[0]
     split = folds.spatial_folds(stack, inputs.deposits, seed=seed, **fold_options)
@@ -59,17 +57,15 @@ def run_heldout(config: Any, inputs: Any, stack: Any, out: Path) -> dict[str, An
     log.info("5 held-out deposits: %d folds of %g m blocks (deposits per fold %s); %d models", split.k,
              split.block_size, split.counts()["deposits"].tolist(), len(rows))
     summaries, ranks, importances, curves, results = [], [], [], [], {}
-    started = time.perf_counter()
     for number, row in enumerate(rows, 1):
         result = validation.cross_validate(stack, inputs.deposits, split, _model(row), seed=seed, label=row["label"],
                                            **options)
         line = {"label": row["label"], "run": run_key(row), "name": row["name"], **result.summary(seed=seed)}
         line.pop("model")
         if inputs.undiscovered is not None:
-            hidden = evaluation.deposit_ranks(result.mean, inputs.undiscovered)
-            line.update(undiscovered_auc=float(hidden["auc"].mean()),
-                        undiscovered_top_10=float((hidden["area_above"] <= 0.1 + 1e-12).mean()),
-                        undiscovered=len(hidden))
+            hidden = evaluation.heldout_summary(evaluation.deposit_ranks(result.mean, inputs.undiscovered), seed=seed)
+            line.update(undiscovered_auc=hidden["auc"], undiscovered_top_10=hidden["top_10"],
+                        undiscovered=hidden["deposits"])
         summaries.append(line)
         ranks.append(result.ranks.assign(label=row["label"]))
         if result.importance is not None:
@@ -87,5 +83,4 @@ def run_heldout(config: Any, inputs: Any, stack: Any, out: Path) -> dict[str, An
     if importances:
         _write_csv(pd.concat(importances, ignore_index=True), out / "importance.csv", index=False)
     _save_figure(evaluation.plot_rate_curve(*curves), out / "heldout_rate.png")
-    return {"heldout": table, "heldout_maps": results, "folds": split,
-            "heldout_seconds": time.perf_counter() - started}
+    return {"heldout": table, "heldout_maps": results, "folds": split}
