@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import xarray as xr
 
 __all__ = ["read_samples", "read_vector", "element_columns", "write_geotiff", "read_geotiff", "write_qml",
-           "atomic_output"]
+           "atomic_output", "check_coordinates"]
 
 log = logging.getLogger(__name__)
 
@@ -70,25 +70,110 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
             tmp_path.unlink()
 
 
-def _parse_element(values: pd.Series, bdl_factor: float) -> tuple[np.ndarray, int, list]:
+def _parse_element(values: pd.Series, bdl_factor: float, decimal: str | None = None,
+                   missing: frozenset[str] = frozenset()) -> tuple[np.ndarray, int, list]:
     """Parse one element column: numbers, below-detection text and blanks.
 
     Returns the float values, the number of below-detection values and the
-    (index, value) pairs that could not be read.
+    (index, value) pairs that could not be read. ``decimal`` is the decimal mark
+    ("." or ","; None accepts either); ``missing`` holds extra texts that mean blank.
     """
     if pd.api.types.is_numeric_dtype(values):
         return values.to_numpy(dtype=float), 0, []
     text = values.astype("string").str.strip()
-    missing = (text.isna() | text.str.lower().isin(_MISSING)).to_numpy(dtype=bool)
-    decimal = text.str.replace(",", ".", regex=False)
-    numbers = pd.to_numeric(decimal, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    limits = pd.to_numeric(text.str.extract(_BDL, expand=False).str.replace(",", ".", regex=False),
-                           errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    lowered = text.str.lower()
+    missing_mask = (text.isna() | lowered.isin(_MISSING | missing)).to_numpy(dtype=bool)
+    number_text = text if decimal == "." else text.str.replace(",", ".", regex=False)
+    numbers = pd.to_numeric(number_text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    limit_text = text.str.extract(_BDL, expand=False)
+    if decimal != ".":
+        limit_text = limit_text.str.replace(",", ".", regex=False)
+    limits = pd.to_numeric(limit_text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    if decimal == ".":
+        limits[text.str.contains(",", regex=False).fillna(False).to_numpy(dtype=bool)] = np.nan
     is_bdl = np.isfinite(limits) & np.isnan(numbers)
     numbers = np.where(is_bdl, limits * bdl_factor, numbers)
-    numbers[missing] = np.nan
-    bad = np.isnan(numbers) & ~missing
+    numbers[missing_mask] = np.nan
+    bad = np.isnan(numbers) & ~missing_mask
     return numbers, int(is_bdl.sum()), list(values[bad].items())
+
+
+def _read_table(path: Path, sep: str | None, encoding: str) -> pd.DataFrame:
+    """A delimited text file as a table of strings, with errors that say which option to change."""
+    separator = sep if sep is not None else {".csv": ",", ".tsv": "\t"}.get(path.suffix.lower())
+    try:
+        # Everything is read as text first so that "<0.5" and ids like "007" survive untouched.
+        table = pd.read_csv(path, sep=separator, engine="c" if separator and len(separator) == 1 else "python",
+                            dtype=str, keep_default_na=False, encoding=encoding)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path.name} is not {encoding!r} text (byte {exc.object[exc.start:exc.start + 1]!r} at "
+                         f"position {exc.start}); a Windows or older lab export is often encoding='cp1252' or "
+                         "'latin-1' (run-file key [samples] encoding)") from exc
+    except pd.errors.EmptyDataError as exc:
+        raise InputError(f"{path.name} is empty: no header, no rows") from exc
+    except pd.errors.ParserError as exc:
+        raise InputError(f"{path.name} could not be split into columns with sep={separator!r} ({exc}); pass "
+                         "sep=';' or sep='\\t' to name the separator") from exc
+    if table.shape[1] == 1:
+        header = str(table.columns[0])
+        found = [s for s in (";", "\t", "|", ",") if s in header and s != separator]
+        hint = f"; its header contains {found[0]!r}: pass sep={found[0]!r}" if found else "; pass sep=... to name it"
+        raise InputError(f"{path.name} parsed to a single column {header[:60]!r} with sep={separator!r}{hint} "
+                         "(and decimal=',' for decimal commas)")
+    if len(table) == 0:
+        raise InputError(f"{path.name} has a header but no rows")
+    return table
+
+
+def _coordinate_hint(x: np.ndarray, y: np.ndarray) -> str:
+    if np.all(np.abs(x) <= 180) and np.all(np.abs(y) <= 90):
+        return ("they look like degrees: pass crs='EPSG:4326' (or the geographic CRS they are in) and reproject, "
+                "or give the projected coordinates")
+    return "they look like kilometres: pass coord_scale=1000"
+
+
+def check_coordinates(x: np.ndarray, y: np.ndarray, crs: Any, what: str) -> None:
+    """Refuse coordinates that cannot be in ``crs``: degrees or kilometres declared as metres, a wrong zone.
+
+    Checks that a geographic CRS holds degrees, that a survey in a projected CRS
+    spans at least 100 units (100 m: a "39 m × 39 m survey" is a km or degree
+    survey read as metres), and that the survey's centre lies within (or within
+    5° of) the CRS's area of use.
+    """
+    from pyproj import Transformer
+
+    crs = as_crs(crs)
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    finite = np.isfinite(x) & np.isfinite(y)
+    x, y = x[finite], y[finite]
+    if not len(x):
+        return
+    span = (float(np.ptp(x)), float(np.ptp(y)))
+    extent = f"x {x.min():.6g} to {x.max():.6g}, y {y.min():.6g} to {y.max():.6g}"
+    if crs.is_geographic:
+        if np.any(np.abs(x) > 360) or np.any(np.abs(y) > 90):
+            raise CRSError(f"{what} coordinates ({extent}) are not degrees, but crs={crs.to_string()!r} is "
+                           "geographic: pass the projected CRS they are in (e.g. 'EPSG:32649')")
+        return
+    unit = crs.axis_info[0].unit_name if crs.axis_info else "unit"
+    if len(np.unique(np.column_stack([x, y]), axis=0)) >= 3 and max(span) < 100:
+        raise CRSError(f"{what} spans only {span[0]:.3g} x {span[1]:.3g} {unit} ({extent}) in "
+                       f"{crs.to_string()}, too small for a survey: {_coordinate_hint(x, y)}")
+    area = crs.area_of_use
+    if area is None:
+        return
+    to_degrees = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    with np.errstate(all="ignore"):
+        lon, lat = to_degrees.transform(float(np.median(x)), float(np.median(y)))
+    margin = 5.0
+    inside = (np.isfinite(lon) and np.isfinite(lat) and area.south - margin <= lat <= area.north + margin
+              and (area.west - margin <= lon <= area.east + margin
+                   or area.west > area.east))   # an area crossing the antimeridian: lon is not checked
+    if not inside:
+        where = f"lon {lon:.2f}, lat {lat:.2f}" if np.isfinite(lon) and np.isfinite(lat) else "nowhere on Earth"
+        raise CRSError(f"{what} ({extent}) falls at {where}, outside the area where crs={crs.to_string()!r} "
+                       f"({crs.name}) is used (lon {area.west:g} to {area.east:g}, lat {area.south:g} to "
+                       f"{area.north:g}): check the CRS, or whether the coordinates carry a zone prefix or other units")
 
 
 def read_samples(
@@ -99,6 +184,10 @@ def read_samples(
     coord_scale: float = 1.0,
     elements: Sequence[str] | None = None,
     bdl_factor: float = 0.5,
+    sep: str | None = None,
+    decimal: str | None = None,
+    encoding: str = "utf-8-sig",
+    na_values: Sequence[str] | None = None,
 ) -> gpd.GeoDataFrame:
     """Read a geochemical survey (CSV, GeoPackage or shapefile) as points.
 
@@ -112,7 +201,9 @@ def read_samples(
     crs : CRS-like, optional
         The CRS of the coordinates. A CSV has none of its own, so pass it; a
         vector layer's own CRS is used when this is None, otherwise the layer is
-        reprojected to it.
+        reprojected to it. Coordinates that cannot be in it (km or degrees declared
+        as metres, a survey outside the CRS's area of use) are refused
+        (:func:`check_coordinates`).
     coord_scale : float
         Factor applied to CSV coordinates before use, e.g. ``1000`` for
         coordinates in kilometres such as the MFAF paper's Table 1
@@ -120,12 +211,28 @@ def read_samples(
     elements : sequence of str, optional
         Element columns to read. Default: every column (other than coordinates
         and geometry) whose non-blank values are mostly numbers or
-        below-detection text; other columns (sample ids, notes) are kept as they are.
+        below-detection text; other columns (sample ids, notes) are kept as they
+        are, and one that holds some numbers is named in a warning. A named
+        element with no values is an error.
     bdl_factor : float
         Below-detection values written as text, like ``"<0.5"``, become
         ``bdl_factor`` times the detection limit. Default 0.5 (half the limit,
         the usual substitution); their count is given in a warning and in
-        ``samples.attrs["below_detection"]``.
+        ``samples.attrs["below_detection"]``. (Negative codes and zeros are left
+        as they are: :func:`prospect.geochem.transform` substitutes them.)
+    sep : str, optional
+        Column separator of a text file: ``","``, ``";"`` (lab exports in much of
+        Europe and China), ``"\t"``. Default: ``","`` for ``.csv``, tab for ``.tsv``,
+        sniffed for ``.txt``.
+    decimal : {".", ","}, optional
+        Decimal mark. Default None accepts either (``"0,5"`` and ``"0.5"`` are both
+        0.5); ``"."`` refuses commas, so ``"1,234"`` is an error, not 1.234.
+    encoding : str
+        Text encoding. Default ``"utf-8-sig"`` (UTF-8, with or without a byte-order
+        mark); older Windows exports are ``"cp1252"`` or ``"latin-1"``.
+    na_values : sequence of str, optional
+        Extra texts that mean "no value" (e.g. ``["n.d.", "-", "IS"]``), besides
+        blanks, ``NA``, ``NaN``, ``N/A``, ``null`` and ``none``.
 
     Returns
     -------
@@ -140,20 +247,29 @@ def read_samples(
         raise InputError(f"coord_scale={coord_scale!r} must be a positive number (1000 turns km into m)")
     if not (0 <= bdl_factor <= 1):
         raise InputError(f"bdl_factor={bdl_factor!r} must lie in [0, 1] (0.5 = half the detection limit)")
+    if decimal not in (None, ".", ","):
+        raise InputError(f"decimal={decimal!r}; valid: '.', ',' or None (either)")
+    if sep is not None and (not isinstance(sep, str) or not sep or sep == decimal):
+        raise InputError(f"sep={sep!r}; valid: a separator such as ',', ';' or '\\t', other than the decimal mark")
+    try:
+        "".encode(encoding)
+    except (LookupError, TypeError) as exc:
+        raise InputError(f"encoding={encoding!r} is not a text encoding Python knows (e.g. 'utf-8', 'cp1252', "
+                         "'latin-1')") from exc
+    if na_values is not None and (isinstance(na_values, str) or not all(isinstance(v, str) for v in na_values)):
+        raise InputError(f"na_values={na_values!r}; valid: a list of texts, e.g. ['n.d.', '-']")
+    missing = frozenset(v.strip().lower() for v in (na_values or ()))
     target_crs = None if crs is None else as_crs(crs)
     suffix = path.suffix.lower()
     if suffix in _TABLE_SUFFIXES:
-        # Everything is read as text first so that "<0.5" and ids like "007" survive untouched.
-        separator = {".csv": ",", ".tsv": "\t"}.get(suffix)
-        table = pd.read_csv(path, sep=separator, engine="c" if separator else "python", dtype=str,
-                            keep_default_na=False)
+        table = _read_table(path, sep, encoding)
         for name, argument in ((x, "x"), (y, "y")):
             if name not in table.columns:
                 raise ColumnError(f"{argument}={name!r} is not a column of {path.name}; "
                                   f"columns are {list(table.columns)}")
         coords = {}
         for name in (x, y):
-            values, _, bad = _parse_element(table[name], bdl_factor)
+            values, _, bad = _parse_element(table[name], bdl_factor, decimal, missing)
             if bad or np.isnan(values).any():
                 rows = [i for i, _ in bad] or list(np.flatnonzero(np.isnan(values))[:5])
                 raise ColumnError(f"coordinate column {name!r} has missing or non-numeric values at rows {rows[:5]}")
@@ -161,6 +277,8 @@ def read_samples(
         if target_crs is not None and target_crs.is_geographic and coord_scale != 1.0:
             raise CRSError(f"coord_scale={coord_scale!r} rescales coordinates, which only makes sense in a "
                            f"projected CRS, but crs={target_crs.to_string()!r} is geographic")
+        if target_crs is not None:
+            check_coordinates(coords[x], coords[y], target_crs, f"the survey {path.name}")
         attributes = table.drop(columns=[x, y])
         geometry = gpd.points_from_xy(coords[x], coords[y])
         frame = gpd.GeoDataFrame(attributes, geometry=geometry, crs=target_crs)
@@ -170,6 +288,10 @@ def read_samples(
         kinds = set(frame.geom_type.dropna().unique())
         if not kinds <= {"Point"}:
             raise InputError(f"{path.name} holds {sorted(kinds)} geometries; samples must be points")
+        if len(frame) == 0:
+            raise InputError(f"{path.name} holds no samples")
+        check_coordinates(frame.geometry.x.to_numpy(), frame.geometry.y.to_numpy(), frame.crs,
+                          f"the survey {path.name}")
     else:
         raise InputError(f"path={str(path)!r} has suffix {suffix!r}; readable surveys are "
                          f"{sorted(_TABLE_SUFFIXES | _VECTOR_SUFFIXES)}")
@@ -179,31 +301,44 @@ def read_samples(
         candidates, strict = [c for c in frame.columns if c not in reserved], False
     else:
         elements = [elements] if isinstance(elements, str) else list(elements)
-        missing = [e for e in elements if e not in frame.columns]
-        if missing:
+        missing_columns = [e for e in elements if e not in frame.columns]
+        if missing_columns:
             available = [c for c in frame.columns if c not in reserved]
-            raise ColumnError(f"elements {missing} are not columns of {path.name}; available: {available}")
+            raise ColumnError(f"elements {missing_columns} are not columns of {path.name}; available: {available}")
         candidates, strict = elements, True
 
-    chosen, bdl_counts = [], {}
+    chosen, bdl_counts, texts = [], {}, {}
     for column in candidates:
-        values, n_bdl, bad = _parse_element(frame[column], bdl_factor)
-        n_values = int(np.isfinite(values).sum()) + len(bad)
+        values, n_bdl, bad = _parse_element(frame[column], bdl_factor, decimal, missing)
+        n_numbers = int(np.isfinite(values).sum())
+        n_values = n_numbers + len(bad)
         if bad and (strict or len(bad) < 0.5 * n_values):
             shown = ", ".join(f"row {i}: {v!r}" for i, v in bad[:5])
             raise ColumnError(f"element column {column!r} has {len(bad)} values that are neither numbers nor "
-                              f"below-detection text like '<0.5' ({shown}); fix them or leave them blank")
+                              f"below-detection text like '<0.5' ({shown}); fix them, leave them blank or name "
+                              "them in na_values=[...]")
+        if strict and n_numbers == 0:
+            raise ColumnError(f"element column {column!r} of {path.name} has no values (every cell is blank)")
         if bad or n_values == 0:
+            if n_numbers:  # partly numbers: perhaps an element whose "n.d." or "-" codes we do not know
+                texts[column] = (n_numbers, len(bad), sorted({str(v) for _, v in bad})[:3])
             continue  # mostly text: an id or a note, not an element
         frame[column] = values
         chosen.append(column)
         if n_bdl:
             bdl_counts[column] = n_bdl
+    if texts:
+        described = "; ".join(f"{c!r}: {t} text values such as {examples} beside {n} numbers"
+                              for c, (n, t, examples) in texts.items())
+        warnings.warn(f"columns read as text, not as elements, because most of their values are not numbers: "
+                      f"{described}. If one is an element, name its codes in na_values=[...] (read as blank) or "
+                      "fix the file", stacklevel=2)
     if bdl_counts:
         total = sum(bdl_counts.values())
         warnings.warn(f"{total} below-detection values replaced by {bdl_factor:g} x their detection limit: "
                       f"{bdl_counts}", stacklevel=2)
-    frame.attrs.update(elements=chosen, below_detection=bdl_counts, bdl_factor=bdl_factor, source=str(path))
+    frame.attrs.update(elements=chosen, below_detection=bdl_counts, bdl_factor=bdl_factor, source=str(path),
+                       text_columns=sorted(texts))
     log.info("read %d samples with %d elements from %s", len(frame), len(chosen), path)
     return frame
 

@@ -42,14 +42,15 @@ def test_read_samples_km_coordinates_and_below_detection(survey_csv):
 def test_read_samples_bdl_factor_and_element_choice(survey_csv):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        samples = pp.io.read_samples(survey_csv, crs=32649, elements=["Ag"], bdl_factor=1.0)
+        samples = pp.io.read_samples(survey_csv, crs=32649, coord_scale=1000, elements=["Ag"], bdl_factor=1.0)
     assert samples.attrs["elements"] == ["Ag"]
     assert samples["Ag"].iloc[1] == pytest.approx(0.05)
 
 
 def test_real_looking_columns(tmp_path):
     path = tmp_path / "survey.csv"
-    path.write_text("east,north,Cu_ppm_511,Cu_flag,Au_ppb_FA\n1,2,10,ok,<1\n3,4,20,,5\n5,6,15,bad,2\n")
+    path.write_text("east,north,Cu_ppm_511,Cu_flag,Au_ppb_FA\n500100,7500200,10,ok,<1\n500300,7500400,20,,5\n"
+                    "500500,7500600,15,bad,2\n")
     with pytest.warns(UserWarning):
         samples = pp.io.read_samples(path, x="east", y="north", crs="EPSG:32750")
     assert samples.attrs["elements"] == ["Cu_ppm_511", "Au_ppb_FA"]
@@ -85,6 +86,7 @@ def test_read_samples_from_shapefile(tmp_path):
 )
 def test_read_samples_bad_input(survey_csv, kwargs, error, match):
     kwargs.setdefault("crs", "EPSG:32649")
+    kwargs.setdefault("coord_scale", 1000)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(error, match=match):
@@ -93,7 +95,7 @@ def test_read_samples_bad_input(survey_csv, kwargs, error, match):
 
 def test_junk_in_a_numeric_column_names_column_and_rows(tmp_path):
     path = tmp_path / "junk.csv"
-    path.write_text("X,Y,Cu\n1,1,5\n2,2,n.d.\n3,3,7\n4,4,8\n")
+    path.write_text("X,Y,Cu\n421000,2416000,5\n421300,2416000,n.d.\n421000,2416300,7\n421300,2416300,8\n")
     with pytest.raises(ColumnError, match=r"'Cu' has 1 values.*row 1: 'n.d.'"):
         pp.io.read_samples(path, crs=32649)
 
@@ -185,3 +187,118 @@ def test_dask_backed_raster_is_written_block_by_block(tmp_path):
         assert a.tags(2) == b.tags(2)
         assert float(a.tags(1)["STATISTICS_MEAN"]) == pytest.approx(float(values[0].mean()), rel=1e-6)
         assert float(a.tags(2)["STATISTICS_STDDEV"]) == pytest.approx(float(np.nanstd(values[1])), rel=1e-5)
+
+
+# --- surveys as they come from laboratories -------------------------------------------------------------------
+
+CLEAN = """X,Y,Sample,Au,Cu,Ag
+421630.5,2416850.25,S-001,0.54,7.5,<0.05
+420930,2416800,S-002,0.81,5.25,0.078
+420950,2416350,S-003,<0.3,,0.086
+421210,2415850,S-004,0.81,5,0.043
+"""
+
+
+def test_a_latin1_semicolon_export_with_decimal_commas_reads_like_its_clean_twin(tmp_path):
+    clean, lab = tmp_path / "clean.csv", tmp_path / "lab.csv"
+    clean.write_text(CLEAN, encoding="utf-8")
+    # The same table as a European lab exports it: ';' separators, decimal commas, cp1252/latin-1 text with a
+    # degree sign and a micro sign in the headers, and Windows line ends.
+    rows = [line.split(",") for line in CLEAN.strip().splitlines()]
+    rows[0] = ["X", "Y", "Sample", "Au µg/g", "Cu µg/g", "Ag °"]
+    lab.write_bytes("\r\n".join(";".join(cell.replace(".", ",") for cell in row) for row in rows).encode("latin-1"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = pp.io.read_samples(clean, crs=32649)
+        with pytest.raises(InputError, match=r"lab.csv is not 'utf-8-sig' text .*encoding='cp1252' or 'latin-1'"):
+            pp.io.read_samples(lab, crs=32649, encoding="utf-8-sig")
+        with pytest.raises(InputError, match=r"lab.csv parsed to a single column .* contains ';': pass sep=';'"):
+            pp.io.read_samples(lab, crs=32649, encoding="latin-1")
+        ours = pp.io.read_samples(lab, crs=32649, sep=";", decimal=",", encoding="latin-1")
+    assert ours.attrs["elements"] == ["Au µg/g", "Cu µg/g", "Ag °"]
+    for clean_name, lab_name in zip(reference.attrs["elements"], ours.attrs["elements"], strict=True):
+        np.testing.assert_array_equal(ours[lab_name].to_numpy(), reference[clean_name].to_numpy())
+    np.testing.assert_array_equal(ours.geometry.x, reference.geometry.x)
+    np.testing.assert_array_equal(ours.geometry.y, [2416850.25, 2416800, 2416350, 2415850])
+    assert ours.attrs["below_detection"] == {"Au µg/g": 1, "Ag °": 1}
+
+
+def test_decimal_point_refuses_a_comma_instead_of_guessing(tmp_path):
+    path = tmp_path / "survey.txt"
+    path.write_text("X;Y;Cu\n421000;2416000;1,234\n421300;2416000;5\n421000;2416300;7\n")
+    with pytest.raises(ColumnError, match=r"'Cu' has 1 values .*row 0: '1,234'"):
+        pp.io.read_samples(path, crs=32649, sep=";", decimal=".")
+    assert pp.io.read_samples(path, crs=32649, sep=";")["Cu"].iloc[0] == pytest.approx(1.234)
+
+
+@pytest.mark.parametrize(
+    ("text", "kwargs", "match"),
+    [
+        ("", {}, r"empty.csv is empty: no header, no rows"),
+        ("X,Y,Cu\n", {}, r"empty.csv has a header but no rows"),
+        ("X,Y,Cu\n421000,2416000,5\n", {"sep": ""}, r"sep=''; valid: a separator"),
+        ("X,Y,Cu\n421000,2416000,5\n", {"decimal": ";"}, r"decimal=';'; valid: '.', ','"),
+        ("X,Y,Cu\n421000,2416000,5\n", {"encoding": "klingon"}, r"encoding='klingon' is not a text encoding"),
+        ("X,Y,Cu\n421000,2416000,5\n", {"na_values": "n.d."}, r"na_values='n.d.'; valid: a list of texts"),
+    ],
+)
+def test_unreadable_survey_files_get_clear_errors(tmp_path, text, kwargs, match):
+    path = tmp_path / "empty.csv"
+    path.write_text(text)
+    with pytest.raises(InputError, match=match):
+        pp.io.read_samples(path, crs=32649, **kwargs)
+
+
+def test_a_mostly_text_element_is_reported_and_na_values_read_it(tmp_path):
+    path = tmp_path / "survey.csv"
+    lines = ["X,Y,Sample,Cu,Hg"] + [f"{421000 + 300 * i},{2416000 + 200 * (i % 3)},S{i},{5 + i},"
+                                     f"{'n.d.' if i % 5 < 3 else 0.02 * i}" for i in range(10)]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.warns(UserWarning, match=r"columns read as text.*'Hg': 6 text values such as \['n.d.'\] beside 4 "
+                                         r"numbers.*na_values"):
+        samples = pp.io.read_samples(path, crs=32649)
+    assert samples.attrs["elements"] == ["Cu"] and samples.attrs["text_columns"] == ["Hg"]
+    samples = pp.io.read_samples(path, crs=32649, na_values=["N.D."])
+    assert samples.attrs["elements"] == ["Cu", "Hg"]
+    assert samples["Hg"].isna().sum() == 6 and samples["Hg"].iloc[3] == pytest.approx(0.06)
+    with pytest.raises(ColumnError, match=r"element column 'Hg' of survey.csv has no values"):
+        pp.io.read_samples(path, crs=32649, elements=["Hg"], na_values=["n.d.", "0.06", "0.08", "0.16", "0.18"])
+
+
+@pytest.mark.parametrize(
+    ("scale", "crs", "match"),
+    [
+        (1.0, "EPSG:32649", r"spans only 0.7 x 1 metre .*too small for a survey: they look like kilometres: pass "
+                            r"coord_scale=1000"),
+        (0.001, "EPSG:32649", r"spans only .*they look like degrees: pass crs='EPSG:4326'"),
+        (1000.0, "EPSG:4326", r"coord_scale=1000.0 rescales coordinates.*geographic"),
+        (1000.0, "EPSG:27700", r"falls at lon -?\d+.\d+, lat 7\d.\d+, outside the area where crs='EPSG:27700' "
+                               r"\(OSGB36 / British National Grid\) is used"),
+        (-1.0, "EPSG:4547", r"falls at .*outside the area where crs='EPSG:4547'.*zone prefix"),
+    ],
+)
+def test_coordinates_that_cannot_be_in_the_crs_are_refused(tmp_path, scale, crs, match):
+    path = tmp_path / "survey.csv"
+    # km coordinates (the paper's Table 1); scale 0.001 of them gives degree-sized numbers
+    rows = ["X,Y,Cu", "421.63,2416.85,5", "420.93,2416.80,6", "420.95,2416.35,7", "421.21,2415.85,8"]
+    if scale == 0.001:
+        rows = ["X,Y,Cu", "110.21,21.84,5", "110.20,21.83,6", "110.22,21.82,7", "110.21,21.81,8"]
+        scale = 1.0
+    if scale == -1.0:   # Gauss-Kruger eastings with the zone number in front (38 421 630), as Chinese surveys write
+        rows = ["X,Y,Cu", "38421630,2416850,5", "38420930,2416800,6", "38420950,2416350,7"]
+        scale = 1.0
+    path.write_text("\n".join(rows) + "\n")
+    with pytest.raises(CRSError, match=match):
+        pp.io.read_samples(path, crs=crs, coord_scale=scale)
+
+
+def test_degree_coordinates_in_a_geographic_crs_and_metres_in_a_projected_one_pass(tmp_path):
+    path = tmp_path / "survey.csv"
+    path.write_text("X,Y,Cu\n110.21,21.84,5\n110.20,21.83,6\n110.22,21.82,7\n")
+    assert len(pp.io.read_samples(path, crs="EPSG:4326")) == 3
+    path.write_text("X,Y,Cu\n421630,2416850,5\n420930,2416800,6\n420950,2416350,7\n")
+    assert len(pp.io.read_samples(path, crs="EPSG:32649")) == 3
+    with pytest.raises(CRSError, match=r"are not degrees, but crs='EPSG:4326' is geographic"):
+        pp.io.read_samples(path, crs="EPSG:4326")
+    path.write_text("X,Y,Cu\n38421630,2416850,5\n38420930,2416800,6\n38420950,2416350,7\n")
+    assert len(pp.io.read_samples(path, crs="EPSG:4526")) == 3   # CGCS2000 / 3-degree GK zone 38: with the prefix
