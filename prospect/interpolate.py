@@ -52,6 +52,8 @@ class _Problem:
     log10: bool
     device: str
     chunk: int
+    max_distance: float | None = None
+    spacing: float = float("nan")   # median distance from a sample to its nearest neighbour
 
     def groups(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """(element columns, sample rows) sharing one pattern of missing values."""
@@ -80,8 +82,34 @@ def _element_list(samples: pd.DataFrame, elements: Any) -> list[str]:
     return elements
 
 
+AUTO_SPACINGS = 3.0   # max_distance="auto": this many median sample spacings
+
+
+def _max_distance(max_distance: Any, xy: np.ndarray) -> tuple[float | None, float]:
+    """The distance beyond which pixels are NaN, and the median nearest-neighbour spacing of the samples."""
+    from scipy.spatial import cKDTree
+
+    spacing = float("nan")
+    if len(xy) > 1:
+        distance, _ = cKDTree(xy).query(xy, k=2)
+        spacing = float(np.median(distance[:, 1]))
+    if max_distance is None:
+        return None, spacing
+    if isinstance(max_distance, str):
+        if max_distance != "auto":
+            raise InputError(f"max_distance={max_distance!r}; valid: 'auto' ({AUTO_SPACINGS:g} x the median "
+                             "distance between neighbouring samples), a distance in CRS units, or None (no limit)")
+        if not np.isfinite(spacing) or spacing <= 0:
+            return None, spacing
+        return AUTO_SPACINGS * spacing, spacing
+    if isinstance(max_distance, bool) or not (np.isfinite(max_distance) and max_distance > 0):
+        raise InputError(f"max_distance={max_distance!r} must be a positive distance in CRS units, 'auto' or None")
+    return float(max_distance), spacing
+
+
 def _prepare(samples: gpd.GeoDataFrame, elements: Any, grid: Grid, power: float, k: int | None,
-             radius: float | None, min_points: int, log: bool, device: str, chunk: int) -> _Problem:
+             radius: float | None, min_points: int, log: bool, device: str, chunk: int,
+             max_distance: Any = "auto") -> _Problem:
     if not isinstance(grid, Grid):
         raise InputError(f"grid must be a prospect.Grid, got {type(grid).__name__}")
     require_projected(grid.crs, "grid.crs", "interpolation distances")
@@ -111,7 +139,8 @@ def _prepare(samples: gpd.GeoDataFrame, elements: Any, grid: Grid, power: float,
     if log:
         bad = {e: int(n) for e, n in zip(elements, (values <= 0).sum(axis=0), strict=True) if n}
         if bad:
-            raise InputError(f"log=True needs positive values, but these elements have zeros or negatives: {bad}")
+            raise InputError(f"log=True needs positive values, but these elements have zeros or negatives: {bad}; "
+                             "prospect.geochem.transform(samples, 'log10') substitutes them by a stated rule")
         values = np.log10(values)
 
     unique, inverse, counts = np.unique(xy, axis=0, return_inverse=True, return_counts=True)
@@ -148,8 +177,9 @@ def _prepare(samples: gpd.GeoDataFrame, elements: Any, grid: Grid, power: float,
         k = int(k)
     if min_points > (k or fewest):
         raise InputError(f"min_points={min_points} exceeds the neighbours available ({k or fewest})")
+    limit, spacing = _max_distance(max_distance, xy)
     return _Problem(grid, elements, xy, values, float(power), k, None if radius is None else float(radius),
-                    int(min_points), bool(log), device, int(chunk))
+                    int(min_points), bool(log), device, int(chunk), limit, spacing)
 
 
 def _rows_cpu(problem: _Problem, columns: np.ndarray, rows_mask: np.ndarray, r0: int, r1: int,
@@ -255,8 +285,22 @@ def _compute(problem: _Problem, r0: int, r1: int) -> np.ndarray:
     for columns, rows_mask in problem.groups():
         part = np.empty((len(columns), r1 - r0, problem.grid.shape[1]), np.float32)
         worker(problem, columns, rows_mask, r0, r1, part)
+        if problem.max_distance is not None:
+            part[:, _beyond(problem, rows_mask, r0, r1)] = np.nan
         out[columns] = part
     return out
+
+
+def _beyond(problem: _Problem, rows_mask: np.ndarray, r0: int, r1: int) -> np.ndarray:
+    """Pixels of rows r0..r1 farther than ``max_distance`` from every sample with values (y, x) bool."""
+    from scipy.spatial import cKDTree
+
+    grid = problem.grid
+    gx, gy = np.meshgrid(grid.x, grid.y[r0:r1])
+    tree = cKDTree(problem.xy[rows_mask])
+    distance, _ = tree.query(np.column_stack([gx.ravel(), gy.ravel()]), k=1,
+                             distance_upper_bound=problem.max_distance * (1 + 1e-12), workers=-1)
+    return ~np.isfinite(distance).reshape(r1 - r0, grid.shape[1])
 
 
 def _check_device(device: str) -> str:
@@ -274,6 +318,8 @@ def _check_device(device: str) -> str:
 def _attrs(problem: _Problem) -> dict:
     return {"method": "IDW", "power": problem.power, "k": "all" if problem.k is None else problem.k,
             "radius": "none" if problem.radius is None else problem.radius, "min_points": problem.min_points,
+            "max_distance": "none" if problem.max_distance is None else round(problem.max_distance, 3),
+            "sample_spacing": round(problem.spacing, 3),
             "log10": problem.log10,
             "values": "log10 of the concentrations" if problem.log10 else "concentrations as in the survey"}
 
@@ -289,6 +335,7 @@ def idw(
     log: bool = False,
     chunk: int = 2**20,
     device: str = "cpu",
+    max_distance: float | str | None = "auto",
 ) -> xr.DataArray:
     """Interpolate survey elements onto ``grid`` by inverse distance weighting.
 
@@ -321,6 +368,12 @@ def idw(
         no chunking: they hold only the output and the samples.
     device : {"cpu", "cuda", "cuda:N"}
         ``"cpu"``: Numba kernels on all cores. ``"cuda"``: torch on a GPU, float64.
+    max_distance : float, "auto" or None
+        Pixels farther than this (CRS units) from the nearest sample with a value
+        are NaN (nodata): IDW does not extrapolate into unsampled corners of the
+        grid. Default ``"auto"``: 3 times the median distance between neighbouring
+        samples (``attrs["sample_spacing"]``; 853 m on the sample survey, which masks
+        none of its grid). None: no limit, every pixel gets a value.
 
     Returns
     -------
@@ -336,9 +389,22 @@ def idw(
     >>> stack = idw(samples, ["Ag", "Au"], grid, power=2)              # doctest: +SKIP
     >>> stack = idw(samples, table["selected"], grid, k=12, log=True)   # doctest: +SKIP
     """
-    problem = _prepare(samples, elements, grid, power, k, radius, min_points, log, _check_device(device), chunk)
+    problem = _prepare(samples, elements, grid, power, k, radius, min_points, log, _check_device(device), chunk,
+                       max_distance)
     values = _compute(problem, 0, grid.shape[0])
+    _warn_empty(values, problem)
     return grid.wrap(values, bands=problem.elements, name="idw", attrs=_attrs(problem))
+
+
+def _warn_empty(values: np.ndarray, problem: _Problem) -> None:
+    """Say so when an element's raster is (almost) all nodata: a radius or max_distance in the wrong units."""
+    empty = np.isnan(values).reshape(len(values), -1).mean(axis=1)
+    worst = {e: f"{100 * f:.1f} %" for e, f in zip(problem.elements, empty, strict=True) if f >= 0.99}
+    if worst:
+        warnings.warn(f"IDW left these elements' rasters almost all nodata: {worst} of the grid is NaN (radius="
+                      f"{problem.radius}, min_points={problem.min_points}, max_distance={problem.max_distance}, "
+                      f"median sample spacing {problem.spacing:.4g} CRS units); check that distances are in the "
+                      "grid CRS's units (metres, not km)", stacklevel=3)
 
 
 def idw_lazy(
@@ -353,6 +419,7 @@ def idw_lazy(
     rows_per_block: int = 1024,
     chunk: int = 2**20,
     device: str = "cpu",
+    max_distance: float | str | None = "auto",
 ) -> xr.DataArray:
     """:func:`idw` as a dask-backed DataArray, computed block by block on demand.
 
@@ -370,7 +437,8 @@ def idw_lazy(
 
     if int(rows_per_block) != rows_per_block or rows_per_block < 1:
         raise InputError(f"rows_per_block={rows_per_block!r} must be a positive whole number")
-    problem = _prepare(samples, elements, grid, power, k, radius, min_points, log, _check_device(device), chunk)
+    problem = _prepare(samples, elements, grid, power, k, radius, min_points, log, _check_device(device), chunk,
+                       max_distance)
     rows, cols = grid.shape
     row_chunks = tuple(min(rows_per_block, rows - r) for r in range(0, rows, rows_per_block))
 

@@ -49,7 +49,7 @@ def _reference(samples, grid, elements, power=2.0, k=None, radius=None):
                                     {"power": 2.5}])
 def test_idw_matches_direct_evaluation(kwargs):
     samples, grid = _survey(), _grid()
-    result = idw(samples, ["Cu", "Au"], grid, **kwargs)
+    result = idw(samples, ["Cu", "Au"], grid, max_distance=None, **kwargs)  # eq. 11 has no distance limit
     expected = _reference(samples, grid, ["Cu", "Au"], **kwargs)
     assert result.dims == ("band", "y", "x") and result.dtype == np.float32
     assert list(result["band"].values) == ["Cu", "Au"]
@@ -97,7 +97,7 @@ def test_radius_min_points_gives_nan():
 
 def test_log_interpolation_and_attrs():
     samples, grid = _survey(), _grid()
-    result = idw(samples, ["Cu"], grid, log=True)
+    result = idw(samples, ["Cu"], grid, log=True, max_distance=None)
     logged = samples.assign(Cu=np.log10(samples["Cu"]))
     np.testing.assert_allclose(result.values, _reference(logged, grid, ["Cu"]), rtol=1e-5)
     assert result.attrs["log10"] is True and "log10" in result.attrs["values"]
@@ -109,7 +109,7 @@ def test_nan_values_are_dropped_per_element():
     samples, grid = _survey(), _grid()
     holed = samples.copy()
     holed.loc[:20, "Cu"] = np.nan
-    result = idw(holed, ["Cu", "Au"], grid, k=6)
+    result = idw(holed, ["Cu", "Au"], grid, k=6, max_distance=None)
     np.testing.assert_allclose(result.values[0], _reference(samples.iloc[21:], grid, ["Cu"], k=6)[0], rtol=1e-5)
     np.testing.assert_allclose(result.values[1], _reference(samples, grid, ["Au"], k=6)[0], rtol=1e-5)
 
@@ -174,7 +174,7 @@ def test_cuda_path_matches_cpu():
 
 def test_to_geotiffs_writes_one_file_per_element(tmp_path):
     samples, grid = _survey(), _grid()
-    stack = idw(samples, ["Cu", "Au"], grid)
+    stack = idw(samples, ["Cu", "Au"], grid, max_distance=None)
     paths = pp.interpolate.to_geotiffs(stack, tmp_path / "elements")
     assert [p.name for p in paths] == ["Cu.tif", "Au.tif"]
     with rasterio.open(paths[1]) as src:
@@ -242,12 +242,45 @@ def test_agrees_with_gdal_grid(tmp_path):
     samples = _survey(400, seed=3, extent=2000.0)
     grid = pp.Grid.from_bounds((400100, 2400100, 401900, 2401900), shape=(30, 36), crs="EPSG:32649")
     expected = _gdal_grid(tmp_path, samples, "Cu", grid, "invdist:power=2:smoothing=0:nodata=-9999", exact=True)
-    np.testing.assert_allclose(idw(samples, "Cu", grid).values[0], expected, rtol=1e-5)
+    np.testing.assert_allclose(idw(samples, "Cu", grid, max_distance=None).values[0], expected, rtol=1e-5)
     expected = _gdal_grid(tmp_path, samples, "Cu", grid,
                           "invdistnn:power=2:smoothing=0:radius=100000:max_points=12:min_points=1:nodata=-9999")
-    np.testing.assert_allclose(idw(samples, "Cu", grid, k=12).values[0], expected, rtol=1e-6)
+    np.testing.assert_allclose(idw(samples, "Cu", grid, k=12, max_distance=None).values[0], expected, rtol=1e-6)
     expected = _gdal_grid(tmp_path, samples, "Cu", grid,
                           "invdistnn:power=2:smoothing=0:radius=150:max_points=12:min_points=3:nodata=-9999")
-    ours = idw(samples, "Cu", grid, k=12, radius=150, min_points=3).values[0]
+    ours = idw(samples, "Cu", grid, k=12, radius=150, min_points=3, max_distance=None).values[0]
     np.testing.assert_array_equal(np.isnan(ours), expected == -9999)
     np.testing.assert_allclose(ours[np.isfinite(ours)], expected[expected != -9999], rtol=1e-6)
+
+
+def test_max_distance_leaves_pixels_far_from_every_sample_as_nodata():
+    from scipy.spatial import cKDTree
+
+    samples, grid = _survey(), _grid()
+    holed = samples.copy()
+    holed.loc[:40, "Cu"] = np.nan                      # Cu's own samples decide its nodata, not Au's
+    gx, gy = np.meshgrid(grid.x, grid.y)
+    pixels = np.column_stack([gx.ravel(), gy.ravel()])
+    xy = np.column_stack([samples.geometry.x, samples.geometry.y])
+    spacing = np.median(cKDTree(xy).query(xy, k=2)[0][:, 1])
+    for limit, expected_limit in ((90.0, 90.0), ("auto", 3 * spacing)):
+        result = idw(holed, ["Cu", "Au"], grid, max_distance=limit)
+        unlimited = idw(holed, ["Cu", "Au"], grid, max_distance=None)
+        assert result.attrs["max_distance"] == pytest.approx(expected_limit, abs=1e-3)
+        assert result.attrs["sample_spacing"] == pytest.approx(spacing, abs=1e-3)
+        for band, rows in ((0, holed["Cu"].notna().to_numpy()), (1, np.ones(len(holed), bool))):
+            far = (cKDTree(xy[rows]).query(pixels)[0] > expected_limit).reshape(grid.shape)
+            assert far.any() and not far.all()
+            np.testing.assert_array_equal(np.isnan(result.values[band]), far)
+            np.testing.assert_array_equal(result.values[band][~far], unlimited.values[band][~far])
+    with pytest.raises(InputError, match=r"max_distance='far'; valid: 'auto'"):
+        idw(samples, "Cu", grid, max_distance="far")
+    with pytest.raises(InputError, match=r"max_distance=-1 must be a positive distance"):
+        idw(samples, "Cu", grid, max_distance=-1)
+
+
+def test_an_element_left_almost_all_nodata_is_reported():
+    samples, grid = _survey(), _grid()
+    with pytest.warns(UserWarning, match=r"almost all nodata: \{'Cu': '(99|100)\.\d %'\}.*radius=1\.0.*metres, not km"):
+        result = idw(samples, "Cu", grid, radius=1.0, max_distance=None)
+    assert np.isnan(result.values).mean() >= 0.99
