@@ -19,8 +19,8 @@ __version__ = "0.1.0"
 __all__ = ["Grid", "__version__"]
 
 # Every room of the package (see DESIGN.md); each is imported when first touched.
-_ROOMS = ("errors", "grid", "io", "screening", "interpolate", "layers", "tiles", "folds", "sampling", "baselines",
-          "models", "training", "mapping", "evaluation", "validation", "imagery", "datasets", "pipeline")
+_ROOMS = ("errors", "grid", "io", "geochem", "screening", "interpolate", "layers", "tiles", "folds", "sampling",
+          "baselines", "models", "training", "mapping", "evaluation", "validation", "imagery", "datasets", "pipeline")
 
 
 def __getattr__(name: str) -> Any:

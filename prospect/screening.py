@@ -203,14 +203,17 @@ def label_samples(
     return result
 
 
-def _svm_scores(values: np.ndarray, y: np.ndarray, seed: int, folds: int) -> np.ndarray:
-    """Out-of-fold decision scores of an RBF support-vector classifier on one element."""
+def _svm_scores(values: np.ndarray, y: np.ndarray, seed: int, folds: int, logged: bool = False) -> np.ndarray:
+    """Out-of-fold decision scores of an RBF support-vector classifier on one element.
+
+    ``logged``: the values are already log10 or a log-ratio (prospect.geochem), so no further log.
+    """
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
-    feature = np.log10(values) if np.all(values > 0) else values  # concentrations are lognormal
+    feature = np.log10(values) if not logged and np.all(values > 0) else values  # concentrations are lognormal
     folds = int(min(folds, np.bincount(y).min()))
     model = make_pipeline(StandardScaler(), SVC(kernel="rbf", C=1.0, gamma="scale", class_weight="balanced"))
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
@@ -250,7 +253,8 @@ def screen_elements(
         See :func:`label_samples`; default twice the median sample spacing.
     method : {"svm", "value"}
         ``"svm"`` (the paper's): the AUC of the out-of-fold decision scores of an
-        RBF support-vector classifier fitted on the element's log10 values
+        RBF support-vector classifier fitted on the element's log10 values (its
+        values as they are when :mod:`prospect.geochem` already transformed it)
         (stratified ``folds``-fold cross-validation seeded by ``seed``), so the
         AUC is never measured on the samples the model was fitted on; the model
         learns the direction, so depletion also scores above 0.5.
@@ -324,6 +328,7 @@ def screen_elements(
     critical = float(stats.norm.ppf(1 - alpha / 2))
     used = y_all >= 0
     rows, roc = [], {}
+    transformed = set(samples.attrs.get("transformed", ()))
     for element in elements:
         values = pd.to_numeric(samples[element], errors="coerce").to_numpy(dtype=float)[used]
         y = y_all[used].astype(int)
@@ -342,7 +347,7 @@ def screen_elements(
             rows.append(row)
             continue
         value_auc = roc_auc_score(y, values)
-        scores = values if method == "value" else _svm_scores(values, y, seed, folds)
+        scores = values if method == "value" else _svm_scores(values, y, seed, folds, element in transformed)
         auc = float(roc_auc_score(y, scores))
         s_auc, z_auc = auc_z(auc, n_pos, n_neg)
         fpr, tpr, _ = roc_curve(y, scores)
