@@ -105,3 +105,43 @@ def test_ore_image_classes_differ_in_colour():
     gold, arsenopyrite = bright_mean("gold"), bright_mean("arsenopyrite")
     assert gold[2] < 0.5 * gold[0]            # yellow: little blue
     assert arsenopyrite[2] > 0.85 * arsenopyrite[0]  # white: balanced channels
+
+
+def test_geophysics_generator_reproduces_committed_files(tmp_path):
+    import rasterio
+
+    pp.datasets.make_qinhang_geophysics(tmp_path)
+    with rasterio.open(tmp_path / "magnetics.tif") as ours, rasterio.open(QINHANG / "magnetics.tif") as committed:
+        assert ours.crs == committed.crs and ours.crs.to_epsg() == 4326
+        assert ours.transform == committed.transform and ours.nodata == committed.nodata == -99999
+        np.testing.assert_array_equal(ours.read(1), committed.read(1))
+        assert ours.descriptions == ("mag_rtp",) and ours.tags(1)["units"] == "nT"
+    ours, committed = gpd.read_file(tmp_path / "study_area.gpkg"), gpd.read_file(QINHANG / "study_area.gpkg")
+    assert ours.crs.to_epsg() == committed.crs.to_epsg() == 4490
+    assert ours.geometry.geom_equals_exact(committed.geometry, tolerance=1e-12).all()
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        pp.datasets.make_qinhang_geophysics(tmp_path)
+
+
+def test_geophysics_facts():
+    """Gap, coverage, alteration lows and the licence, as the data README says."""
+    import warnings
+
+    grid = pp.Grid.from_bounds((400000, 2400000, 439000, 2439000), shape=(390, 390), crs="EPSG:32649")
+    with pytest.warns(UserWarning, match=r"magnetics.tif covers 9\d.\d % of the grid"):
+        mag = pp.layers.from_raster(QINHANG / "magnetics.tif", grid)
+    values = mag.values[0]
+    assert 0.95 < np.isfinite(values).mean() < 0.99                        # the unflown block only
+    gap = values[: int(7500 / 100), int(29000 / 100) + 2: int(35500 / 100) - 2]
+    assert np.isnan(gap[5:-5]).all()
+    area = pp.layers.study_area(pp.io.read_vector(QINHANG / "study_area.gpkg"), grid)
+    assert 0.88 < area.attrs["area_fraction"] < 0.92
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in ("deposits", "undiscovered"):
+            row, col, inside = pp.layers.deposit_pixels(pp.io.read_vector(QINHANG / f"{name}.gpkg"), grid)
+            assert inside.all() and (area.values[0][row, col] == 1).all()   # no deposit outside the licence
+    # alteration: the residual field is lower at deposits than over the rest of the Triassic
+    residual = pp.layers.high_pass(mag, sigma=2000).values[0]
+    row, col, _ = pp.layers.deposit_pixels(pp.io.read_vector(QINHANG / "deposits.gpkg"), grid)
+    assert np.nanmedian(residual[row, col]) < np.nanmedian(residual) - 2
