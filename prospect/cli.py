@@ -68,12 +68,20 @@ def _check(args: argparse.Namespace) -> int:
 
     config = _load(args)
     inputs = check_inputs(config)
+    transform = inputs.samples.attrs.get("transform")
+    rasters = [str(b) for layer in inputs.rasters for b in layer["band"].values]
+    area = "no study area" if inputs.mask is None else \
+        f"study area {100 * inputs.mask.attrs['area_fraction']:.1f} % of the grid"
     print(f"{args.config}: {config.mode} mode; {len(inputs.samples)} samples with elements "
-          f"{list(inputs.samples.attrs['elements'])}; {len(inputs.deposits)} deposits; "
-          f"{len(inputs.categorical)} categorical and {len(inputs.distance)} distance layer(s); "
-          f"{len(config.models)} model row(s) x {len(config.seeds)} seed(s)")
+          f"{list(inputs.samples.attrs['elements'])}{f' ({transform})' if transform else ''}; "
+          f"{len(inputs.deposits)} deposits; {len(inputs.categorical)} categorical and {len(inputs.distance)} distance "
+          f"layer(s); raster layers {rasters or 'none'}; "
+          f"{area}; "
+          f"grid {inputs.grid}; {len(config.models)} model row(s) x {len(config.seeds)} seed(s)")
     for change in config.changes:
         print(f"  {change}")
+    for note in inputs.notes:
+        print(f"  note: {note}")
     return 0
 
 

@@ -11,7 +11,7 @@ import rasterio
 
 import prospect as pp
 from prospect.cli import main as cli
-from prospect.errors import ColumnError, ConfigError, CRSError, MissingFileError
+from prospect.errors import ColumnError, ConfigError, CRSError, InputError, MissingFileError
 from prospect.pipeline import config as cfg
 from tests.conftest import ROOT
 
@@ -96,6 +96,12 @@ def test_check_reads_every_input_without_running(tmp_path, capsys):
     ("seeds = [0, 1]", "seeds = [0, 0]", ConfigError, r"seeds=\[0, 0\] repeats a seed"),
     ('elements = "screen"', 'elements = "all"', ConfigError, r"elements='all'; valid: 'screen'"),
     ("[quick.trainer]", "[quick.trainers]", ConfigError, r"\[quick\]: unknown section\(s\) \['trainers'\]"),
+    ('derive = ["high_pass"]', 'derive = ["hillshade"]', ConfigError,
+     r"\[raster\] #1: derive=\['hillshade'\]; valid: a list of \['slope', 'smooth', 'high_pass'\]"),
+    ("sigma = 2000", "", ConfigError, r"derive=\['high_pass'\] needs sigma"),
+    ("sigma = 2000", 'sigma = 2000\nresolution = 50', ConfigError, r"unknown key\(s\) \['resolution'\]; valid keys of "
+                                                         r"\[raster\]: \['source', 'band', 'name'"),
+    ("[mask]\npath", "[mask]\nlayer", ConfigError, r"\[mask\] needs path"),
 ])
 def test_config_mistakes_name_the_key_and_the_valid_ones(tmp_path, old, new, error, message):
     with pytest.raises(error, match=message):
@@ -107,7 +113,12 @@ def test_config_mistakes_name_the_key_and_the_valid_ones(tmp_path, old, new, err
     ('field = "unit"', 'field = "formation"', ColumnError,
      r"field='formation' is not a column of geology\.gpkg; valid: \['unit'"),
     ('elements = "screen"', 'elements = ["Ag", "Unobtainium"]', ColumnError,
-     r"\[idw\] elements: \['Unobtainium'\] are not element columns of stream_sediments\.csv; valid: \['Ag'"),
+     r"\[idw\] elements: \['Unobtainium'\] are not element columns of stream_sediments\.csv after the log10; "
+     r"valid: \['Ag'"),
+    ("k = 12", "k = 12\nlog = true", ConfigError, r"\[idw\] log = true would take the log of \[transform\]ed values"),
+    ('method = "log10"', 'method = "clr"\nzero = -1', InputError, r"zero=-1; valid: a positive number"),
+    ("coord_scale = 1000", "coord_scale = 1", CRSError, r"spans only 38.9 x 38.9 metre .*pass coord_scale=1000"),
+    ("sigma = 2000", "sigma = 2000\nband = 2", InputError, r"band=2; magnetics.tif has bands 1 to 1"),
     ('crs = "EPSG:32649"', 'crs = "EPSG:4326"', CRSError, r"\[samples\] crs='EPSG:4326' is geographic"),
     ('model_label = "MFAF-ShuffleNetV2"', 'model_label = "MFAF"', ConfigError,
      r"model_label='MFAF' is not the label of an experiments row; valid: \['MFAF-ShuffleNetV2', 'ShuffleNetV2',"
@@ -121,6 +132,33 @@ def test_input_problems_are_found_before_any_work(tmp_path, capsys, old, new, er
     assert cli(["run", str(_tiny(tmp_path, (old, new))), "--out", str(out)]) == 2
     assert "error: " in capsys.readouterr().err
     assert not out.exists()  # nothing was written
+
+
+@pytest.mark.parametrize(("section", "message"), [
+    ("deposits", r"no Point of \[deposits\] deposits.gpkg overlaps the grid .*check the CRS"),
+    ("geology", r"no (Multi)?Polygon of \[\[categorical\]\] #1 geology.gpkg overlaps the grid"),
+    ("study_area", r"no Polygon of \[mask\] study_area.gpkg overlaps the grid"),
+    ("magnetics", r"the raster magnetics.tif does not overlap the grid .*check the raster's CRS"),
+])
+def test_a_layer_in_the_wrong_crs_is_refused_before_any_file_is_written(tmp_path, capsys, section, message):
+    """A file whose coordinates are declared in the wrong CRS (the neighbouring UTM zone, or metres for degrees)."""
+    qinhang = ROOT / "data_samples" / "qinhang"
+    if section == "magnetics":
+        with rasterio.open(qinhang / "magnetics.tif") as src:
+            profile, values = src.profile, src.read()
+        profile["crs"] = "EPSG:32649"                  # the degrees taken as metres
+        with rasterio.open(tmp_path / "magnetics.tif", "w", **profile) as dst:
+            dst.write(values)
+    else:
+        frame = gpd.read_file(qinhang / f"{section}.gpkg")
+        wrong = "EPSG:32649" if section == "study_area" else "EPSG:32650"
+        frame.set_crs(wrong, allow_override=True).to_file(tmp_path / f"{section}.gpkg")
+    config = _tiny(tmp_path, (str(ROOT / "data_samples" / "qinhang" / f"{section}."), str(tmp_path / f"{section}.")))
+    with pytest.raises(CRSError, match=message):
+        pp.pipeline.check_inputs(pp.pipeline.load_config(config))
+    out = tmp_path / "out"
+    assert cli(["run", str(config), "--out", str(out)]) == 2
+    assert "check the" in capsys.readouterr().err and not out.exists()
 
 
 def test_refuses_a_non_empty_output_folder_and_a_changed_resume(tmp_path, capsys):
@@ -149,14 +187,24 @@ def test_a_tiny_run_writes_every_output_and_they_open(tiny_run):
     selected = table.index[table["selected"]].tolist()
     assert len(selected) >= 2 and len(list((out / "elements").glob("*.tif"))) == len(selected)
     with rasterio.open(out / "stack.tif") as src:
-        assert src.count == len(selected) + 2 and src.shape == (160, 160) and src.crs.to_epsg() == 32649
-        assert src.descriptions[-2:] == ("unit", "fault_distance")
+        assert src.count == len(selected) + 4 and src.shape == (160, 160) and src.crs.to_epsg() == 32649
+        assert src.descriptions[-4:] == ("unit", "fault_distance", "mag_rtp", "mag_rtp_highpass2000")
+        stack = src.read(masked=True)
+        grid = pp.Grid.from_bounds(src.bounds, shape=src.shape, crs=32649)
+    # the licence is the study area: outside it every band is nodata; inside, only the unflown block lacks magnetics
+    area = pp.layers.study_area(pp.io.read_vector(ROOT / "data_samples" / "qinhang" / "study_area.gpkg"), grid)
+    outside = area.values[0] == 0
+    assert 0.05 < outside.mean() < 0.15 and stack.mask[:, outside].all()
+    valid = ~stack.mask.any(axis=0)
+    assert (valid == (~outside & ~stack.mask[-2])).all() and 0.8 < valid.mean() < 0.9
     counts = pd.read_csv(out / "tiles.csv")
-    assert counts.loc[0, ["ore", "no_ore"]].sum() == 25
+    tiles = sum(valid[r:r + 32, c:c + 32].mean() >= 0.5 for r in range(0, 160, 32) for c in range(0, 160, 32))
+    assert 20 <= tiles < 25 and counts.loc[0, ["ore", "no_ore"]].sum() == tiles
     assert counts[counts.side == "test"]["synthetic"].eq(0).all()
     with rasterio.open(out / "prospectivity.tif") as src:
         values = src.read(1, masked=True)
         assert src.shape == (160, 160) and src.crs.to_epsg() == 32649 and 0 <= values.min() <= values.max() <= 1
+        assert (values.mask == ~valid).all()          # no probability on a cell outside the study area
     assert (out / "prospectivity.qml").exists() and (out / "uncertainty.tif").exists()
     targets = gpd.read_file(out / "targets.gpkg")
     assert len(targets) >= 1 and targets.crs.to_epsg() == 32649
@@ -185,7 +233,9 @@ def test_the_held_out_table_is_the_mean_over_held_out_deposits(tiny_run):
         assert line.undiscovered == 8 and 0 <= line.undiscovered_auc <= 1
     assert table["auc"].is_monotonic_decreasing
     importance = pd.read_csv(out / "importance.csv")
-    assert set(importance["label"]) == {"Logistic regression"} and len(importance) == 10
+    with rasterio.open(out / "stack.tif") as src:
+        bands = src.count                                   # 8 elements, geology, faults, magnetics and its residual
+    assert set(importance["label"]) == {"Logistic regression"} and len(importance) == bands == 12
     report = (out / "report.md").read_text()
     headline = report.index("## Which model finds deposits it never saw")
     assert headline < report.index("## 1 Element screening") and "| Logistic regression |" in report[headline:]
@@ -235,7 +285,7 @@ def test_the_vote_is_the_majority_of_the_branches(tiny_run):
     _, out = tiny_run
     runs = pd.read_csv(out / "experiments.csv")
     mfaf = runs[runs["run"].str.startswith("mfaf") & (runs["seed"] == 0)].iloc[0]
-    model = pp.models.build("mfaf", 10, backbone="shufflenet_v2", dilations=[1, 6])
+    model = pp.models.build("mfaf", 12, backbone="shufflenet_v2", dilations=[1, 6])   # the tiny stack's 12 bands
     model.load_state_dict(load_file(out / "runs" / mfaf["run"] / "seed0" / "model.safetensors"))
     test = pp.tiles.TileSet.load(out / "tiles_test.npz")
     model.eval()
@@ -283,7 +333,7 @@ def test_scores_equal_scikit_learn_on_the_saved_map_model(tiny_run):
     folder = out / "runs" / key / "seed0"
     assert not (folder / "last.pt").exists()  # checkpoints go once a run is scored
     assert not (out / "runs" / "shufflenet_v2" / "seed0" / "model.safetensors").exists()  # only the map model's
-    model = pp.models.build("mfaf", 10, backbone="shufflenet_v2", dilations=[1, 6])
+    model = pp.models.build("mfaf", 12, backbone="shufflenet_v2", dilations=[1, 6])   # the tiny stack's 12 bands
     model.load_state_dict(load_file(folder / "model.safetensors"))
     model.eval()
     test = pp.tiles.TileSet.load(out / "tiles_test.npz")

@@ -52,6 +52,39 @@ def test_quick_case_study_writes_readable_outputs(tmp_path):
     assert report.index("## Which model finds deposits it never saw") < report.index("## 1 Element screening")
 
 
+GEOPHYSICS = ROOT / "workflows" / "qinhang_geophysics.toml"
+
+
+def test_the_geophysics_run_file_checks(capsys):
+    from prospect.cli import main as cli
+
+    assert cli(["check", str(GEOPHYSICS), "--quick"]) == 0
+    said = capsys.readouterr().out
+    assert "(log10 of Ag, Au" in said and "raster layers ['mag_rtp', 'mag_rtp_highpass2000']" in said
+    assert "study area 90.2 % of the grid" in said and "note: magnetics.tif covers 96.8 % of the grid" in said
+
+
+@pytest.mark.slow
+def test_the_geophysics_example_runs_with_the_raster_and_the_study_area(tmp_path):
+    """workflows/qinhang_geophysics.toml --quick (about 3 minutes on 2 CPU cores)."""
+    from prospect.cli import main as cli
+
+    out = tmp_path / "run"
+    assert cli(["run", str(GEOPHYSICS), "--quick", "--out", str(out)]) == 0
+    with rasterio.open(out / "stack.tif") as src:
+        assert src.count == 12 and src.descriptions[-2:] == ("mag_rtp", "mag_rtp_highpass2000")
+        valid = ~src.read(masked=True).mask.any(axis=0)
+    with rasterio.open(out / "prospectivity.tif") as src:
+        values = src.read(1, masked=True)
+    assert 0.85 < valid.mean() < 0.9 and (values.mask == ~valid).all()   # licence and flown area only
+    heldout = pd.read_csv(out / "heldout.csv").set_index("label")
+    assert sorted(heldout.index) == ["Gradient boosting", "Logistic regression", "Random forest", "ResNet18"]
+    importance = pd.read_csv(out / "importance.csv")
+    assert {"mag_rtp", "mag_rtp_highpass2000"} <= set(importance["band"])
+    log = (out / "run.log").read_text()
+    assert "study area 90.2 % of the grid" in log and "\"method\": \"log10\"" in (out / "config.json").read_text()
+
+
 def test_refuses_a_non_empty_output_folder(tmp_path, capsys):
     (tmp_path / "something.txt").write_text("keep me")
     assert workflow.main(["--quick", "--out", str(tmp_path)]) == 2

@@ -40,6 +40,7 @@ class Section:
     many: bool = False                 # an array of tables ([[categorical]]), each one call
     help: str = ""
     required: tuple[str, ...] = ()     # keys every table of the section must have
+    optional: bool = False             # the section may be left out; `required` holds when it is there
 
 
 SECTIONS: dict[str, Section] = {
@@ -49,6 +50,9 @@ SECTIONS: dict[str, Section] = {
                         required=("path",)),
     "undiscovered": Section(("prospect.io.read_vector",),
                             help="optional: deposits kept out of training, to judge the map (prediction rate)"),
+    "transform": Section(("prospect.geochem.transform",), ("samples",),
+                         help="optional: log10, clr or ilr of the elements before screening and IDW; negative "
+                              "below-detection codes and zeros substituted first"),
     "screening": Section(("prospect.screening.screen_elements",), ("samples", "deposits", "labels", "seed"),
                          help="AUC, S_AUC and Z_AUC of every element (the paper's Table 2)"),
     "grid": Section(("prospect.grid.Grid.from_bounds",), ("cls",),
@@ -60,6 +64,14 @@ SECTIONS: dict[str, Section] = {
                            required=("path", "field")),
     "distance": Section(("prospect.io.read_vector", "prospect.layers.distance_to"), ("gdf", "grid"), many=True,
                         help="distance-to layers such as faults, one [[distance]] per layer", required=("path",)),
+    "raster": Section(("prospect.layers.from_raster",), ("grid",), extra=("derive", "sigma"), many=True,
+                      required=("source",),
+                      help="external rasters (magnetics, gravity, a DEM) warped onto the grid, one [[raster]] per "
+                           "file; derive = any of ['slope', 'smooth', 'high_pass'] adds those layers (smooth and "
+                           "high_pass with sigma = a distance in grid units)"),
+    "mask": Section(("prospect.io.read_vector", "prospect.layers.study_area"), ("polygons", "grid"),
+                    required=("path",), optional=True,
+                    help="optional: the study area (polygons); cells outside it are nodata in every later stage"),
     "tiles": Section(("prospect.tiles.make_tiles",), ("stack", "deposits"), help="sliding-window tiles"),
     "split": Section(("prospect.tiles.spatial_split",), ("tiles", "seed"), help="the spatial train/test split"),
     "smote": Section(("prospect.tiles.smote",), ("tiles", "seed"), help="SMOTE on the training side"),
@@ -218,6 +230,8 @@ def load_config(path: str | os.PathLike, mode: str = "full", schema: Mapping[str
                 sections.setdefault(name, {})[key] = value
                 changes.append(f"{name}.{key}: {before!r} -> {value!r} (--quick)")
     for name, spec in schema.items():
+        if spec.optional and name not in sections:
+            continue
         if spec.required and not spec.many and any(key not in sections.get(name, {}) for key in spec.required):
             raise ConfigError(f"{path}: [{name}] needs {' and '.join(spec.required)} ({spec.help})")
     _absolute_paths(sections, path.parent)
@@ -263,11 +277,29 @@ def _check_keys(section: str, body: Mapping[str, Any], where: str, schema: Mappi
         raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys of [{section}]: {valid}")
     if schema is SECTIONS and section == "experiments":
         _check_experiments(body, where)
+    if schema is SECTIONS and section == "raster":
+        _check_raster(body, where)
     if schema is SECTIONS and section == "idw" and "elements" in body:
         elements = body["elements"]
         if not (elements == "screen" or (isinstance(elements, list) and all(isinstance(e, str) for e in elements))):
             raise ConfigError(f"{where}: elements={elements!r}; valid: 'screen' (the screening's selection) or a "
                               "list of column names")
+
+
+DERIVED = ("slope", "smooth", "high_pass")
+
+
+def _check_raster(body: Mapping[str, Any], where: str) -> None:
+    derive = body.get("derive", [])
+    if not (isinstance(derive, list) and all(d in DERIVED for d in derive)):
+        raise ConfigError(f"{where}: derive={derive!r}; valid: a list of {list(DERIVED)}")
+    sigma = body.get("sigma")
+    if {"smooth", "high_pass"} & set(derive) and sigma is None:
+        raise ConfigError(f"{where}: derive={derive!r} needs sigma = <a distance in grid units>, e.g. 2000")
+    if sigma is not None and (isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not sigma > 0):
+        raise ConfigError(f"{where}: sigma={sigma!r}; valid: a positive distance in grid units, e.g. 2000")
+    if sigma is not None and not {"smooth", "high_pass"} & set(derive):
+        raise ConfigError(f"{where}: sigma={sigma!r} is used only by derive = ['smooth'] or ['high_pass']")
 
 
 def _check_experiments(body: Mapping[str, Any], where: str) -> None:
@@ -328,7 +360,7 @@ def _absolute_paths(sections: dict[str, Any], base: Path) -> None:
     """Paths in a config are relative to the config file's folder."""
     for name, body in sections.items():
         for one in body if isinstance(body, list) else [body]:
-            for key in ("path", "root"):
+            for key in ("path", "root", "source"):
                 if isinstance(one, dict) and isinstance(one.get(key), str):
                     one[key] = str((base / one[key]).resolve())
             if name == "experiments":

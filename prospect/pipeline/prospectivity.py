@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
-from prospect import io, layers, screening
+from prospect import geochem, io, layers, screening
 from prospect.baselines import BASELINES
 from prospect.errors import ColumnError, ConfigError, InputError, OutputExistsError
 from prospect.grid import Grid, require_projected
@@ -48,6 +49,9 @@ class Inputs:
     categorical: list[tuple[gpd.GeoDataFrame, dict[str, Any]]] = field(default_factory=list)
     distance: list[tuple[gpd.GeoDataFrame, dict[str, Any]]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    grid: Grid | None = None
+    rasters: list[Any] = field(default_factory=list)      # external rasters on the grid, with derived layers
+    mask: Any = None                                      # the study area on the grid, or None
 
 
 def _split_read(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -57,11 +61,13 @@ def _split_read(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def check_inputs(config: RunConfig) -> Inputs:
-    """Read the survey and every vector file, and check what the run will ask of them.
+    """Read the survey, every vector and raster file, and check what the run will ask of them.
 
     Raises a clear error (naming the config section and key) for a missing file, a column that is not
-    there, a geographic CRS, an element list naming unknown elements, or a map model that is not among
-    the experiments — all before any interpolation or training.
+    there, a geographic CRS, coordinates that cannot be in the declared CRS, a layer that misses the grid
+    (a wrong CRS), an element list naming unknown elements, or a map model that is not among the
+    experiments — all before any file is written. Geochemical transforms ([transform]), external
+    rasters ([[raster]], warped onto the grid here) and the study area ([mask]) are prepared here too.
     """
     reading = dict(config["samples"])
     for section in ("samples", "grid"):
@@ -70,11 +76,15 @@ def check_inputs(config: RunConfig) -> Inputs:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         samples = io.read_samples(reading.pop("path"), **reading)
-    notes = [str(w.message) for w in caught]
-    if samples.crs is None:
-        raise ConfigError("[samples] has no crs and the file carries none; add crs = \"EPSG:...\" (a projected CRS "
-                          "in metres, e.g. the UTM zone of the survey)")
-    require_projected(samples.crs, "[samples] crs", "IDW distances and grid cells")
+        if samples.crs is None:
+            raise ConfigError("[samples] has no crs and the file carries none; add crs = \"EPSG:...\" (a projected "
+                              "CRS in metres, e.g. the UTM zone of the survey)")
+        require_projected(samples.crs, "[samples] crs", "IDW distances and grid cells")
+        if config["transform"]:
+            if config["idw"].get("log"):
+                raise ConfigError("[idw] log = true would take the log of [transform]ed values; drop one of them")
+            samples = geochem.transform(samples, **config["transform"])
+    notes = _notes(caught)
     known = list(samples.attrs["elements"])
     for section in ("screening", "idw"):
         wanted = config[section].get("elements")
@@ -82,19 +92,38 @@ def check_inputs(config: RunConfig) -> Inputs:
             missing = [e for e in wanted if e not in known]
             if missing:
                 raise ColumnError(f"[{section}] elements: {missing} are not element columns of "
-                                  f"{Path(config['samples']['path']).name}; valid: {known}")
+                                  f"{Path(config['samples']['path']).name}"
+                                  f"{' after the ' + config['transform']['method'] if config['transform'] else ''}"
+                                  f"; valid: {known}")
+    grid = planned_grid(config, samples)
     deposits = io.read_vector(**config["deposits"])
     undiscovered = io.read_vector(**config["undiscovered"]) if config["undiscovered"] else None
-    inputs = Inputs(samples, deposits, undiscovered, notes=notes)
+    for name, frame in (("[deposits]", deposits), ("[undiscovered]", undiscovered)):
+        if frame is not None:
+            layers.check_overlap(frame.to_crs(grid.crs), grid, f"{name} {Path(config[name[1:-1]]['path']).name}")
+    inputs = Inputs(samples, deposits, undiscovered, notes=notes, grid=grid)
     for section, target in (("categorical", inputs.categorical), ("distance", inputs.distance)):
         for number, body in enumerate(config[section], 1):
             read, options = _split_read(body)
             gdf = io.read_vector(**read)
+            label = f"[[{section}]] #{number} {Path(read['path']).name}"
             if section == "categorical" and options.get("field") not in gdf.columns:
                 columns = [c for c in gdf.columns if c != gdf.geometry.name]
                 raise ColumnError(f"[[categorical]] #{number}: field={options.get('field')!r} is not a column of "
                                   f"{Path(read['path']).name}; valid: {columns}")
+            extent = max(grid.bounds[2] - grid.bounds[0], grid.bounds[3] - grid.bounds[1])
+            layers.check_overlap(gdf.to_crs(grid.crs), grid, label, reach=extent if section == "distance" else 0.0)
             target.append((gdf, options))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for body in config["raster"]:
+            inputs.rasters += external_layers(body, grid)
+        if config["mask"]:
+            read, options = _split_read(config["mask"])
+            polygons = io.read_vector(**read)
+            layers.check_overlap(polygons.to_crs(grid.crs), grid, f"[mask] {Path(read['path']).name}")
+            inputs.mask = layers.study_area(polygons, grid, **options)
+    inputs.notes += _notes(caught)
     labels = [row["label"] for row in config.models]
     if not labels:
         raise ConfigError("[experiments] lists no models; add at least one [[experiments.models]] row")
@@ -108,6 +137,35 @@ def check_inputs(config: RunConfig) -> Inputs:
                           f"but neither stage trains it; add it to [heldout] rows (now {evaluated}) or [experiments] "
                           "rows")
     return inputs
+
+
+def _notes(caught: list[warnings.WarningMessage]) -> list[str]:
+    """What the user should read among caught warnings (not libraries' deprecation notices)."""
+    quiet = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+    return [str(w.message) for w in caught if not issubclass(w.category, quiet)]
+
+
+def planned_grid(config: RunConfig, samples: gpd.GeoDataFrame) -> Grid:
+    """The run's grid: ``[grid]`` with its bounds defaulting to the survey's extent and its CRS to the survey's."""
+    options = dict(config["grid"])
+    bounds = options.pop("bounds", None)
+    if bounds is None:
+        bounds = tuple(samples.total_bounds)
+    options.setdefault("crs", samples.crs)
+    return Grid.from_bounds(bounds, **options)
+
+
+def external_layers(body: dict[str, Any], grid: Grid) -> list[Any]:
+    """One ``[[raster]]``: the raster warped onto ``grid``, then the layers its ``derive`` asks for."""
+    options = {k: v for k, v in body.items() if k not in ("derive", "sigma")}
+    raster = layers.from_raster(grid=grid, **options)
+    made = [raster]
+    for derived in body.get("derive", []):
+        for name in raster["band"].values:
+            band = raster.sel(band=[name])
+            made.append(layers.slope(band) if derived == "slope" else
+                        getattr(layers, derived)(band, sigma=body["sigma"]))
+    return made
 
 
 def _save_figure(figure: Any, path: Path) -> None:
@@ -162,26 +220,31 @@ def run(config: RunConfig, inputs: Inputs, out: str | Path, *, overwrite: bool =
     started = time.perf_counter()
     from prospect import interpolate
 
-    grid_options = dict(config["grid"])
-    bounds = grid_options.pop("bounds", None)
-    if bounds is None:
-        bounds = tuple(inputs.samples.total_bounds)
-    grid_options.setdefault("crs", inputs.samples.crs)
-    grid = Grid.from_bounds(bounds, **grid_options)
+    grid = inputs.grid if inputs.grid is not None else planned_grid(config, inputs.samples)
     idw_options = {k: v for k, v in config["idw"].items() if k != "elements"}
-    rasters = [interpolate.idw(inputs.samples, elements, grid, **idw_options)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rasters = [interpolate.idw(inputs.samples, elements, grid, **idw_options)]
+    for note in _notes(caught):
+        log.warning("IDW: %s", note)
+        results["notes"].append(note)
     interpolate.to_geotiffs(rasters[0], out / "elements", overwrite=replace)
     for gdf, options in inputs.categorical:
         rasters.append(layers.rasterize_categorical(gdf, grid=grid, **options))
     for gdf, options in inputs.distance:
         rasters.append(layers.distance_to(gdf, grid, **options))
-    stack = layers.stack(*rasters)
+    stack = layers.stack(*rasters, *inputs.rasters)
+    if inputs.mask is not None:
+        stack = layers.apply_mask(stack, inputs.mask)
+    valid = float(np.isfinite(stack.values).all(axis=0).mean())
+    area = "" if inputs.mask is None else f"; study area {100 * inputs.mask.attrs['area_fraction']:.1f} % of the grid"
     io.write_geotiff(stack, out / "stack.tif", overwrite=replace)
-    results.update(grid=grid, bands=[str(b) for b in stack["band"].values])
+    results.update(grid=grid, bands=[str(b) for b in stack["band"].values], valid_fraction=valid)
     results["timings"]["2 evidence layers"] = time.perf_counter() - started
-    log.info("2 evidence layers: %d bands (%s) on a %d x %d grid of %g m -> stack.tif (%.1f s)",
-             stack.sizes["band"], ", ".join(results["bands"]), *grid.shape, grid.resolution[0],
-             results["timings"]["2 evidence layers"])
+    log.info("2 evidence layers: %d bands (%s) on a %d x %d grid of %g m -> stack.tif; %.1f %% of the cells hold "
+             "every band (IDW up to %s m from a sample%s) (%.1f s)", stack.sizes["band"], ", ".join(results["bands"]),
+             *grid.shape, grid.resolution[0], 100 * valid, rasters[0].attrs["max_distance"],
+             area, results["timings"]["2 evidence layers"])
 
     # 3 tiles ---------------------------------------------------------------------------------------------
     started = time.perf_counter()
