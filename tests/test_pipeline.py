@@ -102,6 +102,7 @@ def test_check_reads_every_input_without_running(tmp_path, capsys):
     ("sigma = 2000", 'sigma = 2000\nresolution = 50', ConfigError, r"unknown key\(s\) \['resolution'\]; valid keys of "
                                                          r"\[raster\]: \['source', 'band', 'name'"),
     ("[mask]\npath", "[mask]\nlayer", ConfigError, r"\[mask\] needs path"),
+    ('method = "log10"', 'elements = ["Ag", "Au"]', ConfigError, r"\[transform\] needs method"),
 ])
 def test_config_mistakes_name_the_key_and_the_valid_ones(tmp_path, old, new, error, message):
     with pytest.raises(error, match=message):

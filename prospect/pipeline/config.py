@@ -50,7 +50,7 @@ SECTIONS: dict[str, Section] = {
                         required=("path",)),
     "undiscovered": Section(("prospect.io.read_vector",),
                             help="optional: deposits kept out of training, to judge the map (prediction rate)"),
-    "transform": Section(("prospect.geochem.transform",), ("samples",),
+    "transform": Section(("prospect.geochem.transform",), ("samples",), required=("method",), optional=True,
                          help="optional: log10, clr or ilr of the elements before screening and IDW; negative "
                               "below-detection codes and zeros substituted first"),
     "screening": Section(("prospect.screening.screen_elements",), ("samples", "deposits", "labels", "seed"),
