@@ -1,0 +1,320 @@
+"""External rasters warped onto a grid, and layers derived from one (slope, Gaussian low- and high-pass).
+
+Public through :mod:`prospect.layers` (``pp.layers.from_raster`` and the rest); kept apart so each module
+holds one concept.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from prospect.errors import CRSError, InputError
+from prospect.grid import Grid
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+__all__ = ["from_raster", "slope", "smooth", "high_pass"]
+
+
+_RESAMPLING = ("nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode", "min", "max", "med",
+               "q1", "q3", "sum", "rms")
+
+
+def _source_cell(transform: Any, crs: Any, width: int, height: int, grid: Grid) -> float:
+    """The source raster's cell size measured in the grid's CRS units (near the source's centre)."""
+    from rasterio.warp import calculate_default_transform
+
+    left, top = transform @ (0, 0)
+    right, bottom = transform @ (width, height)
+    dst, _, _ = calculate_default_transform(crs, _rasterio_crs(grid.crs), width, height,
+                                            left=min(left, right), bottom=min(top, bottom),
+                                            right=max(left, right), top=max(top, bottom))
+    return float(np.sqrt(abs(dst.a * dst.e)))
+
+
+def _rasterio_crs(crs: Any) -> Any:
+    from rasterio.crs import CRS as RasterioCRS
+
+    return RasterioCRS.from_wkt(crs.to_wkt()) if hasattr(crs, "to_wkt") else RasterioCRS.from_user_input(crs)
+
+
+def from_raster(
+    source: str | os.PathLike | xr.DataArray,
+    grid: Grid,
+    band: int | Sequence[int] | None = None,
+    name: str | Sequence[str] | None = None,
+    resampling: str | None = None,
+    categorical: bool = False,
+    nodata: float | None = None,
+    legend: dict[int, str] | None = None,
+) -> xr.DataArray:
+    """Warp an external raster (magnetics, gravity, radiometrics, a DEM, ...) onto ``grid``.
+
+    The raster is reprojected from its own CRS and resolution by GDAL's warper
+    (``rasterio.warp.reproject``); only the part of a file that covers the grid is
+    read. Its nodata and NaN become NaN, cells of the grid it does not cover are
+    NaN (a warning gives the share covered), and a raster that covers none of the
+    grid is refused (almost always a wrong CRS).
+
+    Parameters
+    ----------
+    source : path or xarray.DataArray
+        A raster file GDAL reads (GeoTIFF, ERDAS, ASCII grid, ...) with a CRS, or a
+        ``(band, y, x)`` / ``(y, x)`` DataArray carrying CRS and transform through
+        rioxarray.
+    grid : prospect.Grid
+        The target grid.
+    band : int or list of int, optional
+        Band number(s), counted from 1 as in GDAL. Default: every band.
+    name : str or list of str, optional
+        Band names in the stack. Default: the band descriptions, else the file name
+        (``magnetics``, or ``magnetics_1``, ``magnetics_2``, ... for several bands).
+    resampling : str, optional
+        A GDAL resampling method: ``"nearest"``, ``"bilinear"``, ``"cubic"``,
+        ``"average"``, ``"mode"``, ... Default: ``"nearest"`` for a categorical raster;
+        for a continuous one ``"average"`` when the source cells are smaller than the
+        grid's (every source cell counts) and ``"bilinear"`` otherwise.
+    categorical : bool
+        The values are class codes (a geological map, land cover): nearest is the
+        default resampling and a continuous one is refused. Default False.
+    nodata : float, optional
+        The source value that means "no data". Default: the one the file or array
+        declares. NaN is always no data.
+    legend : dict, optional
+        Code → class name of a categorical raster, kept in ``attrs["legend"]`` like
+        :func:`rasterize_categorical`'s.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``(band, y, x)`` float32 on ``grid``; ``attrs`` record the source, its CRS,
+        the resampling, ``kind`` (``"continuous"`` or ``"categorical"``) and ``units``
+        where the file gives them.
+
+    Examples
+    --------
+    >>> mag = from_raster("magnetics.tif", grid, name="mag_rtp")       # doctest: +SKIP
+    >>> stack = stack(elements, mag, high_pass(mag, sigma=2000))        # doctest: +SKIP
+    """
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.warp import reproject, transform_bounds
+    from rasterio.windows import Window, from_bounds
+
+    if not isinstance(grid, Grid):
+        raise InputError(f"grid must be a prospect.Grid, got {type(grid).__name__}")
+    if resampling is not None and resampling not in _RESAMPLING:
+        raise InputError(f"resampling={resampling!r}; valid: {list(_RESAMPLING)}")
+    if categorical and resampling not in (None, "nearest", "mode"):
+        raise InputError(f"resampling={resampling!r} would blend class codes of a categorical raster; "
+                         "use 'nearest' or 'mode'")
+    if nodata is not None and not isinstance(nodata, (int, float, np.number)):
+        raise InputError(f"nodata={nodata!r} must be a number")
+    dst_crs = _rasterio_crs(grid.crs)
+
+    if isinstance(source, (str, os.PathLike)):
+        from prospect.io import _existing
+
+        path = _existing(source, "source")
+        label = path.name
+        try:
+            dataset = rasterio.open(path)
+        except rasterio.errors.RasterioIOError as exc:
+            raise InputError(f"source={str(path)!r} is not a raster GDAL can read ({exc})") from exc
+        with dataset:
+            if dataset.crs is None:
+                raise CRSError(f"source={str(path)!r} has no CRS; assign one first "
+                               "(gdal_edit.py -a_srs EPSG:...)")
+            bands = _bands(band, dataset.count, label)
+            descriptions = [dataset.descriptions[b - 1] for b in bands]
+            units = [dataset.units[b - 1] for b in bands] if dataset.units else []
+            src_crs, declared = dataset.crs, dataset.nodata
+            cell = _source_cell(dataset.transform, src_crs, dataset.width, dataset.height, grid)
+            # Read only the window that covers the grid (plus a margin for the resampling kernel).
+            left, bottom, right, top = transform_bounds(dst_crs, src_crs, *grid.bounds, densify_pts=21)
+            window = from_bounds(left, bottom, right, top, dataset.transform)
+            col0, row0 = int(np.floor(window.col_off)) - 4, int(np.floor(window.row_off)) - 4
+            col1 = int(np.ceil(window.col_off + window.width)) + 4
+            row1 = int(np.ceil(window.row_off + window.height)) + 4
+            window = Window(col0, row0, col1 - col0, row1 - row0)
+            try:
+                window = window.intersection(Window(0, 0, dataset.width, dataset.height))
+            except rasterio.errors.WindowError:
+                window = None
+            if window is None or window.width < 1 or window.height < 1:
+                raise CRSError(_no_overlap(label, src_crs, dataset.bounds, grid))
+            values = dataset.read(bands, window=window, out_dtype="float32")
+            src_transform = dataset.window_transform(window)
+            stem = path.stem
+    else:
+        import rioxarray  # noqa: F401
+        import xarray as xr
+
+        if not isinstance(source, xr.DataArray):
+            raise InputError(f"source must be a path or an xarray.DataArray, got {type(source).__name__}")
+        array = source if source.ndim == 3 else source.expand_dims(band=[source.name or "band_1"])
+        if array.ndim != 3 or set(array.dims) != {"band", "y", "x"}:
+            raise InputError(f"source has dims {source.dims}; expected (band, y, x) or (y, x)")
+        array = array.transpose("band", "y", "x")
+        if array.rio.crs is None:
+            raise CRSError("source has no CRS: write one with source.rio.write_crs(...)")
+        label = str(source.name or "the array")
+        bands = _bands(band, array.sizes["band"], label)
+        values = np.asarray(array.isel(band=[b - 1 for b in bands]).values, dtype=np.float32)
+        descriptions = [str(array["band"].values[b - 1]) if "band" in array.coords else None for b in bands]
+        units = []
+        src_crs, src_transform = array.rio.crs, array.rio.transform(recalc=False)
+        declared = array.rio.nodata if array.rio.nodata is not None else array.rio.encoded_nodata
+        cell = _source_cell(src_transform, src_crs, array.sizes["x"], array.sizes["y"], grid)
+        stem = str(source.name or "raster")
+
+    missing = declared if nodata is None else nodata
+    if missing is not None and not np.isnan(missing):
+        values[values == np.float32(missing)] = np.nan
+    if resampling is None:
+        resampling = "nearest" if categorical else ("average" if cell < min(grid.resolution) else "bilinear")
+    out = np.full((len(bands), *grid.shape), np.nan, np.float32)
+    reproject(values, out, src_transform=src_transform, src_crs=src_crs, src_nodata=np.nan,
+              dst_transform=grid.transform, dst_crs=dst_crs, dst_nodata=np.nan,
+              resampling=Resampling[resampling])
+    if not np.isfinite(out).any():
+        raise CRSError(_no_overlap(label, src_crs, None, grid))
+    covered = float(np.isfinite(out).all(axis=0).mean())
+    if covered < 0.999:
+        warnings.warn(f"{label} covers {100 * covered:.1f} % of the grid with data; the rest is nodata, "
+                      "left out of every later stage", stacklevel=2)
+    names = _band_names(name, descriptions, stem, len(bands))
+    attrs = {"kind": "categorical" if categorical else "continuous", "source": label,
+             "source_crs": src_crs.to_string(), "resampling": resampling, "coverage": round(covered, 4)}
+    if units and any(units):
+        attrs["units"] = ";".join(u or "" for u in units)
+    if legend:
+        attrs["legend"] = ";".join(f"{int(code)}={text}" for code, text in legend.items())
+    return grid.wrap(out, bands=names, name=names[0] if len(names) == 1 else stem, attrs=attrs)
+
+
+def _no_overlap(label: str, crs: Any, bounds: Any, grid: Grid) -> str:
+    where = "" if bounds is None else f" (it spans {tuple(round(float(b), 4) for b in bounds)} in {crs.to_string()})"
+    return (f"the raster {label} does not overlap the grid {grid.bounds} in {grid.crs.to_string()}{where}: check "
+            "the raster's CRS (gdalinfo shows it) and the grid's bounds")
+
+
+def _bands(band: Any, count: int, label: str) -> list[int]:
+    if band is None:
+        return list(range(1, count + 1))
+    chosen = [band] if np.ndim(band) == 0 else list(band)
+    if not chosen or not all(isinstance(b, (int, np.integer)) and not isinstance(b, bool) and 1 <= b <= count
+                             for b in chosen):
+        raise InputError(f"band={band!r}; {label} has bands 1 to {count} (counted from 1, as in GDAL)")
+    return [int(b) for b in chosen]
+
+
+def _band_names(name: Any, descriptions: list, stem: str, count: int) -> list[str]:
+    if name is not None:
+        names = [name] if isinstance(name, str) else [str(n) for n in name]
+        if len(names) != count:
+            raise InputError(f"name={name!r} gives {len(names)} name(s) for {count} band(s)")
+        return names
+    if all(descriptions) and len(set(descriptions)) == count:
+        return [str(d) for d in descriptions]
+    return [stem] if count == 1 else [f"{stem}_{i + 1}" for i in range(count)]
+
+
+def _single_band(layer: xr.DataArray, argument: str = "layer") -> tuple[np.ndarray, str, Grid]:
+    grid = Grid.from_dataarray(layer)
+    if layer.ndim == 3:
+        if layer.sizes["band"] != 1:
+            raise InputError(f"{argument} has {layer.sizes['band']} bands; pick one with "
+                             f"{argument}.sel(band=[...]) (bands: {[str(b) for b in layer['band'].values]})")
+        return layer.values[0].astype(np.float64), str(layer["band"].values[0]), grid
+    return layer.values.astype(np.float64), str(layer.name or "layer"), grid
+
+
+def slope(layer: xr.DataArray, name: str | None = None) -> xr.DataArray:
+    """Slope in degrees of a single-band layer (a DEM), by Horn's method (``xrspatial.slope``).
+
+    Cell sizes come from the grid, so a layer in metres on a projected grid gives
+    true slopes. Edge cells are computed from the layer extended linearly past the
+    edge (odd reflection: exact for a plane) rather than left as NaN; NaN cells
+    make their neighbours NaN.
+    """
+    import xarray as xr
+    import xrspatial
+
+    values, band, grid = _single_band(layer)
+    _require_projected_grid(grid, "slope")
+    padded = np.pad(values, 1, mode="reflect", reflect_type="odd")
+    xres, yres = grid.resolution
+    x = np.concatenate([[grid.x[0] - xres], grid.x, [grid.x[-1] + xres]])
+    y = np.concatenate([[grid.y[0] + yres], grid.y, [grid.y[-1] - yres]])
+    result = xrspatial.slope(xr.DataArray(padded, dims=("y", "x"), coords={"y": y, "x": x}))
+    out = np.asarray(result.values[1:-1, 1:-1], np.float32)
+    name = name or f"{band}_slope"
+    return grid.wrap(out[None], bands=[name], name=name, attrs={"kind": "continuous", "units": "degree",
+                                                                "derived": f"slope of {band}"})
+
+
+def _require_projected_grid(grid: Grid, purpose: str) -> None:
+    from prospect.grid import require_projected
+
+    require_projected(grid.crs, "the layer's CRS", purpose)
+
+
+def _gaussian(values: np.ndarray, sigma_cells: tuple[float, float]) -> np.ndarray:
+    """A Gaussian low-pass that ignores NaN (normalised convolution) and keeps NaN cells NaN.
+
+    The layer is extended past its edges by odd reflection (linearly), so a regional
+    gradient is not bent towards the edge values near the border.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    pad = tuple((int(4 * s) + 1,) * 2 for s in sigma_cells)
+    extended = np.pad(values, pad, mode="reflect", reflect_type="odd")
+    valid = np.isfinite(extended)
+    weight = gaussian_filter(valid.astype(np.float64), sigma_cells, mode="constant", truncate=4.0)
+    total = gaussian_filter(np.where(valid, extended, 0.0), sigma_cells, mode="constant", truncate=4.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        low = np.where(valid & (weight > 1e-9), total / weight, np.nan)
+    return low[pad[0][0]:pad[0][0] + values.shape[0], pad[1][0]:pad[1][0] + values.shape[1]]
+
+
+def _sigma_cells(sigma: float, grid: Grid) -> tuple[float, float]:
+    if isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.number)) or not (np.isfinite(sigma)
+                                                                                          and sigma > 0):
+        raise InputError(f"sigma={sigma!r} must be a positive distance in CRS units (e.g. 2000 for 2 km)")
+    xres, yres = grid.resolution
+    if sigma < 0.5 * min(xres, yres):
+        raise InputError(f"sigma={sigma!r} is under half a cell ({min(xres, yres):g}); it would change nothing")
+    return sigma / yres, sigma / xres
+
+
+def smooth(layer: xr.DataArray, sigma: float, name: str | None = None) -> xr.DataArray:
+    """A Gaussian low-pass of a single-band layer: the regional trend (``scipy.ndimage.gaussian_filter``).
+
+    ``sigma`` is the standard deviation of the Gaussian in CRS units. NaN cells
+    are left out of every average and stay NaN.
+    """
+    values, band, grid = _single_band(layer)
+    out = _gaussian(values, _sigma_cells(sigma, grid)).astype(np.float32)
+    name = name or f"{band}_smooth{sigma:g}"
+    return grid.wrap(out[None], bands=[name], name=name,
+                     attrs={"kind": "continuous", "derived": f"Gaussian low-pass of {band}, sigma {sigma:g}"})
+
+
+def high_pass(layer: xr.DataArray, sigma: float, name: str | None = None) -> xr.DataArray:
+    """The layer minus its Gaussian low-pass: local anomalies without the regional trend.
+
+    For a potential field this is the residual anomaly (wavelengths shorter than
+    about ``2π·sigma``). ``sigma`` in CRS units, as for :func:`smooth`.
+    """
+    values, band, grid = _single_band(layer)
+    out = (values - _gaussian(values, _sigma_cells(sigma, grid))).astype(np.float32)
+    name = name or f"{band}_highpass{sigma:g}"
+    return grid.wrap(out[None], bands=[name], name=name,
+                     attrs={"kind": "continuous", "derived": f"{band} minus its Gaussian low-pass, sigma {sigma:g}"})
