@@ -102,7 +102,8 @@ def _max_distance(max_distance: Any, xy: np.ndarray) -> tuple[float | None, floa
         if not np.isfinite(spacing) or spacing <= 0:
             return None, spacing
         return AUTO_SPACINGS * spacing, spacing
-    if isinstance(max_distance, bool) or not (np.isfinite(max_distance) and max_distance > 0):
+    if isinstance(max_distance, bool) or not isinstance(max_distance, (int, float, np.number)) or \
+            not (np.isfinite(max_distance) and max_distance > 0):
         raise InputError(f"max_distance={max_distance!r} must be a positive distance in CRS units, 'auto' or None")
     return float(max_distance), spacing
 

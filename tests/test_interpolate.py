@@ -277,6 +277,8 @@ def test_max_distance_leaves_pixels_far_from_every_sample_as_nodata():
         idw(samples, "Cu", grid, max_distance="far")
     with pytest.raises(InputError, match=r"max_distance=-1 must be a positive distance"):
         idw(samples, "Cu", grid, max_distance=-1)
+    with pytest.raises(InputError, match=r"max_distance=\[500\] must be a positive distance"):
+        idw(samples, "Cu", grid, max_distance=[500])
 
 
 def test_an_element_left_almost_all_nodata_is_reported():
