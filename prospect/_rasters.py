@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from prospect.errors import CRSError, InputError
-from prospect.grid import Grid
+from prospect.grid import Grid, require_projected
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -248,7 +248,7 @@ def slope(layer: xr.DataArray, name: str | None = None) -> xr.DataArray:
     import xrspatial
 
     values, band, grid = _single_band(layer)
-    _require_projected_grid(grid, "slope")
+    require_projected(grid.crs, "the layer's CRS", "slope")
     padded = np.pad(values, 1, mode="reflect", reflect_type="odd")
     xres, yres = grid.resolution
     x = np.concatenate([[grid.x[0] - xres], grid.x, [grid.x[-1] + xres]])
@@ -258,12 +258,6 @@ def slope(layer: xr.DataArray, name: str | None = None) -> xr.DataArray:
     name = name or f"{band}_slope"
     return grid.wrap(out[None], bands=[name], name=name, attrs={"kind": "continuous", "units": "degree",
                                                                 "derived": f"slope of {band}"})
-
-
-def _require_projected_grid(grid: Grid, purpose: str) -> None:
-    from prospect.grid import require_projected
-
-    require_projected(grid.crs, "the layer's CRS", purpose)
 
 
 def _gaussian(values: np.ndarray, sigma_cells: tuple[float, float]) -> np.ndarray:

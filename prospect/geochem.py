@@ -67,6 +67,12 @@ def substitute_below_detection(
     zero : float or "half_min"
         The substitute for zeros; see above.
     """
+    return _substitute(samples, elements, bdl_factor, zero, stacklevel=3)
+
+
+def _substitute(samples: pd.DataFrame, elements: Sequence[str] | str | None, bdl_factor: float,
+                zero: float | str, stacklevel: int) -> pd.DataFrame:
+    """:func:`substitute_below_detection`, warning at the caller ``stacklevel`` frames up."""
     if isinstance(bdl_factor, bool) or not (isinstance(bdl_factor, (int, float)) and 0 < bdl_factor <= 1):
         raise InputError(f"bdl_factor={bdl_factor!r} must lie in (0, 1] (0.5 = half the detection limit)")
     if not (zero == "half_min" or (isinstance(zero, (int, float)) and not isinstance(zero, bool) and zero > 0)):
@@ -96,7 +102,7 @@ def substitute_below_detection(
         text = "; ".join(f"{c}: {e['negative']} negative -> {bdl_factor:g} x |value|"
                          + (f", {e['zero']} zero -> {e['zero_substitute']:.4g}" if e["zero"] else "")
                          for c, e in counts.items())
-        warnings.warn(f"below-detection codes substituted before the log transform ({text})", stacklevel=2)
+        warnings.warn(f"below-detection codes substituted before the log transform ({text})", stacklevel=stacklevel)
     out.attrs = {**samples.attrs, "substituted": counts}
     return out
 
@@ -168,11 +174,7 @@ def transform(
     if method != "log10" and len(chosen) < 2:
         raise InputError(f"method={method!r} needs at least two elements (the parts of a composition), "
                          f"got {chosen}")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        out = substitute_below_detection(samples, chosen, bdl_factor=bdl_factor, zero=zero)
-    for warning in caught:
-        warnings.warn(warning.message, stacklevel=2)
+    out = _substitute(samples, chosen, bdl_factor, zero, stacklevel=3)
     values = out[chosen].to_numpy(dtype=np.float64)
     others = [e for e in (samples.attrs.get("elements") or element_columns(samples)) if e not in chosen]
     if method == "log10":
