@@ -16,6 +16,7 @@ __all__ = [
     "GridMismatchError",
     "MissingFileError",
     "OutputExistsError",
+    "TrainingError",
 ]
 
 
@@ -49,3 +50,7 @@ class MissingFileError(ProspectError, FileNotFoundError):
 
 class OutputExistsError(ProspectError, FileExistsError):
     """An output path exists and overwriting it was not asked for."""
+
+
+class TrainingError(ProspectError, FloatingPointError):
+    """Training cannot go on: the loss or the inputs stopped being finite numbers (nothing was exported)."""

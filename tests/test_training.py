@@ -255,3 +255,125 @@ def test_auc_interval_matches_hanley_mcneil_and_shrinks_over_seeds():
     assert np.isnan(auc_interval([1, 1], [0.2, 0.3])[0])
     with pytest.raises(ValueError, match=r"level=1.5 must lie in \(0, 1\)"):
         auc_interval(labels, scores, level=1.5)
+
+
+def _tiles(n=40, nan_at=None):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 2, 8, 8)).astype(np.float32)
+    y = np.arange(n) % 2
+    if nan_at is not None:
+        x[nan_at] = np.nan
+    return pp.tiles.TileSet(x, y, np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros((n, 4)),
+                            np.zeros(n, bool), np.zeros(n, np.int64), ["Cu", "Pb"], "EPSG:32649",
+                            (1, 0, 0, 0, -1, 0), 8, 8)
+
+
+def test_tiles_with_nan_are_refused_naming_tile_and_band(tmp_path):
+    with pytest.raises(InputError, match=r"train: 1 of 40 tiles hold NaN or infinite values, the first is tile 7 in "
+                                         r"band 'Pb'"):
+        Trainer(_fresh(channels=2), out_dir=tmp_path / "run", **KWARGS).fit(_tiles(nan_at=(7, 1, 3, 3)))
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(InputError, match=r"val: .* tile 0 in band 'Cu'"):
+        Trainer(_fresh(channels=2), **KWARGS).fit(_tiles(), _tiles(nan_at=(0, 0)))
+
+
+class Exploding(Small):
+    """Returns NaN logits from its 8th training batch on: a diverging run."""
+
+    calls = 0
+
+    def forward(self, x):
+        out = super().forward(x)
+        if self.training:
+            self.calls += 1
+            if self.calls >= 8:
+                return out * float("nan")
+        return out
+
+
+def test_non_finite_loss_stops_training_and_exports_nothing(tmp_path):
+    # 96 samples / 16 = 6 batches an epoch: the 8th training batch is batch 2 of epoch 2
+    with pytest.raises(pp.errors.TrainingError, match=r"the training loss is nan at epoch 2, batch 2 \(lr 0.05\).*"
+                                                      r"nothing was exported.*last.pt holds the last finite epoch"):
+        Trainer(_fresh(cls=Exploding), out_dir=tmp_path, **KWARGS).fit(_data())
+    assert not (tmp_path / "model.safetensors").exists() and not (tmp_path / "config.json").exists()
+    state = load_checkpoint(tmp_path / "last.pt")
+    weights = [v for v in state["model"].values() if v.is_floating_point()]
+    assert state["epoch"] == 0 and all(torch.isfinite(v).all() for v in weights)
+    assert len(pd.read_csv(tmp_path / "history.csv")) == 1
+
+
+class Unlabelled(torch.utils.data.Dataset):
+    """A dataset that does not expose its labels: the Trainer sees them only while training."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, i):
+        return self.data[i]
+
+
+def test_one_class_is_refused_with_the_class_counts(tmp_path):
+    x, _ = _data().tensors
+    one = torch.utils.data.TensorDataset(x, torch.zeros(len(x), dtype=torch.long))
+    with pytest.raises(InputError, match=r"the training data holds one class \(class counts \{0: 96\}\)"):
+        Trainer(_fresh(), out_dir=tmp_path / "a", **KWARGS).fit(one)
+    assert not (tmp_path / "a").exists()
+    tiles = _tiles()
+    with pytest.raises(InputError, match=r"class counts \{1: 20\}"):
+        Trainer(_fresh(channels=2), **KWARGS).fit(tiles[tiles.y == 1])
+    with pytest.raises(InputError, match=r"only class \[0\] in the first epoch"):
+        Trainer(_fresh(), out_dir=tmp_path / "b", **KWARGS).fit(Unlabelled(one))
+    assert not (tmp_path / "b" / "last.pt").exists()
+
+
+def test_resume_with_more_epochs_equals_a_longer_run(tmp_path):
+    train, val = _data(), _data(48, seed=1)
+    longer_model = _fresh()
+    longer = Trainer(longer_model, out_dir=tmp_path / "long", **{**KWARGS, "epochs": 7}).fit(train, val)
+    Trainer(_fresh(), out_dir=tmp_path / "short", **{**KWARGS, "epochs": 4}).fit(train, val)   # finished
+    extended_model = _fresh(seed=5)
+    extended = Trainer.resume(tmp_path / "short", extended_model, **{**KWARGS, "epochs": 7}).fit(train, val)
+    pd.testing.assert_frame_equal(_without_time(extended), _without_time(longer))
+    for a, b in zip(longer_model.state_dict().values(), extended_model.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    with pytest.raises(CheckpointError, match=r"epochs=3 but .*last.pt already holds 7 epochs"):
+        Trainer.resume(tmp_path / "short", _fresh(), **{**KWARGS, "epochs": 3})
+    cosine = {**KWARGS, "scheduler": "cosine", "epochs": 2}
+    Trainer(_fresh(), out_dir=tmp_path / "cos", **cosine).fit(train)
+    with pytest.warns(UserWarning, match=r"the cosine schedule of 2 epochs now spans 4"):
+        resumed = Trainer.resume(tmp_path / "cos", _fresh(), **{**cosine, "epochs": 4})
+    assert len(resumed.fit(train)) == 4
+
+
+def test_an_early_stopped_run_resumed_longer_trains_no_further(tmp_path):
+    train, val = _data(), _data(48, seed=1)
+    settings = {**KWARGS, "early_stopping": 1, "monitor": "val_loss", "lr": 0.5}
+    whole = Trainer(_fresh(), out_dir=tmp_path / "whole", **{**settings, "epochs": 9}).fit(train, val)
+    Trainer(_fresh(), out_dir=tmp_path / "part", **{**settings, "epochs": 4}).fit(train, val)
+    resumed = Trainer.resume(tmp_path / "part", _fresh(), **{**settings, "epochs": 9}).fit(train, val)
+    assert len(whole) < 9   # it did stop early, so the resumed run must stop at the same epoch
+    pd.testing.assert_frame_equal(_without_time(resumed), _without_time(whole))
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("epochs", 0, r"epochs=0 must be a whole number of at least 1"),
+    ("epochs", 2.5, r"epochs=2.5 must be a whole number"),
+    ("batch_size", "32", r"batch_size='32' must be a whole number"),
+    ("lr", -1, r"lr=-1 must be a positive number"),
+    ("gamma", 1.5, r"gamma=1.5 must be a factor in \(0, 1\]"),
+    ("scheduler", "linear", r"scheduler='linear'; valid: 'step', 'cosine', None"),
+    ("early_stopping", 0, r"early_stopping=0 must be a patience"),
+    ("class_weights", ["a", 1], r"class_weights=\['a', 1\] must be one positive number per class"),
+    ("device", "tpu", r"device='tpu'; valid: 'auto', 'cpu', 'cuda', 'cuda:N'"),
+    ("device", 0, r"device=0; valid"),
+])
+def test_settings_are_checked_without_a_model(key, value, message):
+    with pytest.raises(InputError, match=message):
+        pp.training.check_options({key: value})
+    with pytest.raises(InputError, match=message):     # the Trainer refuses the same, with the same words
+        Trainer(_fresh(), **{**KWARGS, key: value})
+    pp.training.check_options({k: v for k, v in KWARGS.items() if k != "progress"})

@@ -13,6 +13,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,9 +22,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from prospect.errors import InputError, MissingFileError, OutputExistsError, ProspectError
+from prospect.errors import InputError, MissingFileError, OutputExistsError, ProspectError, TrainingError
 from prospect.io import atomic_output
 from prospect.models import MFAFLoss, MFAFOutput, probabilities
+from prospect.training._checks import _check_classes, _check_finite, _class_counts, check_options
 from prospect.training.metrics import classification_metrics
 
 __all__ = ["Trainer", "PRESETS", "CheckpointError"]
@@ -168,6 +170,12 @@ class Trainer:
         overwrite: bool = False,
         tensorboard: bool = False,
     ) -> None:
+        check_options(dict(optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay,
+                           scheduler=scheduler, step_size=step_size, gamma=gamma, epochs=epochs,
+                           batch_size=batch_size, device=device, precision=precision, seed=seed,
+                           checkpoint_every=checkpoint_every, freeze_backbone_epochs=freeze_backbone_epochs,
+                           early_stopping=early_stopping, monitor=monitor, class_weights=class_weights,
+                           label_smoothing=label_smoothing, num_workers=num_workers))
         self.config = dict(optimizer=optimizer, lr=float(lr), momentum=float(momentum),
                            weight_decay=float(weight_decay), scheduler=scheduler, step_size=int(step_size),
                            gamma=float(gamma), epochs=int(epochs), batch_size=int(batch_size),
@@ -175,14 +183,11 @@ class Trainer:
                            early_stopping=early_stopping, monitor=monitor,
                            class_weights=None if class_weights is None else [float(w) for w in class_weights],
                            label_smoothing=float(label_smoothing), channels_last=bool(channels_last))
-        self._check_config()
         self.model = model
         self.device = self._pick_device(device)
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.rank, self.world = _distributed()
         self.num_workers, self.progress, self.tensorboard = int(num_workers), bool(progress), bool(tensorboard)
-        if int(checkpoint_every) < 1:
-            raise InputError(f"checkpoint_every={checkpoint_every!r} must be at least 1 (epochs)")
         self.checkpoint_every = int(checkpoint_every)
         if self.out_dir is not None and not overwrite and self._holds_a_run(self.out_dir):
             raise OutputExistsError(f"out_dir={str(self.out_dir)!r} holds another run; pass overwrite=True to "
@@ -201,33 +206,11 @@ class Trainer:
         self._ddp = None
 
     # ----------------------------------------------------------------------------------------- set-up
-    def _check_config(self) -> None:
-        c = self.config
-        if c["optimizer"] not in ("sgd", "adam", "adamw"):
-            raise InputError(f"optimizer={c['optimizer']!r}; valid: 'sgd', 'adam', 'adamw'")
-        if c["scheduler"] not in ("step", "cosine", None):
-            raise InputError(f"scheduler={c['scheduler']!r}; valid: 'step', 'cosine', None")
-        if c["precision"] not in ("bf16", "fp32"):
-            raise InputError(f"precision={c['precision']!r}; valid: 'bf16', 'fp32'")
-        for key in ("epochs", "batch_size", "step_size"):
-            if c[key] < 1:
-                raise InputError(f"{key}={c[key]!r} must be at least 1")
-        if not (c["lr"] > 0):
-            raise InputError(f"lr={c['lr']!r} must be positive")
-        if c["early_stopping"] is not None and int(c["early_stopping"]) < 1:
-            raise InputError(f"early_stopping={c['early_stopping']!r} must be a patience of at least 1 epoch, "
-                             "or None")
-
     @staticmethod
     def _pick_device(device: str) -> torch.device:
         if device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if str(device).startswith("cuda") and not torch.cuda.is_available():
-            raise InputError(f"device={device!r} but torch sees no CUDA device; use device='cpu' or 'auto'")
-        try:
-            return torch.device(device)
-        except (RuntimeError, TypeError) as exc:
-            raise InputError(f"device={device!r}; valid: 'auto', 'cpu', 'cuda', 'cuda:N'") from exc
+        return torch.device(device)
 
     @staticmethod
     def _holds_a_run(folder: Path) -> bool:
@@ -321,17 +304,36 @@ class Trainer:
 
     # ----------------------------------------------------------------------------------------- training
     def fit(self, train: Any, val: Any = None) -> pd.DataFrame:
-        """Train for the configured epochs; returns the history (also ``out_dir/history.csv``)."""
+        """Train for the configured epochs; returns the history (also ``out_dir/history.csv``).
+
+        Refused before the first step: a training set with fewer than two classes, and tiles holding
+        NaN or infinite values (named by tile and band). Training stops at the first non-finite loss
+        with a :class:`~prospect.errors.TrainingError`, exporting nothing (``last.pt`` keeps the
+        last finite epoch). A run resumed after early stopping has nothing left to train.
+        """
         from tqdm.auto import tqdm
 
+        counts = _class_counts(train)
+        if counts is not None:
+            _check_classes(counts)
+        _check_finite(train, "train")
+        if val is not None:
+            _check_finite(val, "val")
         model = self._prepare_model()
         if self.out_dir is not None and self.rank == 0:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         writer = self._tensorboard()
         frozen = self.config["freeze_backbone_epochs"]
         cuda = [self.device.index or 0] if self.device.type == "cuda" else []
+        patience = self.config["early_stopping"]
+        if patience and self.wait >= int(patience):
+            log.info("the run stopped early after epoch %d (%d epochs without improvement of %s): nothing left to "
+                     "train", self.start_epoch, self.wait, self.config["monitor"])
+        seen: set[int] = set()
         with torch.random.fork_rng(devices=cuda):
             for epoch in range(self.start_epoch, self.config["epochs"]):
+                if patience and self.wait >= int(patience):
+                    break
                 torch.manual_seed(self.config["seed"] * 1_000_003 + epoch)
                 if frozen:
                     for parameter in self._backbone_parameters():
@@ -342,19 +344,29 @@ class Trainer:
                 total, count = 0.0, 0
                 bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.config['epochs']}", leave=False,
                            disable=not (self.progress and self.rank == 0 and sys.stderr.isatty()))
-                for x, y in bar:
+                for batch, (x, y) in enumerate(bar):
                     x, y = self._to_device(x, y)
+                    if counts is None and epoch == self.start_epoch:
+                        seen.update(torch.unique(y).tolist())
                     with self._autocast():
                         output = model(x)
                         if count == 0:
                             self._check_batch(output, y)
                         loss = self.loss(output, y)
+                    if not torch.isfinite(loss):
+                        raise TrainingError(
+                            f"the training loss is {float(loss.detach())} at epoch {epoch + 1}, batch {batch + 1} (lr "
+                            f"{self.optimizer.param_groups[0]['lr']:g}): the weights would no longer be numbers, so "
+                            "training stopped and nothing was exported. Lower lr, check the inputs for extreme "
+                            f"values{'; last.pt holds the last finite epoch' if self.history else ''}")
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     self.optimizer.step()
                     total += float(loss.detach()) * len(y)
                     count += len(y)
                     bar.set_postfix(loss=f"{total / count:.4f}")
+                if counts is None and epoch == self.start_epoch and self.world == 1:
+                    _check_classes({label: 1 for label in seen}, counted=False)
                 total, count = self._all_reduce(total, count)
                 row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": total / count,
                                        "lr": self.optimizer.param_groups[0]["lr"], "train_samples": count}
@@ -366,7 +378,7 @@ class Trainer:
                 row["seconds"] = time.perf_counter() - started
                 self.history.append(row)
                 improved = self._track(row)
-                stop = bool(self.config["early_stopping"]) and self.wait >= int(self.config["early_stopping"])
+                stop = bool(patience) and self.wait >= int(patience)
                 self._save(epoch, improved, stop or epoch + 1 == self.config["epochs"]
                            or (epoch + 1) % self.checkpoint_every == 0)
                 if writer is not None:
@@ -378,7 +390,6 @@ class Trainer:
                 if stop:
                     log.info("early stopping after %d epochs without improvement of %s", self.wait,
                              self.config["monitor"])
-                    break
         self._export()
         if writer is not None:
             writer.close()
@@ -516,16 +527,26 @@ class Trainer:
 
     @classmethod
     def resume(cls, out_dir: str | os.PathLike, model: nn.Module, **kwargs: Any) -> Trainer:
-        """Continue the run in ``out_dir`` from its ``last.pt``, with the same settings it was started with.
+        """Continue the run in ``out_dir`` from its ``last.pt``, with the settings it was started with.
 
-        The resumed run ends with the same history and weights as an uninterrupted one.
+        The resumed run ends with the same history and weights as an uninterrupted one. ``epochs``
+        may differ from the saved run's, to train a finished or interrupted run longer (or to stop it
+        sooner, down to the epochs already done): with the step schedule (or none) the result equals a
+        run started with the new ``epochs``; a cosine schedule is stretched to the new length from
+        where it stands (the rate jumps), which a warning says. Every other setting must match.
         """
         path = Path(out_dir) / "last.pt"
         state = load_checkpoint(path)
         trainer = cls(model, out_dir=out_dir, overwrite=True, **kwargs)
-        different = {k: (state["config"].get(k), v) for k, v in trainer.config.items() if state["config"].get(k) != v}
+        saved = state["config"]
+        different = {k: (saved.get(k), v) for k, v in trainer.config.items() if k != "epochs" and saved.get(k) != v}
         if different:
-            raise CheckpointError(f"{path} was made with other settings (saved, given): {different}")
+            raise CheckpointError(f"{path} was made with other settings (saved, given): {different}; only epochs "
+                                  "may change when a run is resumed")
+        done = int(state["epoch"]) + 1
+        if trainer.config["epochs"] < done:
+            raise CheckpointError(f"epochs={trainer.config['epochs']} but {path} already holds {done} epochs; "
+                                  f"resume with epochs of at least {done}, or train afresh")
         try:
             model.load_state_dict(state["model"])
         except RuntimeError as exc:
@@ -533,11 +554,15 @@ class Trainer:
         trainer.optimizer.load_state_dict(state["optimizer"])
         if trainer.scheduler is not None and state["scheduler"] is not None:
             trainer.scheduler.load_state_dict(state["scheduler"])
+            if trainer.config["scheduler"] == "cosine" and saved.get("epochs") != trainer.config["epochs"]:
+                trainer.scheduler.T_max = trainer.config["epochs"]
+                warnings.warn(f"{path}: the cosine schedule of {saved.get('epochs')} epochs now spans "
+                              f"{trainer.config['epochs']}, continued from epoch {done} (the rate jumps; a run "
+                              f"started with epochs={trainer.config['epochs']} would differ)", stacklevel=2)
         trainer.history = list(state["history"])
-        trainer.start_epoch = int(state["epoch"]) + 1
+        trainer.start_epoch = done
         trainer.best, trainer.wait = state["best"], int(state["wait"])
         return trainer
-
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a Trainer checkpoint with ``weights_only=True`` (no arbitrary objects are unpickled)."""
