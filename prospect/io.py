@@ -46,6 +46,16 @@ def _existing(path: str | os.PathLike, argument: str = "path") -> Path:
     return path
 
 
+def _file_mode() -> int:
+    """The mode a new file gets here (0o666 less the umask), read once."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _file_mode()
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
@@ -64,6 +74,8 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.is_file():   # some writers (safetensors) create 0600 files: every output gets the same mode
+            os.chmod(tmp_path, _FILE_MODE)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -452,6 +464,11 @@ def write_geotiff(
 
     grid = Grid.from_dataarray(da)
     da = _as_bands(da)
+    if style is None:
+        style = da.sizes["band"] == 1 and da.attrs.get("kind") == "probability"
+    for target in (Path(path), *([Path(path).with_suffix(".qml")] if style else [])):   # every path, before writing
+        if target.exists() and not overwrite:
+            raise OutputExistsError(f"{str(target)!r} exists; pass overwrite=True to replace it")
     if not np.isfinite(nodata):
         raise InputError(f"nodata={nodata!r} must be a finite number (NaN is what it stands for)")
     nodata32 = np.float32(nodata)
@@ -504,8 +521,6 @@ def write_geotiff(
             factors = _overview_factors(grid.shape) if overviews else []
             if factors:
                 dst.build_overviews(factors, Resampling.average)
-    if style is None:
-        style = bands == 1 and da.attrs.get("kind") == "probability"
     if style:
         write_qml(path, overwrite=overwrite)
     log.info("wrote %s (%d bands, %dx%d)", path, bands, rows, cols)

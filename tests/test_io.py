@@ -5,6 +5,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+import torch
 from shapely.geometry import Point
 
 import prospect as pp
@@ -165,6 +166,31 @@ def test_write_geotiff_refuses_existing_and_leaves_no_partial_file(tmp_path, sma
     pp.io.write_geotiff(small_grid.full(2.0), path, overwrite=True)
     assert float(pp.io.read_geotiff(path).values.max()) == 2.0
 
+
+
+def test_write_geotiff_checks_its_style_path_before_writing(tmp_path, small_grid):
+    prob = small_grid.full(0.5)
+    prob.attrs["kind"] = "probability"
+    (tmp_path / "map.qml").write_text("mine")
+    with pytest.raises(OutputExistsError, match=r"map.qml' exists; pass overwrite=True"):
+        pp.io.write_geotiff(prob, tmp_path / "map.tif")
+    assert sorted(os.listdir(tmp_path)) == ["map.qml"]     # the .tif was not written first
+    assert (tmp_path / "map.qml").read_text() == "mine"
+    pp.io.write_geotiff(prob, tmp_path / "map.tif", overwrite=True)
+    assert "singlebandpseudocolor" in (tmp_path / "map.qml").read_text()
+
+
+def test_every_output_gets_the_mode_of_a_new_file(tmp_path):
+    from safetensors.torch import save_file
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    with pp.io.atomic_output(tmp_path / "model.safetensors") as tmp:
+        save_file({"w": torch.zeros(2)}, str(tmp))     # safetensors itself creates 0600 files
+    with pp.io.atomic_output(tmp_path / "table.csv") as tmp:
+        tmp.write_text("a\n")
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert modes == {"model.safetensors": 0o666 & ~umask, "table.csv": 0o666 & ~umask}
 
 def test_write_geotiff_needs_crs(tmp_path, small_grid):
     da = small_grid.full(1.0)
