@@ -231,8 +231,16 @@ def make_tiles(
     dep_row, dep_col = dep_row[inside], dep_col[inside]
 
     values = stack.to_numpy().astype(np.float32, copy=False)
-    valid = np.isfinite(values).all(axis=0)
-    band_mean = np.array([np.nanmean(b) if np.isfinite(b).any() else 0.0 for b in values], np.float32)
+    finite = np.isfinite(values)
+    names = [str(b) for b in stack["band"].to_numpy()]
+    share = finite.mean(axis=(1, 2))
+    if not share.all():   # a band with no value anywhere would be filled with a constant: refuse, never fill it
+        empty = [name for name, fraction in zip(names, share, strict=True) if fraction == 0]
+        raise InputError(f"band(s) {empty} of the stack hold no value anywhere (all NaN): tiles would carry a "
+                         "made-up constant there. Fix the layer that made them (for IDW: radius / max_distance in "
+                         "CRS units, e.g. metres, not km) or leave them out of the stack")
+    valid = finite.all(axis=0)
+    band_mean = np.array([np.nanmean(b) for b in values], np.float32)
     margin = (size - center) // 2
     tiles, labels, offsets, filled = [], [], [], []
     for r in _positions(rows, size, stride, edge):
@@ -252,7 +260,12 @@ def make_tiles(
             offsets.append((r, c))
             filled.append(int(holes.sum()))
     if not tiles:
-        raise InputError(f"no tile has at least min_valid={min_valid} valid pixels; lower min_valid")
+        sparse = ", ".join(f"{name} {100 * fraction:.1f} %" for name, fraction in zip(names, share, strict=True)
+                           if fraction < 0.5)
+        raise InputError(f"no tile has at least min_valid={min_valid} of its pixels valid in every band "
+                         f"({100 * valid.mean():.1f} % of the stack's cells are)"
+                         + (f"; the sparsest bands, valid share: {sparse} - fix those layers first" if sparse
+                            else "; lower min_valid or use smaller tiles"))
     offsets = np.array(offsets, np.int64)
     transform = grid.transform
     xmin = transform.c + offsets[:, 1] * transform.a
@@ -260,7 +273,7 @@ def make_tiles(
     bounds = np.column_stack([xmin, ymax + size * transform.e, xmin + size * transform.a, ymax])
     result = TileSet(np.stack(tiles), np.array(labels, np.int64), offsets[:, 0].copy(), offsets[:, 1].copy(),
                      bounds, np.zeros(len(tiles), bool), np.array(filled, np.int64),
-                     [str(b) for b in stack["band"].to_numpy()], grid.crs.to_wkt(), tuple(transform)[:6],
+                     names, grid.crs.to_wkt(), tuple(transform)[:6],
                      int(size), int(stride),
                      attrs={"label": label, "center": center, "edge": edge, "min_valid": float(min_valid),
                             "fill": "tile band mean", "deposits_outside": int((~inside).sum())})

@@ -62,6 +62,21 @@ def test_nan_handling_min_valid_and_fill():
     assert tiles.attrs["fill"] == "tile band mean"
 
 
+
+def test_an_empty_band_is_named_and_never_filled():
+    grid = pp.Grid.from_bounds((0, 0, 400, 200), shape=(20, 40), crs="EPSG:32649")
+    values = np.ones((3, 20, 40), np.float32)
+    values[1] = np.nan                                 # e.g. IDW with radius = 5 meant as km
+    values[2, :, :] = np.nan
+    values[2, 0, 0] = 1.0                              # 1 of 800 cells: sparse, not empty
+    stack = grid.wrap(values, bands=["Cu", "Pb", "Zn"])
+    for min_valid in (0.5, 0.0):                       # lowering min_valid does not let it through
+        with pytest.raises(InputError, match=r"band\(s\) \['Pb'\] of the stack hold no value anywhere"):
+            make_tiles(stack, _deposits([(2, 25)], grid), size=10, stride=10, min_valid=min_valid)
+    with pytest.raises(InputError, match=r"no tile has at least min_valid=0.5 .* \(0.1 % of the stack's cells are\); "
+                                         r"the sparsest bands, valid share: Zn 0.1 %"):
+        make_tiles(stack.sel(band=["Cu", "Zn"]), _deposits([(2, 25)], grid), size=10, stride=10)
+
 def test_split_then_smote_leaves_test_clean_and_no_overlap():
     grid = pp.Grid.from_bounds((0, 0, 6400, 6400), shape=(640, 640), crs="EPSG:32649")
     rng = np.random.default_rng(1)
