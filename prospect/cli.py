@@ -55,6 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     except ProspectError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:          # before the run started: nothing to resume
+        print("interrupted; nothing was written", file=sys.stderr)
+        return INTERRUPTED
+
+
+INTERRUPTED = 130   # the shell's code for a command stopped by Ctrl-C (128 + SIGINT)
 
 
 def _load(args: argparse.Namespace):
@@ -88,6 +94,7 @@ def _check(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from prospect._workflow import stage_logging
     from prospect.pipeline import check_inputs, check_output, run
+    from prospect.pipeline.prospectivity import clear_run
 
     config = _load(args)
     if args.seed is not None:
@@ -98,15 +105,23 @@ def _run(args: argparse.Namespace) -> int:
         config.override("trainer.device", args.device, "--device")
         config.override("map.device", args.device, "--device")
     out = args.out if args.out is not None else Path("out") / args.config.stem
-    check_output(config, out, overwrite=args.overwrite, resume=args.resume)
-    inputs = check_inputs(config)      # every input read and checked before anything is written
+    check_output(config, out, overwrite=args.overwrite, resume=args.resume)   # before any input is read
+    inputs = check_inputs(config)      # every value and input checked before anything is written
+    kept = clear_run(out) if args.overwrite and out.is_dir() else []   # the folder holds one run
     out.mkdir(parents=True, exist_ok=True)
     with stage_logging(out / "run.log", append=args.resume):
+        if kept:
+            log.info("--overwrite: the previous run's files were removed; kept what no run writes: %s",
+                     ", ".join(kept))
         try:
             run(config, inputs, out, overwrite=args.overwrite, resume=args.resume)
         except ProspectError as exc:   # said once, on the terminal and in run.log
             log.error("error: %s", exc)
             return 2
+        except KeyboardInterrupt:
+            log.error("the run stopped (interrupted); the same command with --resume continues it from its "
+                      "checkpoints")
+            return INTERRUPTED
         except BaseException:
             log.exception("the run stopped; the same command with --resume continues it from its checkpoints")
             raise

@@ -2,12 +2,16 @@
 
 import inspect
 import json
+import re
+import shutil
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
 import rasterio
+import torch
 
 import prospect as pp
 from prospect.cli import main as cli
@@ -133,6 +137,68 @@ def test_input_problems_are_found_before_any_work(tmp_path, capsys, old, new, er
     assert cli(["run", str(_tiny(tmp_path, (old, new))), "--out", str(out)]) == 2
     assert "error: " in capsys.readouterr().err
     assert not out.exists()  # nothing was written
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ("shape = [160, 160]", 'shape = "64x64"', r"\[grid\] shape='64x64'; valid: \[a whole number, a whole number\] "
+                                              r"or none .*\(shape of prospect.grid.Grid.from_bounds\)"),
+    ("shape = [160, 160]", "shape = [0, 160]", r"\[grid\] shape=\[0, 160\]; valid: two whole numbers ≥ 1"),
+    ("k = 12", 'k = 12\npower = "two"', r"\[idw\] power='two'; valid: a number \(power of prospect.interpolate.idw\)"),
+    ("k = 12", "k = 0", r"\[idw\] k=0; valid: a whole number ≥ 1"),
+    ("stride = 32", "stride = 0", r"\[tiles\] stride=0; valid: a whole number ≥ 1"),
+    ("stride = 32", 'stride = 32\nlabel = "middle"', r"\[tiles\] label='middle'; valid: one of 'any', 'center'"),
+    ("test_size = 0.3", "test_size = 30", r"\[split\] test_size=30; valid: a fraction in \(0, 1\)"),
+    ('preset = "mfaf"', 'preset = "resnet"', r"\[trainer\] preset='resnet'; valid: \['images', "),
+    ("epochs = 2\nbatch_size = 16", "epochs = 2\nbatch_size = 0",
+     r"\[trainer\]: batch_size=0 must be a whole number of at least 1"),
+    ("epochs = 2\nbatch_size = 16", "epochs = 2\nbatch_size = 16\noptimizer = \"rmsprop\"",
+     r"\[trainer\] optimizer='rmsprop'; valid: one of 'sgd', 'adam', 'adamw'"),
+    ("trainer = { epochs = 1, batch_size = 32 }", "trainer = { epochs = 0 }",
+     r"\[heldout\] trainer: epochs=0 must be a whole number of at least 1"),
+    ("trainer = { epochs = 1, batch_size = 32 }", "trainer = { epoch = 1 }",
+     r"\[heldout\] trainer: unknown key\(s\) \['epoch'\]"),
+    ("k = 3\n", "k = 1\n", r"\[heldout\] k=1; valid: a whole number of folds ≥ 2, or 0 to turn the stage off"),
+    ("area_fraction = 0.1", "area_fraction = 10", r"\[targets\] area_fraction=10; valid: a fraction in \(0, 1\]"),
+    ("stride = 16", 'stride = 16\ndevice = "gpu"', r"\[map\] device: device='gpu'; valid: 'auto', 'cpu'"),
+    ("[quick.trainer]\nepochs = 1", "[quick.trainer]\nepochs = -1",
+     r"\[trainer\] \(set by --quick\): epochs=-1 must be a whole number of at least 1"),
+])
+def test_wrong_values_are_refused_by_check_and_run_before_any_work(tmp_path, capsys, old, new, message):
+    config = _tiny(tmp_path, (old, new))
+    mode = ["--quick"] if "quick" in old else []
+    assert cli(["check", str(config), *mode]) == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err), err
+    assert err.count("\n") == 1 and "Traceback" not in err      # one line
+    out = tmp_path / "out"
+    assert cli(["run", str(config), *mode, "--out", str(out)]) == 2
+    assert re.search(message, capsys.readouterr().err) and not out.exists()
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--epochs", "0"], r"\[trainer\] \(set by --epochs\): epochs=0 must be a whole number of at least 1"),
+    (["--device", "tpu"], r"\[trainer\] \(set by --device\): device='tpu'; valid: 'auto', 'cpu'"),
+    pytest.param(["--device", "cuda"], r"device='cuda' but torch sees no CUDA device",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")),
+])
+def test_wrong_command_line_values_are_refused_before_any_work(tmp_path, capsys, flags, message):
+    out = tmp_path / "out"
+    assert cli(["run", str(_tiny(tmp_path)), "--out", str(out), *flags]) == 2
+    assert re.search(message, capsys.readouterr().err) and not out.exists()
+
+
+def test_an_out_that_is_a_file_or_not_writable_is_one_line_before_reading(tmp_path, capsys, monkeypatch):
+    config = _tiny(tmp_path)
+    (tmp_path / "taken").write_text("a file")
+    read = []
+    monkeypatch.setattr(pp.pipeline, "check_inputs", lambda *a, **k: read.append(1))    # the first input read
+    for out, message in ((tmp_path / "taken", r"--out .*taken: .*taken is a file, not a folder"),
+                         (tmp_path / "taken" / "sub", r"--out .*sub: .*taken is a file, not a folder"),
+                         (Path("/proc/prospect-out/run"), r"--out /proc/prospect-out/run: cannot write in /proc")):
+        assert cli(["run", str(config), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert re.fullmatch(rf"error: {message}.*\n", err), err
+    assert read == [] and (tmp_path / "taken").read_text() == "a file"
 
 
 @pytest.mark.parametrize(("section", "message"), [
@@ -347,7 +413,7 @@ def test_scores_equal_scikit_learn_on_the_saved_map_model(tiny_run):
     assert row["f1"] == pytest.approx(f1_score(test.y, prob.argmax(1), average="macro"), abs=1e-6)
 
 
-def test_a_killed_run_resumes_to_the_same_tables(tiny_run, tmp_path, monkeypatch):
+def test_a_killed_run_resumes_to_the_same_tables(tiny_run, tmp_path, monkeypatch, capsys):
     config, whole = tiny_run
     from prospect.training import Trainer
 
@@ -362,8 +428,11 @@ def test_a_killed_run_resumes_to_the_same_tables(tiny_run, tmp_path, monkeypatch
 
     monkeypatch.setattr(Trainer, "_save", killed)
     out = tmp_path / "out"
-    with pytest.raises(KeyboardInterrupt):
-        cli(["run", str(config), "--out", str(out)])
+    capsys.readouterr()
+    assert cli(["run", str(config), "--out", str(out)]) == 130     # Ctrl-C: the shell's code, no traceback
+    err = capsys.readouterr().err
+    assert "the run stopped (interrupted); the same command with --resume continues it" in err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
     monkeypatch.setattr(Trainer, "_save", original)
     interrupted = out / "runs" / "mfaf_backbone-shufflenet_v2_dilations-1-6" / "seed1"
     assert (interrupted / "last.pt").exists() and not (interrupted / "metrics.json").exists()
@@ -379,14 +448,85 @@ def test_a_killed_run_resumes_to_the_same_tables(tiny_run, tmp_path, monkeypatch
     assert "This run was resumed: 2 model(s) were read back" in (out / "report.md").read_text()
 
 
-def test_resume_refuses_other_settings(tiny_run, capsys):
+def test_resume_refuses_other_settings_and_edited_inputs(tiny_run, tmp_path, capsys):
     config, out = tiny_run
     before = sorted(p.name for p in out.iterdir())
-    assert cli(["run", str(config), "--out", str(out), "--resume", "--epochs", "3"]) == 2
-    assert "was made with other settings (trainer differ)" in capsys.readouterr().err
     assert cli(["run", str(config), "--out", str(out), "--resume", "--quick"]) == 2
-    assert "(mode, trainer differ)" in capsys.readouterr().err
+    assert "was made with other settings (mode differ)" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == before
+    # what the run recorded: every input's SHA-256 and the stack's bands
+    import hashlib
+
+    recorded = json.loads((out / "config.json").read_text())
+    deposits = ROOT / "data_samples" / "qinhang" / "deposits.gpkg"
+    assert recorded["inputs"][str(deposits)] == hashlib.sha256(deposits.read_bytes()).hexdigest()
+    assert sorted(Path(p).name for p in recorded["inputs"]) == [
+        "deposits.gpkg", "faults.gpkg", "geology.gpkg", "magnetics.tif", "stream_sediments.csv", "study_area.gpkg",
+        "undiscovered.gpkg"]
+    with rasterio.open(out / "stack.tif") as src:
+        assert recorded["bands"] == list(src.descriptions)
+    # deposits edited in place after the run started: --resume names the file and writes nothing
+    edited = tmp_path / "deposits.gpkg"
+    shutil.copy(deposits, edited)
+    moved = _tiny(tmp_path, (str(deposits), str(edited)))
+    folder = tmp_path / "out"
+    shutil.copytree(out, folder)
+    record = json.loads((folder / "config.json").read_text())
+    record["sections"]["deposits"]["path"] = str(edited)
+    record["inputs"][str(edited)] = record["inputs"].pop(str(deposits))
+    (folder / "config.json").write_text(json.dumps(record))      # as if the run had been made on the copy
+    frame = gpd.read_file(edited)
+    frame.iloc[:-1].to_file(edited, driver="GPKG")                # one deposit deleted in place
+    listing = {p: p.stat().st_mtime_ns for p in folder.rglob("*")}
+    assert cli(["run", str(moved), "--out", str(folder), "--resume"]) == 2
+    assert re.search(r"--resume: input file\(s\) \['deposits.gpkg'\] changed since the run in .* started",
+                     capsys.readouterr().err)
+    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*")} == listing
+
+
+def test_resume_with_more_epochs_trains_on_to_a_longer_run(tiny_run, tmp_path, capsys):
+    config, out = tiny_run
+    longer = tmp_path / "longer"
+    shutil.copytree(out, longer)
+    assert cli(["run", str(config), "--out", str(longer), "--resume", "--epochs", "3"]) == 0
+    fresh = tmp_path / "fresh"
+    assert cli(["run", str(config), "--out", str(fresh), "--epochs", "3"]) == 0
+    resumed, started = pd.read_csv(longer / "experiments.csv"), pd.read_csv(fresh / "experiments.csv")
+    assert (resumed["epochs"] == 3).all() and (resumed["epochs_planned"] == 3).all()
+    pd.testing.assert_frame_equal(_without_time(resumed), _without_time(started))
+    assert "was trained for 2 epochs, now 3 are asked for" in (longer / "run.log").read_text()
+    assert json.loads((longer / "config.json").read_text())["sections"]["trainer"]["epochs"] == 3
+
+
+def test_every_file_a_run_writes_is_one_it_owns(tiny_run):
+    _, out = tiny_run
+    from prospect.pipeline.prospectivity import RUN_OUTPUTS
+
+    strays = [p.name for p in out.iterdir() if not any(p.match(pattern) for pattern in RUN_OUTPUTS)]
+    assert strays == []
+
+
+def test_overwrite_clears_the_previous_run_and_keeps_other_files(tiny_run, tmp_path):
+    config, out = tiny_run
+    folder = tmp_path / "out"
+    shutil.copytree(out, folder)
+    (folder / "notes.txt").write_text("my notes")
+    stale = folder / "runs" / "resnet18" / "seed0"
+    stale.mkdir(parents=True)
+    (stale / "metrics.json").write_text("{}")
+    assert (folder / "uncertainty.tif").exists() and (folder / "heldout.csv").exists()
+    # the same survey, now mapped by a tile model without the held-out stage: no uncertainty, no heldout.csv
+    other = _tiny(tmp_path, ("k = 3\n", "k = 0\n"),
+                  ('model_label = "MFAF-ShuffleNetV2"', 'model_label = "ShuffleNetV2"'), name="other.toml")
+    assert cli(["run", str(other), "--out", str(folder), "--overwrite"]) == 0
+    names = sorted(p.name for p in folder.iterdir())
+    assert "notes.txt" in names and (folder / "notes.txt").read_text() == "my notes"
+    for gone in ("uncertainty.tif", "heldout.csv", "heldout_deposits.csv", "folds.csv", "importance.csv"):
+        assert gone not in names
+    assert sorted(p.name for p in (folder / "runs").iterdir()) == ["mfaf_backbone-shufflenet_v2_dilations-1-6",
+                                                                   "shufflenet_v2"]
+    assert "resnet18" not in (folder / "report.md").read_text()
+    assert "kept what no run writes: notes.txt" in (folder / "run.log").read_text()
 
 
 def test_python_dash_m_prospect_is_the_command():

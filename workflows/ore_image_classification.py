@@ -29,6 +29,7 @@ from prospect._workflow import prepare_output, stage_logging
 from prospect.errors import ProspectError
 from prospect.pipeline.config import IMAGE_SECTIONS, load_config
 from prospect.pipeline.experiments import trainer_settings
+from prospect.pipeline.values import check_values
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = Path(__file__).resolve().with_name("ore_images.toml")
@@ -64,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         if unknown or not config["models"]:
             raise pp.errors.ConfigError(f"models {unknown or '(none)'} are unknown; valid: "
                                         f"{sorted(pp.imagery.list_classifiers())}")
-        settings = trainer_settings(config, int(config["study"].get("seed", 0)))  # checks the preset too
+        check_values(config)     # every value, the Trainer's settings and the device, before any work
+        settings = trainer_settings(config, int(config["study"].get("seed", 0)))
     except ProspectError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -169,6 +169,7 @@ class RunConfig:
     mode: str = "full"
     changes: list[str] = field(default_factory=list)
     schema: Mapping[str, Section] = field(default_factory=lambda: SECTIONS, repr=False)
+    origins: dict[str, str] = field(default_factory=dict)   # "section.key" -> what set it ("--quick", "--epochs")
 
     def __getitem__(self, name: str) -> Any:
         return self.sections.get(name, [] if self.schema[name].many else {})
@@ -180,6 +181,12 @@ class RunConfig:
         before = self.sections.setdefault(section, {}).get(key, "default")
         self.sections[section][key] = value
         self.changes.append(f"{dotted}: {before!r} -> {value!r} ({why})")
+        self.origins[dotted] = why
+
+    def origin(self, section: str, key: str) -> str:
+        """`` (set by --quick)`` and the like for a value that the file's main sections did not set, else ``""``."""
+        why = self.origins.get(f"{section}.{key}") or self.origins.get(section)
+        return f" (set by {why})" if why else ""
 
     def as_json(self) -> str:
         return json.dumps({"mode": self.mode, "sections": self.sections}, indent=2, sort_keys=True, default=str)
@@ -218,17 +225,19 @@ def load_config(path: str | os.PathLike, mode: str = "full", schema: Mapping[str
     if not isinstance(quick, dict):
         raise ConfigError(f"{path}: [quick] must be a table of overrides, got {quick!r}")
     _check_document(quick, f"{path} [quick]", schema, partial=True)
-    sections, changes = raw, []
+    sections, changes, origins = raw, [], {}
     if mode == "quick":
         for name, overrides in quick.items():
             if isinstance(overrides, list):  # [[quick.categorical]] and the like replace the whole list
                 changes.append(f"{name}: {len(sections.get(name, []))} table(s) -> {overrides!r} (--quick)")
                 sections[name] = overrides
+                origins[name] = "--quick"
                 continue
             for key, value in overrides.items():
                 before = sections.get(name, {}).get(key, "default")
                 sections.setdefault(name, {})[key] = value
                 changes.append(f"{name}.{key}: {before!r} -> {value!r} (--quick)")
+                origins[f"{name}.{key}"] = "--quick"
     for name, spec in schema.items():
         if spec.optional and name not in sections:
             continue
@@ -246,7 +255,7 @@ def load_config(path: str | os.PathLike, mode: str = "full", schema: Mapping[str
             row["dilation_scale"] = scale
         if rows:
             changes.append(f"experiments.dilation_scale: {scale!r} given to {len(rows)} MFAF row(s)")
-    return RunConfig(sections, path.resolve(), mode, changes, schema)
+    return RunConfig(sections, path.resolve(), mode, changes, schema, origins)
 
 
 def _check_document(document: Mapping[str, Any], where: str, schema: Mapping[str, Section],

@@ -8,6 +8,7 @@ the weights of its **last** epoch: the test tiles never pick an epoch. A run tha
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import re
@@ -103,15 +104,24 @@ def train_row(row: dict[str, Any], data: SeedTiles, config: Any, folder: Path, *
     from ``last.pt``. Checkpoints are removed once the run is scored; ``model.safetensors`` stays when
     ``keep_weights``.
     """
-    from prospect.training import Trainer, classification_metrics
+    from prospect.training import Trainer, classification_metrics, load_checkpoint
 
     done = folder / "metrics.json"
-    if resume and done.exists():
-        _tidy(folder, keep_weights)
-        return {**json.loads(done.read_text()), "read_back": True}
-    model = build_model(row, data.train.x.shape[1], data.seed)
     settings = trainer_settings(config, data.seed)
-    if resume and (folder / "last.pt").exists():
+    planned = int(settings.get("epochs", inspect.signature(Trainer).parameters["epochs"].default))
+    if resume and done.exists():
+        finished = json.loads(done.read_text())
+        if finished.get("epochs_planned", finished["epochs"]) == planned:
+            _tidy(folder, keep_weights)
+            return {**finished, "read_back": True}
+        log.info("  %s seed %d was trained for %d epochs, now %d are asked for: %s", folder.parent.name, data.seed,
+                 finished.get("epochs_planned", finished["epochs"]), planned,
+                 "trained on from its checkpoint" if (folder / "last.pt").exists() else
+                 "trained afresh (its checkpoint was removed; the result is the same as training on)")
+        done.unlink()
+    model = build_model(row, data.train.x.shape[1], data.seed)
+    last = folder / "last.pt"
+    if resume and last.exists() and int(load_checkpoint(last)["epoch"]) + 1 <= planned:
         trainer = Trainer.resume(folder, model, **settings)
         log.info("  resuming %s seed %d after epoch %d", folder.parent.name, data.seed, trainer.start_epoch)
     else:
@@ -124,7 +134,7 @@ def train_row(row: dict[str, Any], data: SeedTiles, config: Any, folder: Path, *
         one_hot = np.eye(probabilities.shape[1])[branch_vote(trainer.model, data.test)]
         votes = classification_metrics(data.test.y, one_hot)
         voted = {f"vote_{name}": _positive(votes[key]) for name, key in METRICS.items() if name != "auc"}
-    result = {"run": folder.parent.name, "seed": data.seed, "epochs": len(history),
+    result = {"run": folder.parent.name, "seed": data.seed, "epochs": len(history), "epochs_planned": planned,
               **{name: _positive(scores[key]) for name, key in METRICS.items()}, **voted,
               "precision": _positive(scores["precision"]), "test_tiles": scores["n"],
               "test_ore": int((data.test.y == 1).sum()), "seconds": float(history["seconds"].sum()),

@@ -33,8 +33,9 @@ from prospect.io import atomic_output
 from prospect.pipeline import experiments as exp
 from prospect.pipeline.config import RunConfig, select_rows
 from prospect.pipeline.heldout import chosen_rows, run_heldout
+from prospect.pipeline.values import check_values
 
-__all__ = ["Inputs", "check_inputs", "check_output", "run"]
+__all__ = ["Inputs", "check_inputs", "check_output", "run", "clear_run", "input_files", "RUN_OUTPUTS"]
 
 log = logging.getLogger("prospect.workflow")
 
@@ -69,6 +70,7 @@ def check_inputs(config: RunConfig) -> Inputs:
     experiments — all before any file is written. Geochemical transforms ([transform]), external
     rasters ([[raster]], warped onto the grid here) and the study area ([mask]) are prepared here too.
     """
+    check_values(config)     # every value of every section, before a file is read
     reading = dict(config["samples"])
     for section in ("samples", "grid"):
         if config[section].get("crs") is not None:
@@ -152,7 +154,10 @@ def planned_grid(config: RunConfig, samples: gpd.GeoDataFrame) -> Grid:
     if bounds is None:
         bounds = tuple(samples.total_bounds)
     options.setdefault("crs", samples.crs)
-    return Grid.from_bounds(bounds, **options)
+    try:
+        return Grid.from_bounds(bounds, **options)
+    except InputError as exc:
+        raise type(exc)(f"[grid] {exc}") from None
 
 
 def external_layers(body: dict[str, Any], grid: Grid) -> list[Any]:
@@ -188,8 +193,11 @@ def run(config: RunConfig, inputs: Inputs, out: str | Path, *, overwrite: bool =
 
     out = Path(out)
     replace = overwrite or resume
+    recorded = json.loads((out / "config.json").read_text()).get("bands") if resume and \
+        (out / "config.json").exists() else None
+    digests = checksums(config)
     with atomic_output(out / "config.json", overwrite=True) as tmp:
-        tmp.write_text(config.as_json())
+        tmp.write_text(_record(config, digests, **({"bands": recorded} if recorded else {})))
     results: dict[str, Any] = {"timings": {}, "changes": list(config.changes), "notes": list(inputs.notes)}
     title = config["report"].get("title", "prospectivity study")
     log.info("%s%s: %s mode, seeds %s", title, " on SYNTHETIC data" if config["report"].get("synthetic") else "",
@@ -236,10 +244,16 @@ def run(config: RunConfig, inputs: Inputs, out: str | Path, *, overwrite: bool =
     stack = layers.stack(*rasters, *inputs.rasters)
     if inputs.mask is not None:
         stack = layers.apply_mask(stack, inputs.mask)
+    bands = [str(b) for b in stack["band"].values]
+    if recorded is not None and recorded != bands:
+        raise InputError(f"--resume: the stack's bands are now {bands}, the run in {out} was made with {recorded}; "
+                         "its models belong to the old stack. Start afresh with --overwrite")
+    with atomic_output(out / "config.json", overwrite=True) as tmp:
+        tmp.write_text(_record(config, digests, bands=bands))
     valid = float(np.isfinite(stack.values).all(axis=0).mean())
     area = "" if inputs.mask is None else f"; study area {100 * inputs.mask.attrs['area_fraction']:.1f} % of the grid"
     io.write_geotiff(stack, out / "stack.tif", overwrite=replace)
-    results.update(grid=grid, bands=[str(b) for b in stack["band"].values], valid_fraction=valid)
+    results.update(grid=grid, bands=bands, valid_fraction=valid)
     results["timings"]["2 evidence layers"] = time.perf_counter() - started
     log.info("2 evidence layers: %d bands (%s) on a %d x %d grid of %g m -> stack.tif; %.1f %% of the cells hold "
              "every band (IDW up to %s m from a sample%s) (%.1f s)", stack.sizes["band"], ", ".join(results["bands"]),
@@ -400,15 +414,79 @@ def _tile_map(config: RunConfig, stack: Any, data: exp.SeedTiles, row: dict[str,
     return predicted if mfaf else (predicted, None)
 
 
-def check_output(config: RunConfig, out: str | Path, *, overwrite: bool = False, resume: bool = False) -> None:
-    """Refuse a non-empty ``out`` unless ``overwrite``; with ``resume``, require the run in it to match ``config``.
+# Everything a run writes into its folder (glob patterns); --overwrite clears these and leaves anything else.
+RUN_OUTPUTS = ("config.json", "run.log", "report.md", "screening.csv", "screening_*.png", "elements", "stack.tif",
+               "tiles.csv", "tiles_train.npz", "tiles_test.npz", "runs", "experiments.csv", "tables.csv",
+               "experiments.png", "folds.csv", "heldout.csv", "heldout_deposits.csv", "heldout_rate.png",
+               "importance.csv", "prospectivity.tif", "prospectivity.qml", "uncertainty.tif", "uncertainty.qml",
+               "targets.gpkg", "evaluation.csv", "map.png", "rate_curves.png", "prediction_area.png",
+               "*.tif.aux.xml", ".*.part*")
+RESUMABLE = (("trainer", "epochs"),)   # settings a resumed run may change (it trains on, or afresh)
 
-    A run records itself in ``out/config.json`` (the file after the mode's and the command line's
-    changes), so a resumed run is the run that was started, not a similar one.
+
+def input_files(config: RunConfig) -> list[Path]:
+    """Every file the run reads: the survey, vector layers (a shapefile with its side files) and rasters."""
+    files: list[Path] = []
+    for name in ("samples", "deposits", "undiscovered", "categorical", "distance", "raster", "mask"):
+        for body in config[name] if isinstance(config[name], list) else [config[name]]:
+            path = body.get("path", body.get("source"))
+            if not isinstance(path, str):
+                continue
+            path = Path(path)
+            sides = sorted(path.parent.glob(f"{path.stem}.*")) if path.suffix.lower() == ".shp" else [path]
+            files += [side for side in sides if side.is_file() and side not in files]
+    return files
+
+
+def checksums(config: RunConfig) -> dict[str, str]:
+    """SHA-256 of every input file, by path (recorded in ``config.json`` so ``--resume`` can tell an edit)."""
+    import hashlib
+
+    digests = {}
+    for path in input_files(config):
+        with path.open("rb") as handle:
+            digests[str(path)] = hashlib.file_digest(handle, "sha256").hexdigest()
+    return digests
+
+
+def _record(config: RunConfig, digests: dict[str, str], **extra: Any) -> str:
+    """``config.json``: the run as resolved (mode, sections), its inputs' checksums and what ``extra`` adds."""
+    return json.dumps({**json.loads(config.as_json()), "inputs": digests, **extra}, indent=2, sort_keys=True,
+                      default=str)
+
+
+def writable_folder(out: Path) -> str | None:
+    """Why ``out`` cannot be (made into) a folder this process writes to, or None."""
+    probe = out
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"--out {out}: {probe} is a file, not a folder; choose a folder"
+    try:
+        import tempfile
+
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        return f"--out {out}: cannot write in {probe} ({exc.strerror or exc}); choose a folder you can write to"
+    return None
+
+
+def check_output(config: RunConfig, out: str | Path, *, overwrite: bool = False, resume: bool = False) -> None:
+    """Refuse an ``out`` that cannot take this run; with ``resume``, require the run in it to be this one.
+
+    ``out`` must be a folder this process can write to (or be creatable); a non-empty one needs
+    ``overwrite``. A run records itself in ``out/config.json``: the file after the mode's and the
+    command line's changes, and the SHA-256 of every input file. ``resume`` refuses other settings
+    (except ``[trainer] epochs``: a resumed run may train longer or shorter) and an input file that
+    changed since, naming it. Nothing is read but ``config.json`` and the input files' bytes.
     """
     from prospect._workflow import output_problem
 
     out = Path(out)
+    problem = writable_folder(out)
+    if problem:
+        raise InputError(problem)
     if not resume:
         problem = output_problem(out, overwrite)
         if problem:
@@ -418,9 +496,39 @@ def check_output(config: RunConfig, out: str | Path, *, overwrite: bool = False,
     if not previous.exists():
         raise InputError(f"--resume: {out} holds no run to resume (no config.json); start it without --resume")
     before, now = json.loads(previous.read_text()), json.loads(config.as_json())
+    for section, key in RESUMABLE:
+        for record in (before, now):
+            record["sections"].get(section, {}).pop(key, None)
     changed = (["mode"] if before["mode"] != now["mode"] else []) + sorted(
         name for name in set(before["sections"]) | set(now["sections"])
         if before["sections"].get(name) != now["sections"].get(name))
     if changed:
         raise InputError(f"--resume: the run in {out} was made with other settings ({', '.join(changed)} differ); "
-                         "resume with the same config, mode and options, or start afresh")
+                         "resume with the same config, mode and options (only --epochs may change), or start afresh")
+    recorded, current = before.get("inputs", {}), checksums(config)
+    edited = sorted(Path(p).name for p in set(recorded) | set(current) if recorded.get(p) != current.get(p))
+    if edited:
+        raise InputError(f"--resume: input file(s) {edited} changed since the run in {out} started (their SHA-256 "
+                         "differs from config.json): its models and tables belong to the old inputs. Start afresh "
+                         "with --overwrite")
+
+
+def clear_run(out: Path) -> list[str]:
+    """Remove what a previous run wrote in ``out`` (:data:`RUN_OUTPUTS`), so the folder holds one run.
+
+    Only a folder holding a run (its ``config.json``) is cleared; anything else in it is left and
+    returned (by name), for the log.
+    """
+    import shutil
+
+    if not (out / "config.json").is_file():
+        return []
+    kept = []
+    for entry in sorted(out.iterdir()):
+        if not any(entry.match(pattern) for pattern in RUN_OUTPUTS):
+            kept.append(entry.name)
+        elif entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    return kept
