@@ -2,6 +2,7 @@
 
     prospect run workflows/qinhang.toml --quick --out out/qinhang     # the case study, about 8 min on 2 cores
     prospect run my_survey.toml --out out/mine --resume                # continue a run that was killed
+    prospect run my_survey.toml --out out/mine --resume --epochs 50    # ... or train its models longer
     prospect check my_survey.toml                                      # read and check the inputs only
     prospect keys                                                      # every config section and its keys
 """
@@ -31,10 +32,12 @@ def _parser() -> argparse.ArgumentParser:
         mode.add_argument("--full", action="store_true", help="the file as written (the default)")
     run.add_argument("--out", type=Path, default=None, help="output folder (default out/<config name>)")
     existing = run.add_mutually_exclusive_group()
-    existing.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
+    existing.add_argument("--overwrite", action="store_true",
+                          help="replace the run in --out (its files are removed once the inputs pass their checks; "
+                               "other files stay)")
     existing.add_argument("--resume", action="store_true",
                           help="continue the run in --out: finished models are kept, an interrupted one continues "
-                               "from its checkpoint")
+                               "from its checkpoint; with --epochs, models train on to the new count")
     run.add_argument("--seed", type=int, default=None,
                      help="first seed (the file's seeds are shifted to start here; default: as in the file)")
     run.add_argument("--epochs", type=int, default=None, help="training epochs of every model ([trainer] epochs)")

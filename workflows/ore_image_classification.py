@@ -75,7 +75,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     with stage_logging(args.out / "run.log"):
-        return _run(config, settings, args.out, args.overwrite)
+        try:
+            return _run(config, settings, args.out, args.overwrite)
+        except ProspectError as exc:      # e.g. a loss that stopped being a number: one line, no traceback
+            log.error("error: %s", exc)
+            return 2
+        except KeyboardInterrupt:
+            log.error("the run stopped (interrupted)")
+            return 130
 
 
 def _run(config, settings: dict, out: Path, overwrite: bool) -> int:
