@@ -119,7 +119,9 @@ def _check_finite(data: Any, argument: str) -> None:
     x = getattr(data, "x", None)
     if not isinstance(x, np.ndarray) or x.ndim != 4:
         return
-    bad = ~np.isfinite(x).all(axis=(2, 3))
+    step = max(1, 2**24 // max(1, x[0].size))          # about 16 M values at a time: no copy of the whole set
+    bad = np.concatenate([~np.isfinite(x[i:i + step]).all(axis=(2, 3)) for i in range(0, len(x), step)]) \
+        if len(x) else np.zeros((0, 0), bool)
     if bad.any():
         tile, band = (int(i) for i in np.argwhere(bad)[0])
         names = getattr(data, "band", None)
