@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -193,8 +194,8 @@ def run(config: RunConfig, inputs: Inputs, out: str | Path, *, overwrite: bool =
 
     out = Path(out)
     replace = overwrite or resume
-    recorded = json.loads((out / "config.json").read_text()).get("bands") if resume and \
-        (out / "config.json").exists() else None
+    previous = out / "config.json"
+    recorded = json.loads(previous.read_text()).get("bands") if resume and previous.exists() else None
     digests = checksums(config)
     with atomic_output(out / "config.json", overwrite=True) as tmp:
         tmp.write_text(_record(config, digests, **({"bands": recorded} if recorded else {})))
@@ -463,8 +464,6 @@ def writable_folder(out: Path) -> str | None:
     if not probe.is_dir():
         return f"--out {out}: {probe} is a file, not a folder; choose a folder"
     try:
-        import tempfile
-
         with tempfile.TemporaryFile(dir=probe):
             pass
     except OSError as exc:
