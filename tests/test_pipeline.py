@@ -160,6 +160,12 @@ def test_input_problems_are_found_before_any_work(tmp_path, capsys, old, new, er
     ("k = 3\n", "k = 1\n", r"\[heldout\] k=1; valid: a whole number of folds ≥ 2, or 0 to turn the stage off"),
     ("area_fraction = 0.1", "area_fraction = 10", r"\[targets\] area_fraction=10; valid: a fraction in \(0, 1\]"),
     ("stride = 16", 'stride = 16\ndevice = "gpu"', r"\[map\] device: device='gpu'; valid: 'auto', 'cpu'"),
+    ("dilations = [1, 6]", 'dilations = "1,6"', r"\[experiments\] models #1 \(MFAF-ShuffleNetV2\): dilations='1,6'; "
+                                                r"valid: a name of \['rate1'"),
+    ("dilations = [1, 6]", "dilations = [1, 6]\naux_weight = -0.4",
+     r"models #1 .*: aux_weight=-0.4; valid: a number ≥ 0"),
+    ('backbone = "shufflenet_v2"', 'backbone = "resnet50"',
+     r"models #1 .*: backbone='resnet50'; valid: one of 'resnet18', 'shufflenet_v2'"),
     ("[quick.trainer]\nepochs = 1", "[quick.trainer]\nepochs = -1",
      r"\[trainer\] \(set by --quick\): epochs=-1 must be a whole number of at least 1"),
 ])

@@ -224,6 +224,8 @@ def check_values(config: Any) -> None:
                 rule = RANGES.get(name, {}).get(key)
                 if rule is not None and value is not None and not rule[0](value):
                     raise ConfigError(f"{where} {key}={value!r}{config.origin(name, key)}; valid: {rule[1]}")
+    if "experiments" in config.schema:
+        _check_model_rows(config)
     if "trainer" in config.schema:
         _check_trainers(config)
     for name in ("map", "heldout", "idw"):
@@ -241,6 +243,36 @@ def _device(device: Any, where: str, origin: str, cuda_only: bool = False) -> No
         idw_device(device) if cuda_only else check_device(device, "device")
     except InputError as exc:
         raise ConfigError(f"{where}{origin}: {exc}") from None
+
+
+MFAF_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "aux_weight": NOT_NEGATIVE, "dilation_scale": POSITIVE, "width": _whole(1), "reduction": _whole(1)}
+
+
+def _check_model_rows(config: Any) -> None:
+    """MFAF's options in ``[[experiments.models]]`` rows, against :class:`prospect.models.MFAF`'s signature."""
+    from prospect.models import MFAF
+    from prospect.models.mfaf import DILATION_SETS
+
+    hints = annotations(MFAF)
+    for number, row in enumerate(config.models, 1):
+        if row.get("name") != "mfaf":
+            continue
+        where = f"[experiments] models #{number} ({row.get('label')})"
+        for key, value in row.items():
+            if key not in hints or key == "pretrained":
+                continue
+            if not conforms(value, hints[key]):
+                raise ConfigError(f"{where}: {key}={value!r}; valid: {describe(hints[key])} ({key} of "
+                                  "prospect.models.MFAF)")
+            rule = MFAF_RANGES.get(key)
+            if rule is not None and value is not None and not rule[0](value):
+                raise ConfigError(f"{where}: {key}={value!r}; valid: {rule[1]}")
+        dilations = row.get("dilations")
+        if isinstance(dilations, str) and dilations not in DILATION_SETS or \
+                isinstance(dilations, list) and not all(rate >= 1 for rate in dilations):
+            raise ConfigError(f"{where}: dilations={dilations!r}; valid: a name of {sorted(DILATION_SETS)} or a list "
+                              "of rates ≥ 1")
 
 
 def _check_trainers(config: Any) -> None:
