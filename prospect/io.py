@@ -46,14 +46,8 @@ def _existing(path: str | os.PathLike, argument: str = "path") -> Path:
     return path
 
 
-def _file_mode() -> int:
-    """The mode a new file gets here (0o666 less the umask), read once."""
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-_FILE_MODE = _file_mode()
+_UMASK = os.umask(0o022)   # read once (setting it back at once): a new file's mode is 0o666 less the umask
+os.umask(_UMASK)
 
 
 @contextlib.contextmanager
@@ -75,7 +69,7 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
     try:
         yield tmp_path
         if tmp_path.is_file():   # some writers (safetensors) create 0600 files: every output gets the same mode
-            os.chmod(tmp_path, _FILE_MODE)
+            os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -464,8 +458,7 @@ def write_geotiff(
 
     grid = Grid.from_dataarray(da)
     da = _as_bands(da)
-    if style is None:
-        style = da.sizes["band"] == 1 and da.attrs.get("kind") == "probability"
+    style = da.sizes["band"] == 1 and da.attrs.get("kind") == "probability" if style is None else style
     for target in (Path(path), *([Path(path).with_suffix(".qml")] if style else [])):   # every path, before writing
         if target.exists() and not overwrite:
             raise OutputExistsError(f"{str(target)!r} exists; pass overwrite=True to replace it")
