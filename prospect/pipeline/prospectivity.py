@@ -445,8 +445,11 @@ def checksums(config: RunConfig) -> dict[str, str]:
 
     digests = {}
     for path in input_files(config):
-        with path.open("rb") as handle:
-            digests[str(path)] = hashlib.file_digest(handle, "sha256").hexdigest()
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:     # in 1 MiB blocks (hashlib.file_digest needs Python 3.11)
+            for block in iter(lambda: handle.read(2**20), b""):   # noqa: B023 (used at once, in this loop)
+                digest.update(block)
+        digests[str(path)] = digest.hexdigest()
     return digests
 
 
