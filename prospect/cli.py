@@ -17,6 +17,7 @@ from pathlib import Path
 from prospect.errors import ProspectError
 
 log = logging.getLogger("prospect.workflow")
+INTERRUPTED = 130   # the shell's code for a command stopped by Ctrl-C (128 + SIGINT)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,9 +62,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:          # before the run started: nothing to resume
         print("interrupted; nothing was written", file=sys.stderr)
         return INTERRUPTED
-
-
-INTERRUPTED = 130   # the shell's code for a command stopped by Ctrl-C (128 + SIGINT)
 
 
 def _load(args: argparse.Namespace):

@@ -26,6 +26,7 @@ import torch
 
 import prospect as pp
 from prospect._workflow import prepare_output, stage_logging
+from prospect.cli import INTERRUPTED
 from prospect.errors import ProspectError
 from prospect.pipeline.config import IMAGE_SECTIONS, load_config
 from prospect.pipeline.experiments import trainer_settings
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         except KeyboardInterrupt:
             log.error("the run stopped (interrupted)")
-            return 130
+            return INTERRUPTED
 
 
 def _run(config, settings: dict, out: Path, overwrite: bool) -> int:

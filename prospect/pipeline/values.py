@@ -164,14 +164,20 @@ FRACTION_CLOSED = _number(lambda v: 0 <= v <= 1, "a fraction in [0, 1]")
 UP_TO_ONE = _number(lambda v: 0 < v <= 1, "a fraction in (0, 1]")
 FINITE = _number(lambda v: True, "a finite number")
 
+
+def _or_word(word: str, rule: tuple[Callable[[Any], bool], str]) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: v == word or (not isinstance(v, str) and rule[0](v))), f"{rule[1]}, or {word!r}"
+
+
 # What annotations cannot say; each rule is the check the call itself makes.
 RANGES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
     "samples": {"coord_scale": POSITIVE, "bdl_factor": UP_TO_ONE},
-    "transform": {"bdl_factor": UP_TO_ONE},
+    "transform": {"bdl_factor": UP_TO_ONE, "zero": _or_word("half_min", POSITIVE)},
     "screening": {"radius": POSITIVE, "alpha": FRACTION_OPEN, "buffer": NOT_NEGATIVE, "folds": _whole(2)},
     "grid": {"resolution": POSITIVE, "shape": (lambda v: all(isinstance(n, int) and n >= 1 for n in v),
                                                "two whole numbers ≥ 1 (rows, cols)")},
-    "idw": {"power": POSITIVE, "k": _whole(1), "radius": POSITIVE, "min_points": _whole(1), "chunk": _whole(1)},
+    "idw": {"power": POSITIVE, "k": _whole(1), "radius": POSITIVE, "min_points": _whole(1), "chunk": _whole(1),
+            "max_distance": _or_word("auto", POSITIVE)},
     "distance": {"chunk": _whole(1)},
     "mask": {"buffer": FINITE},
     "tiles": {"size": _whole(1), "stride": _whole(1), "min_valid": FRACTION_CLOSED, "center": _whole(1)},
@@ -190,13 +196,6 @@ RANGES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
 _SPECIAL = {("idw", "elements")}   # checked when the file is read (prospect.pipeline.config)
 
 
-def _or_word(word: str, rule: tuple[Callable[[Any], bool], str]) -> tuple[Callable[[Any], bool], str]:
-    return (lambda v: v == word or (not isinstance(v, str) and rule[0](v))), f"{rule[1]}, or {word!r}"
-
-
-RANGES["idw"]["max_distance"] = _or_word("auto", POSITIVE)
-RANGES["transform"]["zero"] = _or_word("half_min", POSITIVE)
-
 
 def check_values(config: Any) -> None:
     """Check every value of ``config`` (a :class:`~prospect.pipeline.config.RunConfig`) before any work.
@@ -207,23 +206,18 @@ def check_values(config: Any) -> None:
     from prospect.pipeline.config import _resolve
 
     for name, spec in config.schema.items():
+        hints: dict[str, tuple[Any, str]] = {}
+        for call in spec.calls:
+            for key, annotation in annotations(_resolve(call)).items():
+                hints.setdefault(key, (annotation, call))
         bodies = config[name] if spec.many else [config[name]]
         for number, body in enumerate(bodies, 1):
             where = f"[{name}]" + (f" #{number}" if spec.many else "")
-            hints: dict[str, tuple[Any, str]] = {}
-            for call in spec.calls:
-                for key, annotation in annotations(_resolve(call)).items():
-                    hints.setdefault(key, (annotation, call))
             for key, value in body.items():
-                if key not in hints or (name, key) in _SPECIAL:
-                    continue
-                annotation, call = hints[key]
-                if not conforms(value, annotation):
-                    raise ConfigError(f"{where} {key}={value!r}{config.origin(name, key)}; valid: "
-                                      f"{describe(annotation)} ({key} of {call})")
-                rule = RANGES.get(name, {}).get(key)
-                if rule is not None and value is not None and not rule[0](value):
-                    raise ConfigError(f"{where} {key}={value!r}{config.origin(name, key)}; valid: {rule[1]}")
+                if key in hints and (name, key) not in _SPECIAL:
+                    annotation, call = hints[key]
+                    _check_value(f"{where} {key}={value!r}{config.origin(name, key)}", value, annotation, f"{key} of "
+                                 f"{call}", RANGES.get(name, {}).get(key))
     if "experiments" in config.schema:
         _check_model_rows(config)
     if "trainer" in config.schema:
@@ -232,6 +226,15 @@ def check_values(config: Any) -> None:
         device = config[name].get("device") if name in config.schema else None
         if device is not None:
             _device(device, f"[{name}] device", config.origin(name, "device"), cuda_only=name == "idw")
+
+
+def _check_value(what: str, value: Any, annotation: Any, owner: str,
+                 rule: tuple[Callable[[Any], bool], str] | None = None) -> None:
+    """Refuse ``value`` (described by ``what``) when it does not fit ``annotation`` or ``rule``."""
+    if not conforms(value, annotation):
+        raise ConfigError(f"{what}; valid: {describe(annotation)} ({owner})")
+    if rule is not None and value is not None and not rule[0](value):
+        raise ConfigError(f"{what}; valid: {rule[1]}")
 
 
 def _device(device: Any, where: str, origin: str, cuda_only: bool = False) -> None:
@@ -260,14 +263,9 @@ def _check_model_rows(config: Any) -> None:
             continue
         where = f"[experiments] models #{number} ({row.get('label')})"
         for key, value in row.items():
-            if key not in hints or key == "pretrained":
-                continue
-            if not conforms(value, hints[key]):
-                raise ConfigError(f"{where}: {key}={value!r}; valid: {describe(hints[key])} ({key} of "
-                                  "prospect.models.MFAF)")
-            rule = MFAF_RANGES.get(key)
-            if rule is not None and value is not None and not rule[0](value):
-                raise ConfigError(f"{where}: {key}={value!r}; valid: {rule[1]}")
+            if key in hints and key != "pretrained":
+                _check_value(f"{where}: {key}={value!r}", value, hints[key], f"{key} of prospect.models.MFAF",
+                             MFAF_RANGES.get(key))
         dilations = row.get("dilations")
         if isinstance(dilations, str) and dilations not in DILATION_SETS or \
                 isinstance(dilations, list) and not all(rate >= 1 for rate in dilations):
@@ -277,7 +275,7 @@ def _check_model_rows(config: Any) -> None:
 
 def _check_trainers(config: Any) -> None:
     from prospect.pipeline.experiments import trainer_settings
-    from prospect.training import PRESETS, check_options
+    from prospect.training import PRESETS, Trainer, check_options
     from prospect.validation import NETWORK_TRAINING
 
     preset = config["trainer"].get("preset")
@@ -296,23 +294,14 @@ def _check_trainers(config: Any) -> None:
     if not isinstance(nested, dict):
         raise ConfigError(f"[heldout] trainer={nested!r}; valid: a table of Trainer settings, e.g. "
                           "trainer = { epochs = 20 }")
-    valid = [k for k in annotations(_resolve_trainer()) if k not in ("self", "model", "loss", "out_dir", "seed",
-                                                                     "overwrite", "device")]
+    hints = annotations(Trainer)
+    valid = [k for k in hints if k not in ("self", "model", "loss", "out_dir", "seed", "overwrite", "device")]
     unknown = sorted(set(nested) - set(valid))
     if unknown:
         raise ConfigError(f"[heldout] trainer: unknown key(s) {unknown}; valid: {valid}")
-    hints = annotations(_resolve_trainer())
     for key, value in nested.items():
-        if not conforms(value, hints[key]):
-            raise ConfigError(f"[heldout] trainer {key}={value!r}; valid: {describe(hints[key])} "
-                              "(prospect.training.Trainer)")
+        _check_value(f"[heldout] trainer {key}={value!r}", value, hints[key], "prospect.training.Trainer")
     try:
         check_options({**NETWORK_TRAINING, **nested})
     except InputError as exc:
         raise ConfigError(f"[heldout] trainer: {exc}") from None
-
-
-def _resolve_trainer() -> Any:
-    from prospect.training import Trainer
-
-    return Trainer
