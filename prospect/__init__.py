@@ -20,7 +20,8 @@ __all__ = ["Grid", "__version__"]
 
 # Every room of the package (see DESIGN.md); each is imported when first touched.
 _ROOMS = ("errors", "grid", "io", "geochem", "screening", "interpolate", "layers", "tiles", "folds", "sampling",
-          "baselines", "models", "training", "mapping", "evaluation", "validation", "imagery", "datasets", "pipeline")
+          "baselines", "models", "training", "mapping", "evaluation", "validation", "imagery", "datasets", "pipeline",
+          "qgis")
 
 
 def __getattr__(name: str) -> Any:

@@ -9,13 +9,14 @@ dropped from the denominator.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from prospect._stats import binary_auc
-from prospect.errors import InputError
+from prospect.errors import GridMismatchError, InputError
 from prospect.grid import Grid
 from prospect.layers import deposit_pixels
 
@@ -209,7 +210,9 @@ def _prediction_area(curve: pd.DataFrame) -> pd.DataFrame:
                           "occupied_area": curve["area_fraction"].iloc[1:].to_numpy()})
     gap = table["prediction_rate"] - (1 - table["occupied_area"])
     crossing = int(np.argmax(gap.to_numpy() >= 0))
-    rate = float(table["prediction_rate"].iloc[crossing])
+    # The prediction rate jumps at each deposit's cell while the area curve moves a cell at a time, so the curves
+    # meet on the area curve: its value there is the crossing, not the top of the jump that overshoots it.
+    rate = float(1 - table["occupied_area"].iloc[crossing])
     table.attrs.update({k: v for k, v in curve.attrs.items() if k != "auc"},
                        intersection_threshold=float(table["threshold"].iloc[crossing]), intersection_rate=rate,
                        normalized_density=float(rate / max(1 - rate, 1e-12)))
@@ -240,7 +243,8 @@ def deposit_coverage(prob: xr.DataArray, deposits: gpd.GeoDataFrame, area_fracti
 
 
 def targets(prob: xr.DataArray, threshold: float | None = None, area_fraction: float | None = None,
-            min_area: float = 0.0, deposits: gpd.GeoDataFrame | None = None) -> gpd.GeoDataFrame:
+            min_area: float = 0.0, deposits: gpd.GeoDataFrame | None = None,
+            uncertainty: xr.DataArray | None = None) -> gpd.GeoDataFrame:
     """Target areas: connected cells at or above a threshold, as ranked polygons.
 
     Parameters
@@ -252,13 +256,17 @@ def targets(prob: xr.DataArray, threshold: float | None = None, area_fraction: f
         Drop targets smaller than this (CRS units², e.g. m²).
     deposits : GeoDataFrame, optional
         Known deposits, counted per target (``n_deposits``).
+    uncertainty : DataArray (y, x), optional
+        A raster on the same grid (e.g. the spread of fold models' maps), averaged per
+        target (``mean_uncertainty``).
 
     Returns
     -------
-    GeoDataFrame with ``rank`` (1 = highest maximum probability), ``area``,
-    ``max_probability``, ``mean_probability`` (and ``n_deposits``), in the map's
-    CRS. Cells touching at corners belong to one target. Write it with
-    ``gdf.to_file("targets.gpkg")``.
+    GeoDataFrame with ``rank`` (1 = highest maximum probability), ``area`` (CRS
+    units²), ``area_km2`` (for a CRS in metres), ``centroid_x``, ``centroid_y``,
+    ``max_probability``, ``mean_probability`` (and ``n_deposits``,
+    ``mean_uncertainty``), in the map's CRS. Cells touching at corners belong to one
+    target. Write it with ``gdf.to_file("targets.gpkg")``.
     """
     import geopandas as gpd
     import rasterio.features
@@ -266,10 +274,15 @@ def targets(prob: xr.DataArray, threshold: float | None = None, area_fraction: f
     from shapely.geometry import shape
 
     values, grid = _surface(prob)
+    spread = None
+    if uncertainty is not None:
+        spread, other = _surface(uncertainty)
+        if other != grid:
+            raise GridMismatchError(f"uncertainty is on {other}, the map on {grid}; give both on one grid")
     cut = _threshold_for(values, threshold, area_fraction)
     mask = np.isfinite(values) & (values >= cut)
     labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
-    columns = ["rank", "area", "max_probability", "mean_probability"]
+    columns = ["rank", "area", "area_km2", "centroid_x", "centroid_y", "max_probability", "mean_probability"]
     if count == 0:
         return gpd.GeoDataFrame({c: [] for c in columns}, geometry=[], crs=grid.crs)
     index = np.arange(1, count + 1)
@@ -285,8 +298,15 @@ def targets(prob: xr.DataArray, threshold: float | None = None, area_fraction: f
 
     frame = gpd.GeoDataFrame({"area": areas, "max_probability": maxima, "mean_probability": means},
                              geometry=[unary_union(geometries[i]) for i in index], crs=grid.crs)
+    if spread is not None:
+        frame["mean_uncertainty"] = ndimage.mean(np.nan_to_num(spread), labels, index)
     frame = frame[frame["area"] >= min_area].sort_values(["max_probability", "area"], ascending=False)
     frame.insert(0, "rank", np.arange(1, len(frame) + 1))
+    if grid.crs.axis_info and grid.crs.axis_info[0].unit_name in ("metre", "meter"):
+        frame.insert(2, "area_km2", frame["area"] / 1e6)
+    centres = frame.geometry.centroid
+    frame.insert(3, "centroid_x", centres.x)
+    frame.insert(4, "centroid_y", centres.y)
     if deposits is not None:
         points = deposits.to_crs(grid.crs) if deposits.crs != grid.crs else deposits
         joined = gpd.sjoin(points[[points.geometry.name]], frame[["rank", "geometry"]], predicate="within")
@@ -312,23 +332,71 @@ def evaluate_map(prob: xr.DataArray, deposits: gpd.GeoDataFrame, area_fraction: 
 
 
 def plot_map(prob: xr.DataArray, deposits: gpd.GeoDataFrame | None = None, target_areas: Any = None,
-             geology: gpd.GeoDataFrame | None = None, title: str = "Prospectivity", ax: Any = None) -> Figure:
-    """The probability map with deposits, target outlines and geology boundaries on top."""
+             geology: gpd.GeoDataFrame | None = None, title: str = "Prospectivity", ax: Any = None,
+             faults: gpd.GeoDataFrame | None = None, undiscovered: gpd.GeoDataFrame | None = None,
+             fractions: Sequence[float] = (0.05, 0.1, 0.2)) -> Figure:
+    """The probability map with target outlines (numbered by rank), deposits, faults and geology on top.
+
+    The colours span the map's own range, and the colour bar marks the probabilities above which lie the top
+    ``fractions`` of the valid area ("top 5 %", ...). Every layer drawn has a legend entry; the axes carry plain
+    coordinates with the CRS named.
+    """
+    from matplotlib.lines import Line2D
+    from matplotlib.patheffects import withStroke
+    from matplotlib.ticker import ScalarFormatter
+
     from prospect._plot import figure_and_axes
 
     values, grid = _surface(prob)
-    fig, ax = figure_and_axes(ax, (7, 6))
+    fig, ax = figure_and_axes(ax, (8.2, 7))
     xmin, ymin, xmax, ymax = grid.bounds
-    image = ax.imshow(values, extent=(xmin, xmax, ymin, ymax), cmap="magma", vmin=0, vmax=1, origin="upper")
-    fig.colorbar(image, ax=ax, label="ore probability", shrink=0.8)
+    finite = values[np.isfinite(values)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    high = high if high > low else low + 1e-6
+    image = ax.imshow(values, extent=(xmin, xmax, ymin, ymax), cmap="magma", vmin=low, vmax=high, origin="upper",
+                      interpolation="nearest")
+    bar = fig.colorbar(image, ax=ax, label="ore probability (colours span the map's range)", shrink=0.8)
+    bar.ax.yaxis.set_major_formatter(ScalarFormatter(useOffset=False))
+    if finite.size:    # the share of the area above: read off the left of the colour bar
+        cuts = [_threshold_for(finite, None, fraction) for fraction in fractions]
+        for cut in cuts:
+            bar.ax.axhline(cut, color="cyan", linewidth=1)
+        area = bar.ax.secondary_yaxis("left")
+        area.set_yticks(cuts, [f"top {100 * fraction:g} %" for fraction in fractions], fontsize=7)
+    handles = []
+    crs = grid.crs
     if geology is not None:
-        geology.to_crs(grid.crs).boundary.plot(ax=ax, color="white", linewidth=0.4, alpha=0.6)
+        geology.to_crs(crs).boundary.plot(ax=ax, color="white", linewidth=0.4, alpha=0.6)
+        handles.append(Line2D([], [], color="#999999", linewidth=0.8, label="geological boundaries"))
+    if faults is not None:
+        faults.to_crs(crs).plot(ax=ax, color="#bbbbbb", linewidth=0.9, linestyle="--")
+        handles.append(Line2D([], [], color="#bbbbbb", linewidth=0.9, linestyle="--", label="faults"))
     if target_areas is not None and len(target_areas):
-        target_areas.to_crs(grid.crs).boundary.plot(ax=ax, color="cyan", linewidth=0.8)
+        shown = target_areas.to_crs(crs)
+        shown.boundary.plot(ax=ax, color="cyan", linewidth=0.9)
+        if "rank" in shown:
+            for rank, point in zip(shown["rank"], shown.geometry.representative_point(), strict=True):
+                ax.annotate(str(rank), (point.x, point.y), color="cyan", fontsize=7, fontweight="bold",
+                            ha="center", va="center", path_effects=[withStroke(linewidth=2, foreground="black")])
+        handles.append(Line2D([], [], color="cyan", linewidth=1.2, label="target areas (rank)"))
     if deposits is not None:
-        deposits.to_crs(grid.crs).plot(ax=ax, color="lime", edgecolor="black", markersize=18, label="deposits")
-        ax.legend(loc="lower right")
-    ax.set(title=title, xlim=(xmin, xmax), ylim=(ymin, ymax))
+        deposits.to_crs(crs).plot(ax=ax, color="lime", edgecolor="black", markersize=18)
+        handles.append(Line2D([], [], marker="o", linestyle="", markerfacecolor="lime", markeredgecolor="black",
+                              label="known deposits"))
+    if undiscovered is not None:
+        undiscovered.to_crs(crs).plot(ax=ax, color="white", edgecolor="black", marker="*", markersize=70)
+        handles.append(Line2D([], [], marker="*", markersize=10, linestyle="", markerfacecolor="white",
+                              markeredgecolor="black", label="undiscovered deposits (held out)"))
+    if handles:
+        ax.legend(handles=handles, loc="lower right", fontsize=7, framealpha=0.85)
+    for axis in (ax.xaxis, ax.yaxis):
+        formatter = ScalarFormatter(useOffset=False)
+        formatter.set_scientific(False)
+        axis.set_major_formatter(formatter)
+    unit = crs.axis_info[0].unit_name if crs.axis_info else "units"
+    ax.tick_params(labelsize=7)
+    ax.set(title=title, xlim=(xmin, xmax), ylim=(ymin, ymax), xlabel=f"easting ({unit}), {crs.to_string()}",
+           ylabel=f"northing ({unit})")
     return fig
 
 
@@ -351,13 +419,19 @@ def plot_rate_curve(*curves: pd.DataFrame, ax: Any = None) -> Figure:
 
 def plot_prediction_area(table: pd.DataFrame, ax: Any = None) -> Figure:
     """The P-A plot: prediction rate and occupied area against the threshold, with the intersection."""
+    from matplotlib.ticker import ScalarFormatter
+
     from prospect._plot import figure_and_axes
 
     fig, ax = figure_and_axes(ax, (5, 4))
-    ax.plot(table["threshold"], 100 * table["prediction_rate"], label="prediction rate (% deposits)")
-    ax.plot(table["threshold"], 100 * (1 - table["occupied_area"]), label="area not above threshold (%)")
-    ax.axvline(table.attrs["intersection_threshold"], color="k", linestyle="--", linewidth=1,
-               label=f"intersection: {100 * table.attrs['intersection_rate']:.0f} % of deposits")
-    ax.set(xlabel="probability threshold", ylabel="percent")
-    ax.legend(fontsize="small")
+    ax.plot(table["threshold"], 100 * table["prediction_rate"], drawstyle="steps-pre",
+            label="deposits at or above the threshold (%)")
+    ax.plot(table["threshold"], 100 * (1 - table["occupied_area"]), label="area below the threshold (%)")
+    rate, threshold = 100 * table.attrs["intersection_rate"], table.attrs["intersection_threshold"]
+    ax.plot([threshold], [rate], "o", color="k",
+            label=f"crossing at {threshold:.3f}: {rate:.0f} % of deposits in {100 - rate:.0f} % of the area")
+    ax.axvline(threshold, color="k", linestyle="--", linewidth=0.8)
+    ax.xaxis.set_major_formatter(ScalarFormatter(useOffset=False))
+    ax.set(xlabel="probability threshold", ylabel="percent", ylim=(0, 100))
+    ax.legend(fontsize="small", loc="lower left")
     return fig

@@ -198,5 +198,9 @@ def transform(
             for i, column in enumerate(columns):
                 out[column] = result[:, i]
         note = f"{method} over {', '.join(chosen)}" + (" (Helmert basis, as pyrolite)" if method == "ilr" else "")
-    out.attrs = {**out.attrs, "elements": [*columns, *others], "transform": note, "transformed": list(columns)}
+    units = {e: u for e, u in (samples.attrs.get("units") or {}).items() if e in others}
+    if method == "log10":    # clr and ilr values are log-ratios: no unit
+        units.update({e: f"log10({u})" for e, u in (samples.attrs.get("units") or {}).items() if e in columns})
+    out.attrs = {**out.attrs, "elements": [*columns, *others], "transform": note, "transformed": list(columns),
+                 "units": units}
     return out

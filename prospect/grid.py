@@ -21,7 +21,7 @@ from prospect.errors import CRSError, InputError
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["Grid", "as_crs", "require_projected"]
+__all__ = ["Grid", "as_crs", "require_projected", "check_coordinates"]
 
 
 def as_crs(crs: Any, argument: str = "crs") -> CRS:
@@ -250,3 +250,54 @@ class GridShapeError(InputError):
     def __init__(self, got: tuple, expected: tuple) -> None:
         super().__init__(f"array of shape {got} does not fit a grid of shape {expected}: "
                          "expected (rows, cols) or (bands, rows, cols)")
+
+
+def _coordinate_hint(x: np.ndarray, y: np.ndarray) -> str:
+    if np.all(np.abs(x) <= 180) and np.all(np.abs(y) <= 90):
+        return ("they look like degrees: pass crs='EPSG:4326' (or the geographic CRS they are in) and reproject, "
+                "or give the projected coordinates")
+    return "they look like kilometres: pass coord_scale=1000"
+
+
+def check_coordinates(x: np.ndarray, y: np.ndarray, crs: Any, what: str) -> None:
+    """Refuse coordinates that cannot be in ``crs``: degrees or kilometres declared as metres, a wrong zone.
+
+    Checks that a geographic CRS holds degrees, that a survey in a projected CRS
+    spans at least 100 units (100 m: a "39 m × 39 m survey" is a km or degree
+    survey read as metres), and that the survey's centre lies within (or within
+    5° of) the CRS's area of use.
+    """
+    from pyproj import Transformer
+
+    crs = as_crs(crs)
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    finite = np.isfinite(x) & np.isfinite(y)
+    x, y = x[finite], y[finite]
+    if not len(x):
+        return
+    span = (float(np.ptp(x)), float(np.ptp(y)))
+    extent = f"x {x.min():.6g} to {x.max():.6g}, y {y.min():.6g} to {y.max():.6g}"
+    if crs.is_geographic:
+        if np.any(np.abs(x) > 360) or np.any(np.abs(y) > 90):
+            raise CRSError(f"{what} coordinates ({extent}) are not degrees, but crs={crs.to_string()!r} is "
+                           "geographic: pass the projected CRS they are in (e.g. 'EPSG:32649')")
+        return
+    unit = crs.axis_info[0].unit_name if crs.axis_info else "unit"
+    if len(np.unique(np.column_stack([x, y]), axis=0)) >= 3 and max(span) < 100:
+        raise CRSError(f"{what} spans only {span[0]:.3g} x {span[1]:.3g} {unit} ({extent}) in "
+                       f"{crs.to_string()}, too small for a survey: {_coordinate_hint(x, y)}")
+    area = crs.area_of_use
+    if area is None:
+        return
+    to_degrees = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    with np.errstate(all="ignore"):
+        lon, lat = to_degrees.transform(float(np.median(x)), float(np.median(y)))
+    margin = 5.0
+    inside = (np.isfinite(lon) and np.isfinite(lat) and area.south - margin <= lat <= area.north + margin
+              and (area.west - margin <= lon <= area.east + margin
+                   or area.west > area.east))   # an area crossing the antimeridian: lon is not checked
+    if not inside:
+        where = f"lon {lon:.2f}, lat {lat:.2f}" if np.isfinite(lon) and np.isfinite(lat) else "nowhere on Earth"
+        raise CRSError(f"{what} ({extent}) falls at {where}, outside the area where crs={crs.to_string()!r} "
+                       f"({crs.name}) is used (lon {area.west:g} to {area.east:g}, lat {area.south:g} to "
+                       f"{area.north:g}): check the CRS, or whether the coordinates carry a zone prefix or other units")

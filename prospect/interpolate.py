@@ -54,6 +54,7 @@ class _Problem:
     chunk: int
     max_distance: float | None = None
     spacing: float = float("nan")   # median distance from a sample to its nearest neighbour
+    units: str = ""                 # "Cu=ppm;Au=ng/g", from the survey's attrs["units"], for the band metadata
 
     def groups(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """(element columns, sample rows) sharing one pattern of missing values."""
@@ -179,8 +180,10 @@ def _prepare(samples: gpd.GeoDataFrame, elements: Any, grid: Grid, power: float,
     if min_points > (k or fewest):
         raise InputError(f"min_points={min_points} exceeds the neighbours available ({k or fewest})")
     limit, spacing = _max_distance(max_distance, xy)
+    known = samples.attrs.get("units") or {}
+    units = ";".join(f"{e}={f'log10({known[e]})' if log else known[e]}" for e in elements if known.get(e))
     return _Problem(grid, elements, xy, values, float(power), k, None if radius is None else float(radius),
-                    int(min_points), bool(log), device, int(chunk), limit, spacing)
+                    int(min_points), bool(log), device, int(chunk), limit, spacing, units)
 
 
 def _rows_cpu(problem: _Problem, columns: np.ndarray, rows_mask: np.ndarray, r0: int, r1: int,
@@ -322,7 +325,8 @@ def _attrs(problem: _Problem) -> dict:
             "max_distance": "none" if problem.max_distance is None else round(problem.max_distance, 3),
             "sample_spacing": round(problem.spacing, 3),
             "log10": problem.log10,
-            "values": "log10 of the concentrations" if problem.log10 else "concentrations as in the survey"}
+            "values": "log10 of the concentrations" if problem.log10 else "concentrations as in the survey",
+            **({"units": problem.units} if problem.units else {})}
 
 
 def idw(

@@ -13,7 +13,7 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,14 +21,14 @@ import numpy as np
 import pandas as pd
 
 from prospect.errors import ColumnError, CRSError, InputError, MissingFileError, OutputExistsError
-from prospect.grid import Grid, as_crs
+from prospect.grid import Grid, as_crs, check_coordinates
 
 if TYPE_CHECKING:
     import geopandas as gpd
     import xarray as xr
 
-__all__ = ["read_samples", "read_vector", "element_columns", "write_geotiff", "read_geotiff", "write_qml",
-           "atomic_output", "check_coordinates"]
+__all__ = ["read_samples", "read_vector", "element_columns", "write_geotiff", "read_geotiff", "atomic_output",
+           "check_coordinates", "band_units"]
 
 log = logging.getLogger(__name__)
 
@@ -131,57 +131,6 @@ def _read_table(path: Path, sep: str | None, encoding: str) -> pd.DataFrame:
     return table
 
 
-def _coordinate_hint(x: np.ndarray, y: np.ndarray) -> str:
-    if np.all(np.abs(x) <= 180) and np.all(np.abs(y) <= 90):
-        return ("they look like degrees: pass crs='EPSG:4326' (or the geographic CRS they are in) and reproject, "
-                "or give the projected coordinates")
-    return "they look like kilometres: pass coord_scale=1000"
-
-
-def check_coordinates(x: np.ndarray, y: np.ndarray, crs: Any, what: str) -> None:
-    """Refuse coordinates that cannot be in ``crs``: degrees or kilometres declared as metres, a wrong zone.
-
-    Checks that a geographic CRS holds degrees, that a survey in a projected CRS
-    spans at least 100 units (100 m: a "39 m × 39 m survey" is a km or degree
-    survey read as metres), and that the survey's centre lies within (or within
-    5° of) the CRS's area of use.
-    """
-    from pyproj import Transformer
-
-    crs = as_crs(crs)
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    finite = np.isfinite(x) & np.isfinite(y)
-    x, y = x[finite], y[finite]
-    if not len(x):
-        return
-    span = (float(np.ptp(x)), float(np.ptp(y)))
-    extent = f"x {x.min():.6g} to {x.max():.6g}, y {y.min():.6g} to {y.max():.6g}"
-    if crs.is_geographic:
-        if np.any(np.abs(x) > 360) or np.any(np.abs(y) > 90):
-            raise CRSError(f"{what} coordinates ({extent}) are not degrees, but crs={crs.to_string()!r} is "
-                           "geographic: pass the projected CRS they are in (e.g. 'EPSG:32649')")
-        return
-    unit = crs.axis_info[0].unit_name if crs.axis_info else "unit"
-    if len(np.unique(np.column_stack([x, y]), axis=0)) >= 3 and max(span) < 100:
-        raise CRSError(f"{what} spans only {span[0]:.3g} x {span[1]:.3g} {unit} ({extent}) in "
-                       f"{crs.to_string()}, too small for a survey: {_coordinate_hint(x, y)}")
-    area = crs.area_of_use
-    if area is None:
-        return
-    to_degrees = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
-    with np.errstate(all="ignore"):
-        lon, lat = to_degrees.transform(float(np.median(x)), float(np.median(y)))
-    margin = 5.0
-    inside = (np.isfinite(lon) and np.isfinite(lat) and area.south - margin <= lat <= area.north + margin
-              and (area.west - margin <= lon <= area.east + margin
-                   or area.west > area.east))   # an area crossing the antimeridian: lon is not checked
-    if not inside:
-        where = f"lon {lon:.2f}, lat {lat:.2f}" if np.isfinite(lon) and np.isfinite(lat) else "nowhere on Earth"
-        raise CRSError(f"{what} ({extent}) falls at {where}, outside the area where crs={crs.to_string()!r} "
-                       f"({crs.name}) is used (lon {area.west:g} to {area.east:g}, lat {area.south:g} to "
-                       f"{area.north:g}): check the CRS, or whether the coordinates carry a zone prefix or other units")
-
-
 def read_samples(
     path: str | os.PathLike,
     x: str = "X",
@@ -194,6 +143,7 @@ def read_samples(
     decimal: str | None = None,
     encoding: str = "utf-8-sig",
     na_values: Sequence[str] | None = None,
+    units: str | Mapping[str, str] | None = None,
 ) -> gpd.GeoDataFrame:
     """Read a geochemical survey (CSV, GeoPackage or shapefile) as points.
 
@@ -239,6 +189,10 @@ def read_samples(
     na_values : sequence of str, optional
         Extra texts that mean "no value" (e.g. ``["n.d.", "-", "IS"]``), besides
         blanks, ``NA``, ``NaN``, ``N/A``, ``null`` and ``none``.
+    units : str or mapping, optional
+        The elements' units, kept in ``attrs["units"]`` and carried to the band
+        metadata of every raster made from them: one for all (``"ppm"``) or per
+        element (``{"Au": "ng/g", "Ag": "ng/g", "*": "µg/g"}``, ``"*"`` for the rest).
 
     Returns
     -------
@@ -344,9 +298,20 @@ def read_samples(
         warnings.warn(f"{total} below-detection values replaced by {bdl_factor:g} x their detection limit: "
                       f"{bdl_counts}", stacklevel=2)
     frame.attrs.update(elements=chosen, below_detection=bdl_counts, bdl_factor=bdl_factor, source=str(path),
-                       text_columns=sorted(texts))
+                       text_columns=sorted(texts), units=_units(units, chosen))
     log.info("read %d samples with %d elements from %s", len(frame), len(chosen), path)
     return frame
+
+
+def _units(units: str | Mapping[str, str] | None, elements: list[str]) -> dict[str, str]:
+    if units is None or isinstance(units, str):
+        return dict.fromkeys(elements, units) if units else {}
+    if not isinstance(units, Mapping):
+        raise InputError(f"units={units!r}; valid: a unit for every element ('ppm') or {{element: unit}}")
+    unknown = sorted(set(units) - set(elements) - {"*"})
+    if unknown:
+        raise ColumnError(f"units names {unknown}, which are not element columns; valid: {elements} and '*'")
+    return {e: str(units.get(e, units.get("*", ""))) for e in elements if units.get(e, units.get("*"))}
 
 
 def element_columns(samples: pd.DataFrame) -> list[str]:
@@ -409,12 +374,23 @@ def _as_bands(da: xr.DataArray) -> xr.DataArray:
     return da.transpose("band", "y", "x")
 
 
-def _overview_factors(shape: tuple[int, int], smallest: int = 256) -> list[int]:
+def _overview_factors(shape: tuple[int, int], block: int = 256) -> list[int]:
+    """Halvings until the smallest overview fits one block (gdaladdo's own rule): 390 px -> [2], 1560 -> [2, 4, 8]."""
     factors, factor = [], 2
-    while max(shape) / factor >= smallest:
+    while max(shape) / (factor // 2) > block:
         factors.append(factor)
         factor *= 2
     return factors
+
+
+def band_units(da: xr.DataArray) -> list[str]:
+    """Each band's unit from ``attrs["units"]``: one unit for every band (``"ppm"``) or ``"Cu=ppm;Au=ppb"``."""
+    text = str(da.attrs.get("units", ""))
+    names = [str(b) for b in da["band"].to_numpy()] if "band" in da.dims else [str(da.name)]
+    if "=" not in text:
+        return [text] * len(names)
+    units = dict(item.split("=", 1) for item in text.split(";") if "=" in item)
+    return [units.get(name, "") for name in names]
 
 
 def write_geotiff(
@@ -423,16 +399,21 @@ def write_geotiff(
     nodata: float = -9999.0,
     overwrite: bool = False,
     overviews: bool = True,
-    style: bool | None = None,
+    style: bool = True,
 ) -> Path:
-    """Write a raster to a QGIS-ready GeoTIFF.
+    """Write a raster to a QGIS-ready GeoTIFF, with its QGIS style beside it.
 
     Float32, tiled 256×256, deflate with the floating-point predictor, band
     interleaved, NaN written as ``nodata``, band descriptions from the ``band``
-    coordinate, per-band statistics tags (so QGIS stretches without scanning),
-    scalar ``attrs`` as dataset tags and, for rasters larger than 256 pixels,
-    internal overviews for fast panning. Written to a temporary file and renamed,
-    in blocks of rows: a dask-backed array is computed one block at a time.
+    coordinate, band units from ``attrs["units"]`` (see :func:`band_units`),
+    per-band statistics tags (so QGIS stretches without scanning), scalar
+    ``attrs`` as dataset tags, and internal overviews down to one 256-px block
+    (a 390-px map gets one level, 1560 px three). A single categorical band
+    (``attrs["kind"] == "categorical"`` with a ``legend``, as
+    :func:`prospect.layers.rasterize_categorical` makes) is stored as integer codes
+    (nodata 0) with a colour table, and its category names in ``<name>.tif.aux.xml``,
+    where GDAL and QGIS read them. Written to a temporary file and renamed, in
+    blocks of rows: a dask-backed array is computed one block at a time.
 
     Parameters
     ----------
@@ -446,11 +427,12 @@ def write_geotiff(
     overwrite : bool
         Replace an existing file. Default False: an existing file is an error.
     overviews : bool
-        Build internal overviews (averaged) for rasters larger than 256 pixels.
-    style : bool, optional
-        Also write a QGIS style ``<name>.qml`` beside the file (a 0–1 colour
-        ramp, see :func:`write_qml`). Default: for single-band rasters whose
-        ``attrs["kind"]`` is ``"probability"``, as :func:`prospect.mapping.predict_map` makes.
+        Build internal overviews (averaged; nearest for categorical codes).
+    style : bool
+        Also write the QGIS style ``<name>.qml`` beside the file, which QGIS applies
+        when it opens it (:func:`prospect.qgis.raster_renderer`: a probability ramp
+        fitted to the data, an uncertainty ramp, a legend of categories, a stretch of
+        the first band of a stack). Default True.
     """
     import rasterio
     from rasterio.enums import Resampling
@@ -458,19 +440,26 @@ def write_geotiff(
 
     grid = Grid.from_dataarray(da)
     da = _as_bands(da)
-    style = da.sizes["band"] == 1 and da.attrs.get("kind") == "probability" if style is None else style
-    for target in (Path(path), *([Path(path).with_suffix(".qml")] if style else [])):   # every path, before writing
+    categorical = da.sizes["band"] == 1 and da.attrs.get("kind") == "categorical" and "legend" in da.attrs
+    targets = [Path(path), *([Path(path).with_suffix(".qml")] if style else []),
+               *([Path(f"{path}.aux.xml")] if categorical else [])]
+    for target in targets:   # every path, before writing
         if target.exists() and not overwrite:
             raise OutputExistsError(f"{str(target)!r} exists; pass overwrite=True to replace it")
     if not np.isfinite(nodata):
         raise InputError(f"nodata={nodata!r} must be a finite number (NaN is what it stands for)")
-    nodata32 = np.float32(nodata)
+    if categorical:
+        codes = dict(item.split("=", 1) for item in str(da.attrs["legend"]).split(";"))
+        dtype, nodata = ("uint8" if max(map(int, codes)) < 256 else "uint16"), 0
+    else:
+        dtype = "float32"
+    fill = np.dtype(dtype).type(nodata)
     rows, cols = grid.shape
     bands = da.sizes["band"]
     tiled = rows >= 256 and cols >= 256
-    profile = dict(driver="GTiff", width=cols, height=rows, count=bands, dtype="float32",
-                   crs=grid.crs.to_wkt(), transform=grid.transform, nodata=float(nodata32),
-                   compress="deflate", predictor=3, interleave="band", BIGTIFF="IF_SAFER")
+    profile = dict(driver="GTiff", width=cols, height=rows, count=bands, dtype=dtype,
+                   crs=grid.crs.to_wkt(), transform=grid.transform, nodata=float(fill),
+                   compress="deflate", predictor=2 if categorical else 3, interleave="band", BIGTIFF="IF_SAFER")
     if tiled:
         profile.update(tiled=True, blockxsize=256, blockysize=256)
     tags = {str(k): str(v) for k, v in da.attrs.items()
@@ -489,7 +478,7 @@ def write_geotiff(
                 r1 = min(rows, r0 + step)
                 block = np.asarray(da.isel(y=slice(r0, r1)).values, dtype=np.float32)
                 finite = np.isfinite(block)
-                if np.any(block == nodata32):
+                if np.any(block == np.float32(nodata)):
                     raise InputError(f"nodata={nodata!r} occurs among the raster's real values; "
                                      "choose another nodata value")
                 for b in range(bands):
@@ -499,9 +488,11 @@ def write_geotiff(
                         total[b] += valid.sum()
                         squares[b] += (valid**2).sum()
                         low[b], high[b] = min(low[b], valid.min()), max(high[b], valid.max())
-                dst.write(np.where(finite, block, nodata32), window=Window(0, r0, cols, r1 - r0))
-            for index, name in enumerate(da["band"].to_numpy(), start=1):
+                dst.write(np.where(finite, block, fill).astype(dtype), window=Window(0, r0, cols, r1 - r0))
+            for index, (name, unit) in enumerate(zip(da["band"].to_numpy(), band_units(da), strict=True), start=1):
                 dst.set_band_description(index, str(name))
+                if unit:
+                    dst.set_band_unit(index, unit)
                 b = index - 1
                 if count[b]:
                     mean = total[b] / count[b]
@@ -511,61 +502,29 @@ def write_geotiff(
                                     STATISTICS_VALID_PERCENT=f"{100.0 * count[b] / (rows * cols):.4g}")
             if tags:
                 dst.update_tags(**tags)
+            if categorical:
+                from prospect.qgis import category_colours
+
+                dst.write_colormap(1, category_colours({int(k): v for k, v in codes.items()}))
             factors = _overview_factors(grid.shape) if overviews else []
             if factors:
-                dst.build_overviews(factors, Resampling.average)
+                dst.build_overviews(factors, Resampling.nearest if categorical else Resampling.average)
+    if categorical:   # GDAL reads category names from its side file (a GeoTIFF has no place for them)
+        names = [""] * (max(map(int, codes)) + 1)
+        for code, label in codes.items():
+            names[int(code)] = label
+        from xml.sax.saxutils import escape
+
+        with atomic_output(Path(f"{path}.aux.xml"), overwrite) as tmp:
+            tmp.write_text('<PAMDataset>\n  <PAMRasterBand band="1">\n    <CategoryNames>\n'
+                           + "".join(f"      <Category>{escape(n)}</Category>\n" for n in names)
+                           + "    </CategoryNames>\n  </PAMRasterBand>\n</PAMDataset>\n", encoding="utf-8")
     if style:
-        write_qml(path, overwrite=overwrite)
+        from prospect.qgis import write_style
+
+        write_style(path, overwrite=overwrite)
     log.info("wrote %s (%d bands, %dx%d)", path, bands, rows, cols)
     return Path(path)
-
-
-def write_qml(raster_path: str | os.PathLike, minimum: float = 0.0, maximum: float = 1.0, cmap: str = "magma",
-              stops: int = 11, overwrite: bool = False) -> Path:
-    """Write a QGIS style beside ``raster_path`` (same name, ``.qml``): band 1 as a pseudocolour ramp.
-
-    QGIS applies a ``.qml`` with the raster's base name when it opens the raster;
-    nodata is transparent (the GeoTIFF declares it). The ramp spans
-    ``minimum``–``maximum`` with ``stops`` colours of the matplotlib colormap ``cmap``.
-    """
-    from xml.sax.saxutils import quoteattr
-
-    import matplotlib
-
-    if not maximum > minimum:
-        raise InputError(f"maximum={maximum!r} must exceed minimum={minimum!r}")
-    colormap = matplotlib.colormaps[cmap]
-    items = []
-    for i in range(stops):
-        value = minimum + (maximum - minimum) * i / (stops - 1)
-        r, g, b, _ = (int(round(255 * c)) for c in colormap(i / (stops - 1)))
-        items.append(f'          <item alpha="255" value="{value:.6g}" label={quoteattr(f"{value:.2f}")} '
-                     f'color="#{r:02x}{g:02x}{b:02x}"/>')
-    text = "\n".join([
-        "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>",
-        '<qgis version="3.28" styleCategories="AllStyleCategories">',
-        "  <pipe>",
-        f'    <rasterrenderer type="singlebandpseudocolor" band="1" opacity="1" alphaBand="-1" '
-        f'classificationMin="{minimum:.6g}" classificationMax="{maximum:.6g}" nodataColor="">',
-        "      <rasterTransparency/>",
-        "      <minMaxOrigin><limits>None</limits><extent>WholeRaster</extent>"
-        "<statAccuracy>Estimated</statAccuracy></minMaxOrigin>",
-        "      <rastershader>",
-        f'        <colorrampshader colorRampType="INTERPOLATED" classificationMode="1" clip="0" '
-        f'minimumValue="{minimum:.6g}" maximumValue="{maximum:.6g}">',
-        *items,
-        "        </colorrampshader>",
-        "      </rastershader>",
-        "    </rasterrenderer>",
-        '    <brightnesscontrast brightness="0" contrast="0" gamma="1"/>',
-        "  </pipe>",
-        "  <blendMode>0</blendMode>",
-        "</qgis>",
-        ""])
-    path = Path(raster_path).with_suffix(".qml")
-    with atomic_output(path, overwrite) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return path
 
 
 def read_geotiff(path: str | os.PathLike) -> xr.DataArray:
@@ -585,6 +544,8 @@ def read_geotiff(path: str | os.PathLike) -> xr.DataArray:
             values[values == np.float32(src.nodata)] = np.nan
         names = [d or f"band_{i + 1}" for i, d in enumerate(src.descriptions)]
         transform, crs, tags = src.transform, src.crs, src.tags()
+        if any(src.units):
+            tags.setdefault("units", ";".join(f"{n}={u}" for n, u in zip(names, src.units, strict=True) if u))
     rows, cols = values.shape[1:]
     if transform.b != 0 or transform.d != 0 or transform.e >= 0:
         raise InputError(f"{path.name} is not north-up (transform {tuple(transform)[:6]}); warp it first")

@@ -19,6 +19,7 @@ import numpy as np
 from prospect._rasters import from_raster, high_pass, slope, smooth
 from prospect.errors import ColumnError, CRSError, GridMismatchError, InputError
 from prospect.grid import Grid
+from prospect.io import band_units
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -272,9 +273,13 @@ def stack(*arrays: xr.DataArray) -> xr.DataArray:
                          "da.assign_coords(band=[...]) before stacking")
     values = np.concatenate([b.to_numpy() for b in bands])
     attrs = {"bands": ", ".join(names)}
-    for array in bands:  # keep each categorical layer's legend, e.g. attrs["unit_legend"]
+    units = []
+    for array in bands:  # keep each categorical layer's legend, e.g. attrs["unit_legend"], and the band units
         if "legend" in array.attrs:
             attrs[f"{array['band'].values[0]}_legend"] = array.attrs["legend"]
+        units += [f"{b}={u}" for b, u in zip(array["band"].to_numpy(), band_units(array), strict=True) if u]
+    if units:
+        attrs["units"] = ";".join(units)
     return reference.wrap(values, bands=names, name="stack", attrs=attrs)
 
 

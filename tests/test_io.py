@@ -1,4 +1,6 @@
 import os
+import shutil
+import subprocess
 import warnings
 
 import geopandas as gpd
@@ -147,9 +149,25 @@ def test_large_geotiff_is_tiled_with_overviews(tmp_path):
     path = pp.io.write_geotiff(da, tmp_path / "big.tif")
     with rasterio.open(path) as src:
         assert src.block_shapes == [(256, 256)]
-        assert src.overviews(1) == [2]
+        assert src.overviews(1) == [2, 4]         # 300 px, then 150: the smallest fits one 256-px block
         assert src.profile["interleave"].lower() == "band"
     np.testing.assert_array_equal(pp.io.read_geotiff(path).values[0], da.values)
+
+
+@pytest.mark.parametrize("size", [160, 390, 600, 1560])
+def test_overview_levels_are_gdaladdos_own(tmp_path, size):
+    """The levels gdaladdo picks by itself (GDAL >= 3.2, no levels given), which QGIS's pyramids dialog follows."""
+    expected = {160: [], 390: [2], 600: [2, 4], 1560: [2, 4, 8]}[size]
+    grid = pp.Grid.from_bounds((0, 0, size * 25, size * 25), resolution=25, crs=32649)
+    path = pp.io.write_geotiff(grid.full(1.0), tmp_path / "ours.tif", style=False)
+    with rasterio.open(path) as src:
+        assert src.overviews(1) == expected
+    if shutil.which("gdaladdo") is None:
+        pytest.skip("gdaladdo (gdal-bin) is not installed")
+    plain = pp.io.write_geotiff(grid.full(1.0), tmp_path / "plain.tif", overviews=False, style=False)
+    subprocess.run(["gdaladdo", str(plain)], check=True, capture_output=True)
+    with rasterio.open(plain) as src:
+        assert src.overviews(1) == expected
 
 
 def test_write_geotiff_refuses_existing_and_leaves_no_partial_file(tmp_path, small_grid):
@@ -162,7 +180,7 @@ def test_write_geotiff_refuses_existing_and_leaves_no_partial_file(tmp_path, sma
     assert path.read_bytes() == before
     with pytest.raises(InputError, match=r"nodata=1.0 occurs among the raster's real values"):
         pp.io.write_geotiff(da, tmp_path / "clash.tif", nodata=1.0)
-    assert sorted(os.listdir(tmp_path)) == ["out.tif"]
+    assert sorted(os.listdir(tmp_path)) == ["out.qml", "out.tif"]     # the map and its QGIS style
     pp.io.write_geotiff(small_grid.full(2.0), path, overwrite=True)
     assert float(pp.io.read_geotiff(path).values.max()) == 2.0
 

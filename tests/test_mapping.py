@@ -160,6 +160,17 @@ def test_prediction_area_intersection():
     assert table.attrs["normalized_density"] == pytest.approx(3.0)
 
 
+def test_prediction_area_crossing_lies_on_both_curves():
+    """Two deposits: the prediction rate jumps from 50 % to 100 % where the remaining area is 50 %: they cross at 50 %."""
+    prob = GRID.wrap(np.broadcast_to(np.arange(60, dtype=np.float32) / 59, GRID.shape).copy())
+    table = prediction_area(prob, _points([(10, 59), (20, 30)]))
+    threshold = table.attrs["intersection_threshold"]
+    assert threshold == pytest.approx(30 / 59)
+    assert table.attrs["intersection_rate"] == pytest.approx(0.5)              # not the 100 % top of the jump
+    assert table.attrs["intersection_rate"] == pytest.approx(1 - (prob.values >= threshold).mean())
+    assert table.attrs["normalized_density"] == pytest.approx(1.0)
+
+
 def test_targets_are_ranked_polygons(tmp_path):
     values = np.zeros(GRID.shape, np.float32)
     values[5:10, 5:15] = 0.8   # 50 cells

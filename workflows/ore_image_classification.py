@@ -30,6 +30,7 @@ from prospect.cli import INTERRUPTED
 from prospect.errors import ProspectError
 from prospect.pipeline.config import IMAGE_SECTIONS, load_config
 from prospect.pipeline.experiments import trainer_settings
+from prospect.pipeline.report import write_html
 from prospect.pipeline.values import check_values
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,7 +96,8 @@ def _run(config, settings: dict, out: Path, overwrite: bool) -> int:
              config["data"].get("size", 224))
     for change in config.changes:
         log.info("  %s", change)
-    rows = []
+    rows, reports = [], {}
+    started_study = time.perf_counter()
     for options in config["models"]:
         started = time.perf_counter()
         name = options["name"] + (f"_{options['attention']}" if options.get("attention") else "")
@@ -122,14 +124,32 @@ def _run(config, settings: dict, out: Path, overwrite: bool) -> int:
         figure = pp.imagery.plot_cam(images.cpu(), cams, titles, mean=split.mean, std=split.std)
         figure.savefig(folder / "cam.png", dpi=120)
         plt.close(figure)
+        reports[name] = report
         accuracy = float(report.loc["accuracy", "f1"])
         rows.append({"model": name, "accuracy": accuracy, "precision_macro": report.loc["macro avg", "precision"],
                      "recall_macro": report.loc["macro avg", "recall"], "f1_macro": report.loc["macro avg", "f1"],
                      "seconds": time.perf_counter() - started})
         log.info("%s: test accuracy %.3f, macro F1 %.3f (%.1f s)", name, accuracy, rows[-1]["f1_macro"],
                  rows[-1]["seconds"])
-    pd.DataFrame(rows).to_csv(out / "summary.csv", index=False, float_format="%.4f")
-    log.info("done: outputs in %s", out)
+    summary = pd.DataFrame(rows)
+    summary.to_csv(out / "summary.csv", index=False, float_format="%.4f")
+    study = config["study"]
+    counts = ", ".join(f"{c} {split.train.labels.count(i) + split.val.labels.count(i) + split.test.labels.count(i)}"
+                       for i, c in enumerate(split.classes))
+    setting = [f"Data: `{config['data']['root']}`, {len(split.classes)} classes ({counts} images); train "
+               f"{len(split.train)}, validation {len(split.val)} (picks the best epoch), test {len(split.test)} "
+               f"(reported), at {config['data'].get('size', 224)} px.",
+               f"Trainer: {', '.join(f'{k}={v}' for k, v in settings.items() if k not in ('progress',))}.",
+               f"Made {time.strftime('%Y-%m-%d %H:%M')} by prospect {pp.__version__} (torch {torch.__version__}) "
+               f"on {trainer.device}, {torch.get_num_threads()} CPU threads, in "
+               f"{time.perf_counter() - started_study:.0f} s (each model's seconds in the table).",
+               *[f"`{change}`" for change in config.changes]]
+    text = pp.imagery.study_report(study.get("title", "Ore-image study"), setting, summary, reports,
+                                   synthetic=bool(study.get("synthetic", False)))
+    with pp.io.atomic_output(out / "report.md", overwrite=True) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    write_html(text, out, study.get("title", "Ore-image study"))
+    log.info("done: outputs in %s; report.md and report.html", out)
     return 0
 
 

@@ -15,9 +15,9 @@ from prospect.imagery.datasets import (
                                        train_transforms,
 )
 from prospect.imagery.patches import augment_offline, crop_patches
-from prospect.imagery.report import classification_report, plot_confusion
+from prospect.imagery.report import classification_report, plot_confusion, study_report
 from prospect.imagery.zoo import INPUT_SIZE, build_classifier, list_classifiers, load_weights
 
 __all__ = ["ImageFolderSplit", "ImageDataset", "eval_transforms", "train_transforms", "IMAGENET_MEAN", "IMAGENET_STD",
            "crop_patches", "augment_offline", "build_classifier", "list_classifiers", "load_weights", "INPUT_SIZE",
-           "grad_cam", "plot_cam", "classification_report", "plot_confusion"]
+           "grad_cam", "plot_cam", "classification_report", "plot_confusion", "study_report"]

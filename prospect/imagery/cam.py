@@ -92,10 +92,14 @@ def plot_cam(images: torch.Tensor, cams: np.ndarray, titles: list[str] | None = 
     n = len(images)
     fig, axes = plt.subplots(1, n, figsize=(2.6 * n, 2.8), layout="constrained", squeeze=False)
     pictures = (images.detach().cpu() * torch.tensor(std)[:, None, None] + torch.tensor(mean)[:, None, None])
+    heat = None
     for i, ax in enumerate(axes[0]):
         ax.imshow(pictures[i].permute(1, 2, 0).clamp(0, 1).numpy())
-        ax.imshow(cams[i], cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        heat = ax.imshow(cams[i], cmap="jet", alpha=0.45, vmin=0, vmax=1)
         ax.set_axis_off()
         if titles:
             ax.set_title(titles[i], fontsize="small")
+    if heat is not None:
+        bar = fig.colorbar(heat, ax=axes[0].tolist(), shrink=0.8, ticks=[0, 0.5, 1])
+        bar.set_label("Grad-CAM (per image, max = 1)", fontsize="small")
     return fig

@@ -13,7 +13,7 @@ from prospect.errors import InputError
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["classification_report", "plot_confusion"]
+__all__ = ["classification_report", "plot_confusion", "study_report"]
 
 
 def classification_report(y_true: Any, y_prob: Any, classes: Sequence[str]) -> pd.DataFrame:
@@ -58,3 +58,36 @@ def plot_confusion(y_true: Any, y_prob: Any, classes: Sequence[str], normalize: 
     ax.set_yticklabels(classes)
     fig.colorbar(image, ax=ax, shrink=0.8)
     return fig
+
+
+def _markdown(frame: pd.DataFrame, digits: int = 3) -> str:
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    for row in frame.itertuples(index=False):
+        cells = ["–" if isinstance(v, float) and np.isnan(v) else f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+                 for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def study_report(title: str, setting: Sequence[str], summary: pd.DataFrame, reports: dict[str, pd.DataFrame],
+                 synthetic: bool = False) -> str:
+    """The ore-image study as Markdown: what was run, the models side by side, and per model its per-class
+    table, confusion matrix (``<model>/confusion.png``) and class-activation maps (``<model>/cam.png``)."""
+    text = [f"# {title}", ""]
+    if synthetic:
+        text += ["> **Synthetic images.** The sample set is generated (`prospect.datasets.make_ore_images`); its "
+                 "numbers say whether the code learns, not how a model does on real photographs.", ""]
+    text += [*[f"- {line}" for line in setting], "", "## Models", "",
+             "Test accuracy and macro averages over the classes (each class counts the same); the best by macro F1 "
+             "is listed first.", "", _markdown(summary.sort_values("f1_macro", ascending=False)), ""]
+    for name, table in reports.items():
+        frame = table.reset_index(names="class")
+        text += [f"## {name}", "", _markdown(frame), "",
+                 f"![confusion matrix of {name}]({name}/confusion.png)", "",
+                 "*Confusion matrix*: rows are the true classes, columns the predicted ones, as fractions of each "
+                 "true class; off-diagonal cells are the confusions to look at.", "",
+                 f"![class-activation maps of {name}]({name}/cam.png)", "",
+                 "*Grad-CAM*: where in each test image the model found evidence for the class it predicted (title: "
+                 "true → predicted); red is strongest. Evidence on the mineral grains is what you want; on borders, "
+                 "scale bars or background it is a shortcut.", ""]
+    return "\n".join(text)

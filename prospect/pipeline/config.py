@@ -102,7 +102,8 @@ IMAGE_SECTIONS: dict[str, Section] = {
     "models": Section(("prospect.imagery.build_classifier",), ("num_classes",), many=True, required=("name",),
                       help="the zoo models to train, one [[models]] per model"),
     "trainer": SECTIONS["trainer"],
-    "study": Section((), extra=("seed", "cam_images"), help="the seed of split, weights and order; CAM figures"),
+    "study": Section((), extra=("seed", "cam_images", "title", "synthetic"),
+                     help="the seed of split, weights and order; CAM figures; the report's title, synthetic data"),
 }
 REPORT_KEYS = ("label", "table", "paper")   # where a model row goes in the report, not how it is built
 MODEL_KEYS = (*REPORT_KEYS, "name", "pretrained")   # beside MFAF's keyword arguments

@@ -167,11 +167,18 @@ def _tidy(folder: Path, keep_weights: bool) -> None:
         (folder / name).unlink(missing_ok=True)
 
 
+def _collapsed(scores: Any, tolerance: float = 1e-6) -> bool:
+    """Constant scores, or every tile on one side of 0.5: the model says one thing whatever it is shown."""
+    scores = np.asarray(scores, dtype=float)
+    return bool(np.ptp(scores) <= tolerance or (scores >= 0.5).all() or (scores < 0.5).all())
+
+
 def summarise(rows: list[dict[str, Any]], records: list[dict[str, Any]], seed: int = 0) -> pd.DataFrame:
     """One line per model row of the config: mean and standard deviation over seeds, in %, beside the paper.
 
     ``auc_low`` / ``auc_high`` bound the mean AUC with a 95 % stratified bootstrap over the test tiles
     (:func:`~prospect.training.metrics.auc_interval`): the spread that the few test tiles alone allow.
+    ``collapsed``: in every seed the model gave every test tile the same score, or put all on one side of 0.5.
     """
     from prospect.training.metrics import auc_interval
 
@@ -193,6 +200,7 @@ def summarise(rows: list[dict[str, Any]], records: list[dict[str, Any]], seed: i
         low, high = (auc_interval([r["test_labels"] for r in kept], [r["test_scores"] for r in kept], seed=seed)
                      if kept else (np.nan, np.nan))
         line["auc_low"], line["auc_high"] = 100 * low, 100 * high
+        line["collapsed"] = bool(kept) and all(_collapsed(r["test_scores"]) for r in kept)
         lines.append(line)
     return pd.DataFrame(lines)
 

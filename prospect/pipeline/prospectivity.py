@@ -32,6 +32,7 @@ from prospect.errors import ColumnError, ConfigError, InputError, OutputExistsEr
 from prospect.grid import Grid, require_projected
 from prospect.io import atomic_output
 from prospect.pipeline import experiments as exp
+from prospect.pipeline import viewing
 from prospect.pipeline.config import RunConfig, select_rows
 from prospect.pipeline.heldout import chosen_rows, run_heldout
 from prospect.pipeline.values import check_values
@@ -199,7 +200,10 @@ def run(config: RunConfig, inputs: Inputs, out: str | Path, *, overwrite: bool =
     digests = checksums(config)
     with atomic_output(out / "config.json", overwrite=True) as tmp:
         tmp.write_text(_record(config, digests, **({"bands": recorded} if recorded else {})))
-    results: dict[str, Any] = {"timings": {}, "changes": list(config.changes), "notes": list(inputs.notes)}
+    results: dict[str, Any] = {"timings": {}, "changes": list(config.changes), "notes": list(inputs.notes),
+                               "survey": {"samples": len(inputs.samples), "deposits": len(inputs.deposits),
+                                          "undiscovered": 0 if inputs.undiscovered is None else
+                                          len(inputs.undiscovered)}}
     title = config["report"].get("title", "prospectivity study")
     log.info("%s%s: %s mode, seeds %s", title, " on SYNTHETIC data" if config["report"].get("synthetic") else "",
              config.mode, config.seeds)
@@ -254,6 +258,7 @@ def run(config: RunConfig, inputs: Inputs, out: str | Path, *, overwrite: bool =
     valid = float(np.isfinite(stack.values).all(axis=0).mean())
     area = "" if inputs.mask is None else f"; study area {100 * inputs.mask.attrs['area_fraction']:.1f} % of the grid"
     io.write_geotiff(stack, out / "stack.tif", overwrite=replace)
+    viewing.write_categorical(stack, out, overwrite=replace)
     results.update(grid=grid, bands=bands, valid_fraction=valid)
     results["timings"]["2 evidence layers"] = time.perf_counter() - started
     log.info("2 evidence layers: %d bands (%s) on a %d x %d grid of %g m -> stack.tif; %.1f %% of the cells hold "
@@ -340,9 +345,11 @@ def run(config: RunConfig, inputs: Inputs, out: str | Path, *, overwrite: bool =
              f" and {100 * evaluation['undiscovered_coverage']:.0f} % of the undiscovered ones",
              evaluation["targets"], results["timings"]["6 map"])
 
-    # 7 report --------------------------------------------------------------------------------------------
+    # 7 report and QGIS project ----------------------------------------------------------------------------
+    viewing.write_inputs(config, inputs, grid, out, results.get("folds"))
     report.write(config, results, out)
-    log.info("7 report: %s", out / "report.md")
+    viewing.write_project(config, inputs, out, title)
+    log.info("7 report: %s and %s; QGIS project: %s", out / "report.md", out / "report.html", out / "project.qgs")
     return results
 
 
@@ -374,7 +381,7 @@ def _map_stage(config: RunConfig, inputs: Inputs, stack: Any, data: exp.SeedTile
         io.write_geotiff(spread, out / "uncertainty.tif", overwrite=replace)
     target_options = {"area_fraction": 0.1, **config["targets"]} if "threshold" not in config["targets"] \
         else dict(config["targets"])
-    areas = evaluation.targets(prob, deposits=inputs.deposits, **target_options)
+    areas = evaluation.targets(prob, deposits=inputs.deposits, uncertainty=spread, **target_options)
     with atomic_output(out / "targets.gpkg", overwrite=True) as tmp:
         areas.to_file(tmp, driver="GPKG", layer="targets")
     summary = evaluation.evaluate_map(prob, inputs.deposits, **config["evaluation"])
@@ -389,14 +396,15 @@ def _map_stage(config: RunConfig, inputs: Inputs, stack: Any, data: exp.SeedTile
     summary["targets"] = len(areas)
     _write_csv(pd.DataFrame([summary]), out / "evaluation.csv", index=False)
     geology = inputs.categorical[0][0] if inputs.categorical else None
+    faults = pd.concat([gdf.to_crs(prob.rio.crs) for gdf, _ in inputs.distance]) if inputs.distance else None
     title = config["report"].get("title", "Prospectivity")
-    _save_figure(evaluation.plot_map(prob, inputs.deposits, areas, geology, title=f"{row['label']}: {title}"),
-                 out / "map.png")
+    _save_figure(evaluation.plot_map(prob, inputs.deposits, areas, geology, title=f"{row['label']}: {title}",
+                                     faults=faults, undiscovered=inputs.undiscovered), out / "map.png")
     _save_figure(evaluation.plot_rate_curve(*[c for c in (success, prediction) if c is not None]),
                  out / "rate_curves.png")
     _save_figure(evaluation.plot_prediction_area(evaluation.prediction_area(prob, inputs.deposits)),
                  out / "prediction_area.png")
-    return {"evaluation": summary, "map_model": row["label"], "map_source": source,
+    return {"evaluation": summary, "map_model": row["label"], "map_source": source, "targets": areas,
             "uncertainty": spread.attrs.get("definition", "") if spread is not None else ""}
 
 
@@ -420,8 +428,8 @@ RUN_OUTPUTS = ("config.json", "run.log", "report.md", "screening.csv", "screenin
                "tiles.csv", "tiles_train.npz", "tiles_test.npz", "runs", "experiments.csv", "tables.csv",
                "experiments.png", "folds.csv", "heldout.csv", "heldout_deposits.csv", "heldout_rate.png",
                "importance.csv", "prospectivity.tif", "prospectivity.qml", "uncertainty.tif", "uncertainty.qml",
-               "targets.gpkg", "evaluation.csv", "map.png", "rate_curves.png", "prediction_area.png",
-               "*.tif.aux.xml", ".*.part*")
+               "targets.gpkg", "evaluation.csv", "map.png", "rate_curves.png", "prediction_area.png", "stack.qml",
+               "layers", "inputs.gpkg", "project.qgs", "report.html", "*.tif.aux.xml", ".*.part*")
 RESUMABLE = (("trainer", "epochs"),)   # settings a resumed run may change (it trains on, or afresh)
 
 

@@ -97,7 +97,9 @@ def _experiments(results: dict[str, Any]) -> list[str]:
     seeds = sorted(int(s) for s in runs["seed"].unique())
     ore = runs.groupby("seed")["test_ore"].first()
     tiles = runs.groupby("seed")["test_tiles"].first()
-    text = [f"Mean ± standard deviation over {len(seeds)} seed(s) {seeds}, in %, on the spatially separated test "
+    spread = (f"Mean ± standard deviation over {len(seeds)} seeds {seeds}" if len(seeds) > 1 else
+              f"One seed ({seeds[0]}), so no spread over seeds")
+    text = [f"{spread}, in %, on the spatially separated test "
             f"tiles ({', '.join(map(str, tiles.tolist()))} tiles, {', '.join(map(str, ore.tolist()))} of them ore, "
             "per seed); each model scored with the weights of its last epoch (the test tiles pick nothing). "
             "Accuracy and recall are at probability 0.5; F1 is the macro mean over the two classes; MFAF rows also "
@@ -105,12 +107,13 @@ def _experiments(results: dict[str, Any]) -> list[str]:
             f"With {int(ore.min())} ore test tiles, one tile moves recall by {100 / max(int(ore.min()), 1):.0f} "
             "points. *AUC 95 % CI* is a stratified bootstrap over the test tiles (2,000 resamples, the mean over "
             "seeds): the range the small test set alone allows; rows whose intervals overlap widely are not told "
-            "apart by this run.", ""]
+            "apart by this run. A *collapsed* model gave every test tile the same score, or all tiles one class: "
+            "it is never ranked first.", ""]
     for name, group in tables.groupby("table", sort=False):
         header = f"### {name}" if name else "### Models"
         rows = []
         for line in group.itertuples(index=False):
-            row = {"method": line.label}
+            row = {"method": line.label + (" (collapsed)" if line.collapsed else "")}
             for metric, title in METRIC_NAMES.items():
                 mean, std = getattr(line, f"{metric}_mean"), getattr(line, f"{metric}_std")
                 row[title] = _fmt(mean, 1) + ("" if np.isnan(std) else f" ± {std:.1f}")
@@ -128,6 +131,15 @@ def _experiments(results: dict[str, Any]) -> list[str]:
             frame = frame.drop(columns=[c for c in frame.columns if c.startswith("paper ")])
         text += [header, "", _table(frame), "", _ordering(group), ""]
     return text
+
+
+def _separable(group: pd.DataFrame) -> bool:
+    """Whether the best usable row's AUC interval clears every other row's."""
+    usable = group[~group["collapsed"].astype(bool)].sort_values("auc_mean", ascending=False)
+    if len(usable) < 2:
+        return True
+    best = usable.iloc[0]
+    return bool((usable["auc_high"].iloc[1:] < best["auc_low"]).all())
 
 
 def _heldout(results: dict[str, Any]) -> list[str]:
@@ -165,15 +177,21 @@ def _heldout(results: dict[str, Any]) -> list[str]:
     if hidden:
         text.append(f"The *undiscovered* columns rank the {int(table['undiscovered'].iloc[0])} deposits kept out of "
                     "every step (`[undiscovered]`) on the mean of each model's fold maps.")
-    text += ["", "![held-out prediction-rate curves](heldout_rate.png)", ""]
+    text += [""]
     return text
 
 
 def _ordering(group: pd.DataFrame) -> str:
-    ours = group.sort_values("auc_mean", ascending=False)["label"].tolist()
-    text = "AUC ordering here: " + " > ".join(ours)
+    usable = group[~group["collapsed"].astype(bool)]
+    ours = usable.sort_values("auc_mean", ascending=False)["label"].tolist()
+    text = "AUC ordering here: " + (" > ".join(ours) or "none (every model collapsed)")
+    if len(ours) > 1 and not _separable(group):
+        text = ("**This table cannot separate these models**: every interval overlaps the best one's. " + text +
+                " (by the means alone)")
+    if len(usable) < len(group):
+        text += f"; collapsed, not ranked: {', '.join(group.loc[group['collapsed'].astype(bool), 'label'])}"
     with_paper = group.dropna(subset=["auc_paper"])
-    if len(with_paper) > 1:
+    if len(with_paper) > 1 and ours:
         theirs = with_paper.sort_values("auc_paper", ascending=False)["label"].tolist()
         best = "the same" if ours[0] == theirs[0] else "a different"
         text += f"; in the paper: {' > '.join(theirs)} ({best} best model)"
@@ -181,35 +199,188 @@ def _ordering(group: pd.DataFrame) -> str:
 
 
 def _experiment_figure(results: dict[str, Any], out: Path) -> str | None:
+    """One panel per table, three to a row, labels readable; the legend below the panels, never over a bar."""
     import matplotlib.pyplot as plt
 
     tables = results["tables"]
     groups = list(tables.groupby("table", sort=False))
     if not groups:
         return None
-    figure, axes = plt.subplots(1, len(groups), figsize=(3.2 * len(groups) + 1, 3.6), squeeze=False)
-    for ax, (name, group) in zip(axes[0], groups, strict=True):
+    columns = min(3, len(groups))
+    rows = -(-len(groups) // columns)
+    widest = max(len(group) for _, group in groups)
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * max(3.2, 0.45 * widest + 1.2), 3.4 * rows + 0.6),
+                                squeeze=False, layout="constrained")
+    for ax, (name, group) in zip(axes.flat, groups, strict=False):
         positions = np.arange(len(group))
         spread = np.nan_to_num(np.vstack([group["auc_mean"] - group["auc_low"], group["auc_high"] - group["auc_mean"]]))
-        ax.bar(positions, group["auc_mean"], yerr=np.clip(spread, 0, None), color="#4c72b0", capsize=3,
-               label="here (mean, 95 % CI over test tiles)")
+        colours = ["#b0b0b0" if c else "#4c72b0" for c in group["collapsed"].astype(bool)]
+        ax.bar(positions, group["auc_mean"], yerr=np.clip(spread, 0, None), color=colours, capsize=3)
         if group["auc_paper"].notna().any():
-            ax.plot(positions, group["auc_paper"], "o", color="#dd8452", label="paper")
-        ax.set_xticks(positions, group["label"], rotation=60, ha="right", fontsize=7)
+            ax.plot(positions, group["auc_paper"], "o", color="#dd8452")
+        ax.set_xticks(positions, group["label"], rotation=45, ha="right", fontsize=8)
         ax.set_title(name or "models", fontsize=9)
         ax.set_ylim(0, 100)
         ax.axhline(50, color="grey", linewidth=0.8, linestyle=":")
-    axes[0][0].set_ylabel("test-tile AUC (%)")
-    axes[0][-1].legend(fontsize=7, loc="lower right")
-    figure.tight_layout()
+        ax.set_ylabel("test-tile AUC (%)", fontsize=8)
+    for ax in axes.flat[len(groups):]:
+        ax.set_visible(False)
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color="#4c72b0", label="here: mean AUC, bar = 95 % interval over the test tiles"),
+               Patch(color="#b0b0b0", label="collapsed (one score or one class for every tile)"),
+               Line2D([], [], marker="o", linestyle="", color="#dd8452", label="the paper"),
+               Line2D([], [], linestyle=":", color="grey", label="chance (50 %)")]
+    figure.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=8, frameon=False)
     with atomic_output(out / "experiments.png", overwrite=True) as tmp:
         figure.savefig(tmp, dpi=120, format="png")
     plt.close(figure)
     return "experiments.png"
 
 
+def _usable(table: pd.DataFrame) -> pd.DataFrame:
+    return table[~table["collapsed"].astype(bool)]
+
+
+def _summary(config: Any, results: dict[str, Any]) -> list[str]:
+    """What was run, which model won on unseen deposits and by how much, and what a reader may conclude."""
+    survey, grid, evaluation = results["survey"], results["grid"], results["evaluation"]
+    text = [f"- **What was run**: `{config.source.name}` in {config.mode} mode on {survey['samples']:,} samples and "
+            f"{survey['deposits']} known deposits"
+            + (f" ({survey['undiscovered']} more kept out of every step as a test)" if survey["undiscovered"] else "")
+            + f"; {len(results['bands'])} evidence layers on a {grid.shape[0]} × {grid.shape[1]} grid of "
+            f"{grid.resolution[0]:g} m ({grid.crs.to_string()})."]
+    may, may_not = [], []
+    if "heldout" in results:
+        table = results["heldout"]
+        usable = _usable(table)
+        collapsed = table.loc[table["collapsed"].astype(bool), "label"].tolist()
+        if len(usable):
+            best = usable.iloc[0]
+            line = (f"- **Best on deposits it never saw**: {best['label']}, held-out AUC {best['auc']:.3f} (95 % CI "
+                    f"{best['auc_low']:.3f}–{best['auc_high']:.3f}), {100 * best['top_10']:.0f} % of the held-out "
+                    f"deposits in its top 10 % of the area")
+            if len(usable) > 1:
+                second = usable.iloc[1]
+                tied = usable[(usable["auc_high"] >= best["auc_low"]) & (usable["label"] != best["label"])]
+                line += (f"; {best['auc'] - second['auc']:.3f} above the next, {second['label']} ({second['auc']:.3f}, "
+                         f"{second['auc_low']:.3f}–{second['auc_high']:.3f})")
+                if len(tied):
+                    line += (f". Its interval overlaps those of {', '.join(tied['label'])}: this run does not tell "
+                             "them apart")
+                    may_not.append(f"that {best['label']} beats {', '.join(tied['label'])} (overlapping intervals)")
+                else:
+                    may.append(f"that {best['label']} ranks unseen deposits better than every other model here")
+            text.append(line + ".")
+        if collapsed:
+            text.append(f"- **Collapsed** (a constant map; never called best): {', '.join(collapsed)}.")
+    text.append(f"- **The map** ({results['map_model']}, {results['map_source']}): its top "
+                f"{100 * evaluation['coverage_area_fraction']:.0f} % of the area holds "
+                f"{100 * evaluation['coverage']:.0f} % of the known deposits (a fit: they trained it)"
+                + (f" and {100 * evaluation['undiscovered_coverage']:.0f} % of the {evaluation['undiscovered']} "
+                   "undiscovered ones (a test)" if "undiscovered_coverage" in evaluation else "")
+                + f"; {evaluation['targets']} target areas, ranked below.")
+    tables = results["tables"]
+    if len(tables):
+        plain = [name or "models" for name, group in tables.groupby("table", sort=False)
+                 if len(_usable(group)) > 1 and not _separable(group)]
+        if plain:
+            may_not.append(f"any ranking of models by the tile tables ({', '.join(plain)}): their intervals overlap")
+    may.append("where to look first: the target areas, in rank order, with their uncertainty")
+    if config["report"].get("synthetic"):
+        may_not.append("anything about the real Qin-hang belt: the data is synthetic")
+    text.append("- **You may conclude** " + "; ".join(may) + ".")
+    if may_not:
+        text.append("- **You may not conclude** " + "; ".join(may_not) + ".")
+    return text + [""]
+
+
+def _targets(results: dict[str, Any], shown: int = 30) -> list[str]:
+    """The ranked target areas exactly as targets.gpkg holds them (the first ``shown``)."""
+    areas = results["targets"]
+    if not len(areas):
+        return ["No cell reaches the target threshold.", ""]
+    km2 = "area_km2" in areas
+    rows = []
+    for line in areas.head(shown).itertuples(index=False):
+        row = {"rank": line.rank,
+               "area (km²)" if km2 else "area": f"{line.area_km2:.2f}" if km2 else f"{line.area:.4g}",
+               "centroid x": f"{line.centroid_x:.0f}", "centroid y": f"{line.centroid_y:.0f}",
+               "mean probability": f"{line.mean_probability:.3f}", "max probability": f"{line.max_probability:.3f}"}
+        if "n_deposits" in areas:
+            row["known deposits inside"] = line.n_deposits
+        if "mean_uncertainty" in areas:
+            row["mean uncertainty"] = f"{line.mean_uncertainty:.3f}"
+        rows.append(row)
+    evaluation = results["evaluation"]
+    text = [f"The connected areas of the top {100 * evaluation['coverage_area_fraction']:.0f} % of the map "
+            f"(`targets.gpkg`, labelled by rank in `project.qgs`), ranked by their highest probability; centroids in "
+            f"{results['grid'].crs.to_string()}"
+            + ("; *uncertainty* is the mean spread of the map there (`uncertainty.tif`): a high value says the "
+               "models disagree." if "mean_uncertainty" in areas else ".")
+            + " Areas without a known deposit are the new ground.", "", _table(pd.DataFrame(rows)), ""]
+    if len(areas) > shown:
+        text += [f"{len(areas) - shown} smaller-ranked areas more are in `targets.gpkg`.", ""]
+    return text
+
+
+def _figures(results: dict[str, Any]) -> list[str]:
+    evaluation = results["evaluation"]
+    text = ["![map](map.png)", "",
+            f"*The map* ({results['map_model']}): colours are fitted to the map's range; the lines on the colour bar "
+            "mark the top 5, 10 and 20 % of the area. Look at the target outlines (numbered by rank) that hold no "
+            "known deposit, and at whether the undiscovered deposits fall inside them.", ""]
+    if "heldout" in results:
+        text += ["![held-out prediction-rate curves](heldout_rate.png)", "",
+                 "*Held-out prediction rate*: for each model, the share of deposits it never saw (y) found in the "
+                 "top x of the area. The higher and further left, the better; the diagonal is a random map.", ""]
+    text += ["![rate curves](rate_curves.png) ![P-A plot](prediction_area.png)", "",
+             "*Left*: success rate (known deposits) and prediction rate (undiscovered ones) of the map. *Right*: the "
+             f"prediction–area plot: where the two curves cross (probability {evaluation['pa_threshold']:.3f}), "
+             f"{100 * evaluation['pa_rate']:.0f} % of the known deposits lie in the "
+             f"{100 - 100 * evaluation['pa_rate']:.0f} % of the area above that probability; a higher crossing is a "
+             "better map.", ""]
+    return text
+
+
+_CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.45;color:#222}"
+        "table{border-collapse:collapse;margin:1em 0;font-size:0.9em}th,td{border:1px solid #ccc;padding:3px 7px;"
+        "text-align:left}th{background:#f0f0f0}img{max-width:100%}blockquote{border-left:4px solid #c33;margin:1em 0;"
+        "padding:0.2em 1em;background:#fff4f4}code{background:#f4f4f4;padding:0 3px}")
+
+
+def write_html(markdown_text: str, out: Path, title: str) -> Path:
+    """``report.html``: the same report, with every figure embedded, one file to e-mail."""
+    import base64
+    import html
+    import re
+
+    import markdown
+
+    body = markdown.markdown(markdown_text, extensions=["tables"], output_format="html")
+
+    def embed(match: re.Match) -> str:
+        figure = (out / match.group(1)).resolve()
+        if not figure.is_file() or out.resolve() not in figure.parents:    # only the run's own figures
+            return match.group(0)
+        return f'src="data:image/png;base64,{base64.b64encode(figure.read_bytes()).decode("ascii")}"'
+
+    body = re.sub(r'src="([^":]+\.png)"', embed, body)
+    page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f"<style>{_CSS}</style></head>\n<body>\n{body}\n</body></html>\n")
+    path = out / "report.html"
+    with atomic_output(path, overwrite=True) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    return path
+
+
 def write(config: Any, results: dict[str, Any], out: Path) -> Path:
-    """Write ``out/report.md`` (and ``experiments.png``) from the numbers :func:`~prospect.pipeline.run` gathered."""
+    """Write ``out/report.md`` and ``report.html`` (and ``experiments.png``) from what the run gathered.
+
+    A targeting memo: the summary, the ranked target areas, the figures with what to look at, then the
+    held-out table and the stage-by-stage detail with the paper's numbers beside ours.
+    """
     import torch
 
     import prospect
@@ -228,8 +399,15 @@ def write(config: Any, results: dict[str, Any], out: Path) -> Path:
                  "models and settings rank higher — not reproduce its values.", ""]
     text += [f"Made {datetime.datetime.now().isoformat(timespec='minutes')} by prospect {prospect.__version__} "
              f"(torch {torch.__version__}, Python {platform.python_version()}) from `{config.source.name}` in "
-             f"**{config.mode}** mode on {device} ({torch.get_num_threads()} CPU threads); seeds "
-             f"{config.seeds}, {trainer} epochs.", ""]
+             f"**{config.mode}** mode on {device} ({torch.get_num_threads()} CPU threads) in "
+             f"{_minutes(sum(results['timings'].values()))}; seeds {config.seeds}, {trainer} epochs. Open "
+             "`project.qgs` in QGIS for every layer, styled.", ""]
+    text += ["## Summary", "", *_summary(config, results)]
+    text += ["## Target areas", "", *_targets(results)]
+    text += ["## Figures", "", *_figures(results)]
+    if "heldout" in results:
+        text += ["## Which model finds deposits it never saw", "", *_heldout(results)]
+    text += ["## How the run went", ""]
     if results["changes"]:
         text += [f"What this mode changed from `{config.source.name}`:", ""]
         text += [f"- `{change}`" for change in results["changes"]] + [""]
@@ -240,8 +418,6 @@ def write(config: Any, results: dict[str, Any], out: Path) -> Path:
         text += [f"This run was resumed: {results['resumed']} model(s) were read back from an earlier run in this "
                  "folder, so the timings above leave their training out (`experiments.csv` has each model's seconds).",
                  ""]
-    if "heldout" in results:
-        text += ["## Which model finds deposits it never saw", "", *_heldout(results)]
     text += ["## 1 Element screening (the paper's Table 2)", "", *_screening(results, paper)]
     text += ["![Z_AUC](screening_z.png)", ""]
     grid = results["grid"]
@@ -249,7 +425,7 @@ def write(config: Any, results: dict[str, Any], out: Path) -> Path:
              f"IDW of {', '.join(results['elements'])} on a {grid.shape[0]} x {grid.shape[1]} grid of "
              f"{grid.resolution[0]:g} m ({grid.crs.to_string()}), stacked with the other layers: "
              f"{len(results['bands'])} bands ({', '.join(results['bands'])}) in `stack.tif`; one GeoTIFF per element "
-             "in `elements/`.", ""]
+             "in `elements/`, categorical layers as integer codes with their legend in `layers/`.", ""]
     text += ["## 3 Tiles (the paper's section 4.1 (3)-(4))", "", *_tiles(results, paper)]
     text += ["## 4 Models on test tiles (the paper's Tables 3-7)", "",
              "These tables follow the paper's protocol (tiles labelled by any deposit inside, one spatial split) to "
@@ -260,13 +436,12 @@ def write(config: Any, results: dict[str, Any], out: Path) -> Path:
         text += [f"![test-tile AUC per table]({figure})", ""]
     evaluation = results["evaluation"]
     text += ["## 5 Prospectivity map", "",
-             f"{results['map_model']} ({results['map_source']}) over the whole stack: `prospectivity.tif` (styled "
-             "for QGIS by `prospectivity.qml`), "
+             f"{results['map_model']} ({results['map_source']}) over the whole stack: `prospectivity.tif`, "
              + (f"`uncertainty.tif` ({results['uncertainty']}), " if results["uncertainty"] else "")
-             + "`targets.gpkg`.", "",
+             + "`targets.gpkg`, each styled for QGIS by a `.qml` of the same name.", "",
              "| measure | value |", "|---|---|",
-             f"| map AUC (deposit cells against all others) | {evaluation['map_auc']:.3f} |",
-             f"| success-rate AUC (known deposits) | {evaluation['success_rate_auc']:.3f} |",
+             f"| AUC of the known deposits (success rate; the map AUC of deposit cells against all others is the "
+             f"same number for point deposits) | {evaluation['success_rate_auc']:.3f} |",
              f"| known deposits in the top {100 * evaluation['coverage_area_fraction']:.0f} % of the area | "
              f"{100 * evaluation['coverage']:.0f} % of {evaluation['used']} |"]
     if "undiscovered_coverage" in evaluation:
@@ -274,14 +449,20 @@ def write(config: Any, results: dict[str, Any], out: Path) -> Path:
                  f"{evaluation['undiscovered_prediction_rate_auc']:.3f} |",
                  f"| of those in the top {100 * evaluation['coverage_area_fraction']:.0f} % of the area | "
                  f"{100 * evaluation['undiscovered_coverage']:.0f} % of {evaluation['undiscovered']} |"]
-    text += [f"| P-A intersection (threshold, rate) | {evaluation['pa_threshold']:.3f}, "
-             f"{100 * evaluation['pa_rate']:.0f} % |", f"| target areas | {evaluation['targets']} |", "",
+    text += [f"| P-A crossing: probability; known deposits above it; area above it | {evaluation['pa_threshold']:.3f}; "
+             f"{100 * evaluation['pa_rate']:.0f} %; {100 - 100 * evaluation['pa_rate']:.0f} % |",
+             f"| target areas | {evaluation['targets']} |", "",
              "The known deposits also labelled the training samples, so their success rate is a fit, not a test; "
-             "the held-out table above is the test.", "",
-             "![map](map.png)", "", "![rate curves](rate_curves.png) ![P-A plot](prediction_area.png)", ""]
+             "the held-out table above is the test.", ""]
     if results["notes"]:
         text += ["## Notes", ""] + [f"- {note}" for note in results["notes"]] + [""]
     path = out / "report.md"
+    markdown_text = "\n".join(text)
     with atomic_output(path, overwrite=True) as tmp:
-        tmp.write_text("\n".join(text), encoding="utf-8")
+        tmp.write_text(markdown_text, encoding="utf-8")
+    write_html(markdown_text, out, title)
     return path
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
