@@ -161,7 +161,7 @@ def test_prediction_area_intersection():
 
 
 def test_prediction_area_crossing_lies_on_both_curves():
-    """Two deposits: the prediction rate jumps from 50 % to 100 % where the remaining area is 50 %: they cross at 50 %."""
+    """The prediction rate jumps from 50 % to 100 % where the remaining area is 50 %: the curves meet at 50 %."""
     prob = GRID.wrap(np.broadcast_to(np.arange(60, dtype=np.float32) / 59, GRID.shape).copy())
     table = prediction_area(prob, _points([(10, 59), (20, 30)]))
     threshold = table.attrs["intersection_threshold"]
@@ -182,6 +182,16 @@ def test_targets_are_ranked_polygons(tmp_path):
     assert found["area"].tolist() == [1600.0, 5000.0]
     assert found.geometry.area.tolist() == pytest.approx([1600.0, 5000.0])
     assert found["n_deposits"].tolist() == [0, 2]
+    assert found["area_km2"].tolist() == pytest.approx([0.0016, 0.005])
+    # centres of the 4 x 4 block (rows 30-33, cols 40-43) and the 5 x 10 block (rows 5-9, cols 5-14), 10 m cells
+    np.testing.assert_allclose(found[["centroid_x", "centroid_y"]].to_numpy(),
+                               [[500000 + 42 * 10, 4000480 - 32 * 10], [500000 + 10 * 10, 4000480 - 7.5 * 10]])
+    spread = np.broadcast_to(np.arange(60, dtype=np.float32) / 100, GRID.shape).copy()   # rises west to east
+    found = targets(GRID.wrap(values), threshold=0.5, min_area=200.0, uncertainty=GRID.wrap(spread))
+    assert found["mean_uncertainty"].tolist() == pytest.approx([0.415, 0.095])          # mean column / 100
+    other = pp.Grid.from_bounds((0, 0, 600, 480), resolution=10, crs="EPSG:32650")
+    with pytest.raises(pp.errors.GridMismatchError, match=r"uncertainty is on .*, the map on"):
+        targets(GRID.wrap(values), threshold=0.5, uncertainty=other.wrap(spread))
     found.to_file(tmp_path / "targets.gpkg")
     assert len(gpd.read_file(tmp_path / "targets.gpkg")) == 2
     top = targets(GRID.wrap(values), area_fraction=16 / values.size)

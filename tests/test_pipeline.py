@@ -315,6 +315,125 @@ def test_the_held_out_table_is_the_mean_over_held_out_deposits(tiny_run):
     assert (out / "heldout_rate.png").exists()
 
 
+def _markdown_table(text, heading):
+    """The first table under ``heading`` in a Markdown report, as a DataFrame of strings."""
+    block = []
+    for line in text[text.index(heading):].splitlines()[2:]:
+        if line.startswith("|"):
+            block.append(line)
+        elif block:
+            break
+    header = [c.strip() for c in block[0].strip("|").split("|")]
+    return pd.DataFrame([[c.strip() for c in row.strip("|").split("|")] for row in block[2:]], columns=header)
+
+
+def test_the_report_lists_the_target_areas_of_targets_gpkg(tiny_run):
+    import rasterio.features
+
+    _, out = tiny_run
+    areas = gpd.read_file(out / "targets.gpkg")
+    text = (out / "report.md").read_text()
+    assert text.index("## Summary") < text.index("## Target areas") < text.index("## Figures") \
+        < text.index("## 1 Element screening")
+    table = _markdown_table(text, "## Target areas")
+    assert table["rank"].astype(int).tolist() == areas["rank"].tolist()
+    assert table["area (km²)"].tolist() == [f"{a:.2f}" for a in areas["area_km2"]]
+    np.testing.assert_allclose(areas["area_km2"], areas.geometry.area / 1e6)          # the polygons' own areas
+    assert table["centroid x"].tolist() == [f"{x:.0f}" for x in areas.geometry.centroid.x]
+    deposits = pp.io.read_vector(ROOT / "data_samples" / "qinhang" / "deposits.gpkg")
+    inside = [int(deposits.within(polygon).sum()) for polygon in areas.geometry]
+    assert table["known deposits inside"].astype(int).tolist() == inside == areas["n_deposits"].tolist()
+    with rasterio.open(out / "uncertainty.tif") as src:
+        spread, transform = src.read(1, masked=True), src.transform
+    for polygon, shown in zip(areas.geometry, table["mean uncertainty"], strict=True):
+        cells = rasterio.features.geometry_mask([polygon], spread.shape, transform, invert=True)
+        assert shown == f"{spread[cells].mean():.3f}"
+
+
+def test_report_html_is_the_report_with_its_figures_inside(tiny_run):
+    import re
+
+    _, out = tiny_run
+    text, page = (out / "report.md").read_text(), (out / "report.html").read_text()
+    figures = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", text)
+    assert len(figures) >= 6 and all((out / f).exists() for f in figures)
+    assert page.count('src="data:image/png;base64,') == len(figures) and ".png\"" not in page
+    assert "<table>" in page and "<h2>Target areas</h2>" in page and "Synthetic data." in page
+
+
+def test_the_run_opens_in_qgis_with_every_layer_styled(tiny_run, tmp_path, qgis_python):
+    from tests.conftest import open_in_qgis
+
+    _, out = tiny_run
+    moved = shutil.copytree(out, tmp_path / "sent elsewhere", ignore=shutil.ignore_patterns("runs", "*.npz"))
+    seen = open_in_qgis(qgis_python, moved / "project.qgs", tmp_path / "render.png")
+    layers = {layer["name"]: layer for layer in seen["layers"]}
+    assert seen["read"] and seen["crs"] == "EPSG:32649" and not seen["absolute_paths"]
+    assert all(layer["valid"] and layer["source"].startswith(str(moved)) for layer in layers.values())
+    assert layers["target areas (rank)"]["label_field"] == "rank"
+    assert layers["target areas (rank)"]["features"] == len(gpd.read_file(out / "targets.gpkg"))
+    assert layers["known deposits"]["features"] == 32
+    assert layers["undiscovered deposits (kept out of every step)"]["features"] == 8
+    assert layers["faults"]["renderer"] == "singleSymbol"
+    units = ["Carboniferous", "Devonian", "Permian", "Quaternary", "Triassic"]
+    assert layers["geology"]["renderer"] == "categorizedSymbol" and layers["geology"]["legend"] == units
+    assert layers["prospectivity (ore probability)"]["renderer"] == "singlebandpseudocolor"
+    assert layers["uncertainty"]["renderer"] == "singlebandpseudocolor" and not layers["uncertainty"]["checked"]
+    evidence = [layer for layer in seen["layers"] if layer["group"] == "evidence layers (stack.tif)"]
+    with rasterio.open(out / "stack.tif") as src:
+        assert [layer["band"] for layer in evidence] == list(range(1, src.count + 1))
+        assert src.units[0].startswith("log10(") and src.overviews(1) == []     # 160 px: one block, no overview
+    assert layers["unit"]["renderer"] == "paletted" and layers["unit"]["legend"] == units
+    assert layers["Ag (log10(ng/g))"]["renderer"] == "singlebandpseudocolor"
+    assert seen["render"]["colours"] > 50
+
+
+def test_a_constant_model_is_flagged_collapsed_and_never_called_best(tmp_path, monkeypatch):
+    """A planted constant model: the random-forest row gets scikit-learn's DummyClassifier (the class prior)."""
+    from sklearn.dummy import DummyClassifier
+
+    import prospect.validation
+
+    built = prospect.validation.build_baseline
+    monkeypatch.setattr(prospect.validation, "build_baseline", lambda name, **kw: DummyClassifier(strategy="prior")
+                        if name == "random_forest" else built(name, **kw))
+    planted = ('[[experiments.models]]\ntable = "Classical baselines"\nlabel = "Logistic regression"\n',
+               '[[experiments.models]]\ntable = "Classical baselines"\nlabel = "Planted constant"\n'
+               'name = "random_forest"\n\n'
+               '[[experiments.models]]\ntable = "Classical baselines"\nlabel = "Logistic regression"\n')
+    config = _tiny(tmp_path, planted, ('rows = ["ShuffleNetV2", "Classical baselines"]',
+                                       'rows = ["Classical baselines"]'))
+    assert cli(["run", str(config), "--out", str(tmp_path / "out")]) == 0
+    table = pd.read_csv(tmp_path / "out" / "heldout.csv").set_index("label")
+    assert table.loc["Planted constant", "collapsed"] and not table.loc["Logistic regression", "collapsed"]
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "| Planted constant (collapsed: constant map) |" in text
+    assert "- **Collapsed** (a constant map; never called best): Planted constant." in text
+    assert "- **Best on deposits it never saw**: Logistic regression" in text
+    assert "**Planted constant** ranks" not in text
+
+
+def test_a_tile_model_that_says_one_class_is_collapsed_and_tables_that_overlap_say_so():
+    from prospect.pipeline import experiments as exp
+    from prospect.pipeline import report
+
+    labels = [0] * 20 + [1] * 4
+    rng = np.random.default_rng(0)
+    scores = {"steady": [0.42] * 24,                                     # constant: collapsed
+              "timid": list(rng.uniform(0.0, 0.4, 24)),                  # ranks, but every tile "no ore": collapsed
+              "useful": [0.2] * 20 + [0.7, 0.8, 0.3, 0.9]}
+    rows = [{"label": name, "name": name, "table": "T"} for name in scores]
+    records = [{"run": name, "seed": 0, "accuracy": 0.8, "auc": auc, "recall": 0.5, "f1": 0.6, "test_labels": labels,
+                "test_scores": scores[name]} for name, auc in (("steady", 0.99), ("timid", 0.9), ("useful", 0.7))]
+    table = exp.summarise(rows, records)
+    assert table.set_index("label")["collapsed"].to_dict() == {"steady": True, "timid": True, "useful": False}
+    line = report._ordering(table)
+    assert line.startswith("AUC ordering here: useful") and "collapsed, not ranked: steady, timid" in line
+    close = pd.DataFrame({"label": ["a", "b"], "auc_mean": [70.0, 60.0], "auc_low": [40.0, 30.0],
+                          "auc_high": [95.0, 85.0], "auc_paper": [np.nan, np.nan], "collapsed": [False, False]})
+    assert report._ordering(close).startswith("**This table cannot separate these models**")
+
+
 def test_dilation_scale_reaches_every_mfaf_row_that_sets_none(tmp_path):
     config = pp.pipeline.load_config(_tiny(tmp_path, ("[experiments]", "[experiments]\ndilation_scale = 2")))
     mfaf = [row for row in config.models if row["name"] == "mfaf"]
