@@ -1,6 +1,6 @@
 """The ``prospect`` command (also ``python -m prospect``): a thin layer over :mod:`prospect.pipeline`.
 
-    prospect run workflows/qinhang.toml --quick --out out/qinhang     # the case study, about 8 min on 2 cores
+    prospect run workflows/qinhang.toml --quick --out out/qinhang     # the case study (README: time measured)
     prospect run my_survey.toml --out out/mine --resume                # continue a run that was killed
     prospect run my_survey.toml --out out/mine --resume --epochs 50    # ... or train its models longer
     prospect check my_survey.toml                                      # read and check the inputs only

@@ -7,7 +7,7 @@ import pytest
 import prospect as pp
 
 ROOMS = ["io", "screening", "interpolate", "layers", "tiles", "models", "training", "mapping", "evaluation",
-         "imagery", "datasets"]
+         "imagery", "datasets", "qgis"]
 
 
 def test_import_is_fast_and_does_not_import_torch():
@@ -21,7 +21,7 @@ def test_import_is_fast_and_does_not_import_torch():
 
 def test_every_room_is_reachable_lazily_and_torch_only_where_needed():
     code = ("import sys, prospect as pp; light = ['io', 'screening', 'interpolate', 'layers', 'tiles', 'evaluation', "
-            "'datasets']; [getattr(pp, room) for room in light]; print('torch' in sys.modules)")
+            "'datasets', 'qgis']; [getattr(pp, room) for room in light]; print('torch' in sys.modules)")
     assert subprocess.check_output([sys.executable, "-c", code], text=True).strip() == "False"
     for room in ROOMS:
         assert getattr(pp, room).__name__ == f"prospect.{room}"

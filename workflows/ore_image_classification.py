@@ -9,7 +9,9 @@ The study is described by ``workflows/ore_images.toml`` (or ``--config``): ``[da
 command-line options override a few of its keys. For every model: train on the training side (validation
 picks the best epoch), then on the test side a per-class table like the Swin paper's Table 3
 (``<model>/report.csv``), a confusion matrix (``<model>/confusion.png``) and Grad-CAM maps of a few test
-images (``<model>/cam.png``); ``summary.csv`` compares the models. The default data is synthetic.
+images (``<model>/cam.png``); ``summary.csv`` compares the models and ``report.md`` / ``report.html`` say it all
+in one place. Each model keeps its best weights in ``<model>/model.safetensors`` (``[study] keep_checkpoints``
+also keeps ``last.pt`` and ``best.pt``). The default data is synthetic.
 """
 
 from __future__ import annotations
@@ -125,6 +127,9 @@ def _run(config, settings: dict, out: Path, overwrite: bool) -> int:
         figure.savefig(folder / "cam.png", dpi=120)
         plt.close(figure)
         reports[name] = report
+        if not config["study"].get("keep_checkpoints", False):   # model.safetensors holds the best weights
+            for checkpoint in ("last.pt", "best.pt"):
+                (folder / checkpoint).unlink(missing_ok=True)
         accuracy = float(report.loc["accuracy", "f1"])
         rows.append({"model": name, "accuracy": accuracy, "precision_macro": report.loc["macro avg", "precision"],
                      "recall_macro": report.loc["macro avg", "recall"], "f1_macro": report.loc["macro avg", "f1"],

@@ -8,7 +8,9 @@ Outputs in the folder: ``screening.csv`` (Table 2), ``elements/*.tif`` and ``sta
 first seed's ``tiles_train.npz`` / ``tiles_test.npz``, ``runs/<model>/seed<N>/`` (history, metrics,
 weights of the map model), ``experiments.csv`` (every model and seed) and ``tables.csv`` (mean and spread over
 seeds beside the paper), ``prospectivity.tif`` (+ ``.qml``), ``uncertainty.tif``, ``targets.gpkg``,
-``evaluation.csv``, figures, ``report.md``, ``config.json`` (the run as resolved) and ``run.log``.
+``evaluation.csv``, figures, ``report.md`` and ``report.html``, ``project.qgs`` (every layer styled for QGIS) with
+``inputs.gpkg`` and ``layers/`` (categorical bands as integer codes), ``config.json`` (the run as resolved) and
+``run.log``.
 """
 
 from __future__ import annotations

@@ -186,8 +186,8 @@ def _ordering(group: pd.DataFrame) -> str:
     ours = usable.sort_values("auc_mean", ascending=False)["label"].tolist()
     text = "AUC ordering here: " + (" > ".join(ours) or "none (every model collapsed)")
     if len(ours) > 1 and not _separable(group):
-        text = ("**This table cannot separate these models**: every interval overlaps the best one's. " + text +
-                " (by the means alone)")
+        text = ("**This table cannot separate these models**: every interval overlaps the best one's. AUC ordering "
+                "by the means alone: " + " > ".join(ours))
     if len(usable) < len(group):
         text += f"; collapsed, not ranked: {', '.join(group.loc[group['collapsed'].astype(bool), 'label'])}"
     with_paper = group.dropna(subset=["auc_paper"])
@@ -232,7 +232,7 @@ def _experiment_figure(results: dict[str, Any], out: Path) -> str | None:
                Patch(color="#b0b0b0", label="collapsed (one score or one class for every tile)"),
                Line2D([], [], marker="o", linestyle="", color="#dd8452", label="the paper"),
                Line2D([], [], linestyle=":", color="grey", label="chance (50 %)")]
-    figure.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=8, frameon=False)
+    figure.legend(handles=handles, loc="outside lower center", ncols=2 if columns > 1 else 1, fontsize=8, frameon=False)
     with atomic_output(out / "experiments.png", overwrite=True) as tmp:
         figure.savefig(tmp, dpi=120, format="png")
     plt.close(figure)
@@ -436,9 +436,9 @@ def write(config: Any, results: dict[str, Any], out: Path) -> Path:
         text += [f"![test-tile AUC per table]({figure})", ""]
     evaluation = results["evaluation"]
     text += ["## 5 Prospectivity map", "",
-             f"{results['map_model']} ({results['map_source']}) over the whole stack: `prospectivity.tif`, "
-             + (f"`uncertainty.tif` ({results['uncertainty']}), " if results["uncertainty"] else "")
-             + "`targets.gpkg`, each styled for QGIS by a `.qml` of the same name.", "",
+             f"{results['map_model']} ({results['map_source']}) over the whole stack: `prospectivity.tif`"
+             + (f" and `uncertainty.tif` ({results['uncertainty']})" if results["uncertainty"] else "")
+             + ", each styled for QGIS by a `.qml` of the same name, and `targets.gpkg`.", "",
              "| measure | value |", "|---|---|",
              f"| AUC of the known deposits (success rate; the map AUC of deposit cells against all others is the "
              f"same number for point deposits) | {evaluation['success_rate_auc']:.3f} |",

@@ -24,7 +24,7 @@ log = logging.getLogger("prospect.workflow")
 DEPOSITS = {"color": "#39ff14", "outline": "black", "marker": "circle"}
 UNDISCOVERED = {"color": "white", "outline": "black", "marker": "star", "size": 3.4}
 TARGETS = {"outline": "#00e5ff", "size": 0.7}
-LINES = {"color": "#202020", "size": 0.5}
+LINES = {"color": "#c8c8c8", "size": 0.5}
 
 
 def _layer_names(config: Any) -> dict[tuple[str, int], str]:
