@@ -105,6 +105,13 @@ def test_ore_image_workflow_writes_reports(tmp_path):
     assert report.loc["accuracy", "support"] == 40
     assert (out / "mobilenet_v2" / "confusion.png").exists() and (out / "mobilenet_v2" / "cam.png").exists()
     assert len(pd.read_csv(out / "summary.csv")) == 1
+    assert sorted(p.name for p in (out / "mobilenet_v2").glob("*.pt")) == []     # only model.safetensors is kept
+    assert (out / "mobilenet_v2" / "model.safetensors").exists()
+    text = (out / "report.md").read_text()
+    assert "> **Synthetic images.**" in text and "| mobilenet_v2 |" in text and "| chalcopyrite |" in text
+    assert f"| accuracy | – | – | {report.loc['accuracy', 'f1']:.3f} | 40 |" in text     # the table of report.csv
+    assert text.index("## mobilenet_v2") < text.index("(mobilenet_v2/confusion.png)") < text.index("/cam.png)")
+    assert (out / "report.html").read_text().count("data:image/png;base64,") == 2
     assert images.main(["--out", str(tmp_path / "x"), "--models", "lenet"]) == 2
 
 
