@@ -128,5 +128,6 @@ def test_ore_image_study_file_keys_are_checked(tmp_path, capsys):
     assert "unknown key(s) ['resize']; valid keys of [data]: ['root', 'size', 'split'" in said
     config.write_text(text.replace('name = "resnet18"', 'name = "resnet18"\nattention = "se"\nweights = "x.pth"'))
     assert images.main(["--config", str(config), "--out", str(tmp_path / "b")]) == 2
-    assert "valid keys of [models]: ['name', 'pretrained', 'attention', 'dropout']" in capsys.readouterr().err
+    assert "valid keys of [models]: ['name', 'pretrained', 'attention', 'dropout', 'reduction']" in \
+        capsys.readouterr().err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -104,8 +104,7 @@ def _run(config, settings: dict, out: Path, overwrite: bool) -> int:
         started = time.perf_counter()
         name = options["name"] + (f"_{options['attention']}" if options.get("attention") else "")
         folder = out / name
-        torch.manual_seed(seed)
-        model = pp.imagery.build_classifier(num_classes=len(split.classes), **options)
+        model = pp.imagery.build_classifier(num_classes=len(split.classes), seed=seed, **options)
         trainer = pp.training.Trainer(model, out_dir=folder, overwrite=overwrite, **settings)
         trainer.fit(split.train, split.val)
         model.load_state_dict(pp.training.load_checkpoint(folder / "best.pt")["model"])

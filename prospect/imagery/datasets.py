@@ -16,13 +16,14 @@ import torch
 from prospect.errors import InputError, MissingFileError
 
 __all__ = ["ImageFolderSplit", "ImageDataset", "IMAGENET_MEAN", "IMAGENET_STD", "eval_transforms",
-           "train_transforms", "scan_folder"]
+           "train_transforms", "scan_folder", "to_rgb", "provenance", "AUGMENTATIONS", "LIGHT_AUGMENTATION"]
 
 log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-AUGMENTATIONS = ("erase", "flip", "gamma", "zoom", "contrast", "saturation")
+AUGMENTATIONS = ("erase", "flip", "gamma", "zoom", "contrast", "saturation")   # the Swin paper's six
+LIGHT_AUGMENTATION = ("flip", "zoom")
 
 
 def scan_folder(root: str | os.PathLike) -> tuple[list[Path], list[int], list[str], list[Path]]:
@@ -102,8 +103,23 @@ def train_transforms(size: int, mean: Sequence[float], std: Sequence[float],
     return v2.Compose(steps)
 
 
+def to_rgb(image: Any) -> Any:
+    """A PIL image as 8-bit RGB. 16-bit grey (``I;16``, common in microscopy TIFFs) and 32-bit integer images
+    are scaled by 65535 (by their maximum when larger), float images by 1 (by their maximum when larger),
+    instead of saturating at 255 as ``Image.convert`` does."""
+    from PIL import Image
+
+    if image.mode.startswith("I") or image.mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        full = 65535.0 if image.mode.startswith("I") else 1.0
+        top = float(np.nanmax(values)) if values.size else 0.0
+        scaled = np.clip(values / max(full, top), 0, 1) * 255
+        return Image.fromarray(np.round(np.nan_to_num(scaled)).astype(np.uint8), mode="L").convert("RGB")
+    return image.convert("RGB")
+
+
 class ImageDataset(torch.utils.data.Dataset):
-    """Images converted to RGB (grey, RGBA, palette, any size) and transformed; yields ``(tensor, label)``."""
+    """Images converted to RGB (grey, 16-bit, RGBA, palette, any size) and transformed; yields ``(tensor, label)``."""
 
     def __init__(self, paths: Sequence[Path], labels: Sequence[int], transform: Callable, classes: list[str]) -> None:
         self.paths, self.labels, self.transform, self.classes = list(paths), list(labels), transform, classes
@@ -115,7 +131,7 @@ class ImageDataset(torch.utils.data.Dataset):
         from PIL import Image
 
         with Image.open(self.paths[index]) as image:
-            rgb = image.convert("RGB")
+            rgb = to_rgb(image)
         return self.transform(rgb), int(self.labels[index])
 
 
@@ -130,6 +146,53 @@ def _groups(paths: list[Path], group_by: Any) -> list[str]:
         match = pattern.search(path.stem)
         keys.append(match.group(1) if match and match.groups() else (match.group(0) if match else path.stem))
     return keys
+
+
+def provenance(paths: Sequence[Path], labels: Sequence[int], classes: list[str]) -> Any:
+    """Images per class by mode, and the range of their sizes: logged, with a warning for a class that its
+    format alone gives away (a mode no other class has, or a few sizes no other class has)."""
+    import pandas as pd
+    from PIL import Image
+
+    modes, sizes = [], []
+    for path in paths:
+        with Image.open(path) as image:
+            modes.append(image.mode)
+            sizes.append(image.size)
+    names = pd.Series([classes[i] for i in labels], name="class")
+    table = pd.crosstab(names, pd.Series(modes, name="mode"))
+    frame = pd.DataFrame({"class": names, "size": sizes, "pixels": [w * h for w, h in sizes]})
+    for name, group in frame.groupby("class"):
+        smallest, largest = group.loc[group["pixels"].idxmin(), "size"], group.loc[group["pixels"].idxmax(), "size"]
+        table.loc[name, "sizes"] = (f"{group['size'].nunique()}: {smallest[0]}x{smallest[1]} to "
+                                    f"{largest[0]}x{largest[1]}")
+    log.info("images per class, by mode and size:\n%s", table.to_string())
+    frame["mode"] = modes
+    for name in table.index:
+        mine, others = frame[frame["class"] == name], frame[frame["class"] != name]
+        mode_alone = not set(mine["mode"]) & set(others["mode"])
+        size_alone = mine["size"].nunique() <= 3 and not set(mine["size"]) & set(others["size"])
+        if mode_alone or size_alone:
+            told = (f"modes {sorted(set(mine['mode']))}" if mode_alone else
+                    f"sizes {sorted(set(mine['size']))}")
+            warnings.warn(f"class {name!r} can be told by its format alone ({told}, which no other class has): a "
+                          "model may learn the source, not the mineral; mix the sources or convert the images alike",
+                          stacklevel=3)
+    return table
+
+
+def _statistics_given(normalize: Any) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) given by the caller: three numbers each, or one number each for all three channels."""
+    valid = ("valid: 'imagenet', 'dataset' or (mean, std), each three numbers (one per RGB channel) or one number "
+             "for all, e.g. (0.5, 0.25) or ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))")
+    try:
+        mean, std = normalize
+        mean, std = (np.full(3, float(v)) if np.ndim(v) == 0 else np.asarray(v, dtype=float) for v in (mean, std))
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"normalize={normalize!r}; {valid}") from exc
+    if mean.shape != (3,) or std.shape != (3,) or not (np.isfinite(mean).all() and (std > 0).all()):
+        raise InputError(f"normalize={normalize!r}; {valid}, with standard deviations above 0")
+    return tuple(mean), tuple(std)
 
 
 class ImageFolderSplit:
@@ -151,20 +214,27 @@ class ImageFolderSplit:
         regular expression on the file stem whose first group is the key (e.g.
         ``r"^(.*)_r\\d+_c\\d+$"`` for :func:`crop_patches` names, so crops of one
         micrograph never straddle the split).
-    normalize : {"imagenet", "dataset"} or (mean, std)
-        ImageNet statistics (use with pretrained weights) or the training set's own.
+    normalize : {"dataset", "imagenet"} or (mean, std)
+        The training set's own statistics (default: for a network trained from
+        scratch), ImageNet's (with pretrained weights), or given.
     augment : sequence of str or None
-        On-the-fly training augmentations (:func:`train_transforms`); None for none.
+        On-the-fly training augmentations (:func:`train_transforms`). Default: flips
+        and zoom, light enough for a small set trained from scratch; the Swin
+        paper's six are :data:`AUGMENTATIONS`; None for none.
+
+    ``.provenance`` counts each class's images by (mode, size), logged: a class that is all grey at
+    500 px while another is all RGB at 224 px can be told by format alone, which a warning says.
     """
 
     def __init__(self, root: str | os.PathLike, size: int = 224, split: Sequence[float] = (0.6, 0.2, 0.2),
-                 seed: int = 0, stratify: bool = True, group_by: Any = None, normalize: Any = "imagenet",
-                 augment: Sequence[str] | None = AUGMENTATIONS) -> None:
+                 seed: int = 0, stratify: bool = True, group_by: Any = None, normalize: Any = "dataset",
+                 augment: Sequence[str] | None = LIGHT_AUGMENTATION) -> None:
         if len(split) != 3 or min(split) < 0 or not np.isclose(sum(split), 1.0):
             raise InputError(f"split={tuple(split)!r} must be three fractions (train, val, test) summing to 1")
         if int(size) != size or size < 8:
             raise InputError(f"size={size!r} must be a whole number of pixels ≥ 8")
         paths, labels, self.classes, self.skipped = scan_folder(root)
+        self.provenance = provenance(paths, labels, self.classes)
         groups = _groups(paths, group_by)
         rng = np.random.default_rng(seed)
         side = np.zeros(len(paths), np.int64)
@@ -195,7 +265,7 @@ class ImageFolderSplit:
             else:
                 raise InputError(f"normalize={normalize!r}; valid: 'imagenet', 'dataset' or (mean, std)")
         else:
-            mean, std = normalize
+            mean, std = _statistics_given(normalize)
         self.mean, self.std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
         plain = eval_transforms(self.size, self.mean, self.std)
         training = plain if augment is None else train_transforms(self.size, self.mean, self.std, augment)
@@ -214,7 +284,7 @@ class ImageFolderSplit:
         total, squares, count = np.zeros(3), np.zeros(3), 0
         for path in paths:
             with Image.open(path) as image:
-                pixels = np.asarray(image.convert("RGB").resize((self.size, self.size)), np.float64) / 255
+                pixels = np.asarray(to_rgb(image).resize((self.size, self.size)), np.float64) / 255
             total += pixels.sum(axis=(0, 1))
             squares += (pixels**2).sum(axis=(0, 1))
             count += pixels.shape[0] * pixels.shape[1]

@@ -7,6 +7,7 @@ an error naming the file expected and the folder to put it in.
 
 from __future__ import annotations
 
+import numbers
 import os
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,8 @@ def _cache_file(name: str) -> Path:
 
 
 def build_classifier(name: str, num_classes: int, pretrained: str | os.PathLike | None = None,
-                     attention: str | None = None, dropout: float = 0.0) -> nn.Module:
+                     attention: str | None = None, dropout: float = 0.0, reduction: int = 16,
+                     seed: int | None = 0) -> nn.Module:
     """A torchvision classifier for ``num_classes`` classes.
 
     Parameters
@@ -108,16 +110,37 @@ def build_classifier(name: str, num_classes: int, pretrained: str | os.PathLike 
         ConvNeXt-ECA model). Either adds parameters; the backbone keeps its weights.
     dropout : float
         Dropout before the new head.
+    reduction : int
+        The SE block's channel reduction (16 in Hu et al.; the MobileNetV2+SE replication used 8).
+    seed : int or None
+        Seeds the initial weights (the caller's random state is left as it was): same
+        seed, same model. None draws from torch's global generator.
 
-    The model carries ``backbone_names`` (what a Trainer freezes), ``cam_layer``
-    (the feature layer Grad-CAM reads), ``input_size`` and ``config``.
+    The model carries ``backbone_names`` (what a Trainer's ``freeze_backbone_epochs``
+    freezes: the pretrained layers, never the SE/ECA blocks nor the new head),
+    ``cam_layer`` (the feature layer Grad-CAM reads), ``input_size`` and ``config``.
     """
-    from torchvision import models
 
     if name not in _ZOO:
         raise InputError(f"unknown classifier {name!r}; valid: {sorted(_ZOO)}")
-    if int(num_classes) != num_classes or num_classes < 2:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 2:
         raise InputError(f"num_classes={num_classes!r} must be a whole number ≥ 2")
+    if pretrained is not None and not isinstance(pretrained, (str, os.PathLike)):
+        raise InputError(f"pretrained={pretrained!r}; valid: a local weights file, 'torchvision' (the file torchvision "
+                         "caches under $TORCH_HOME/hub/checkpoints; never downloaded) or None")
+    if isinstance(reduction, bool) or not isinstance(reduction, numbers.Integral) or reduction < 1:
+        raise InputError(f"reduction={reduction!r} must be a whole number ≥ 1 (the SE bottleneck's divisor)")
+    if seed is None:
+        return _build(name, int(num_classes), pretrained, attention, dropout, int(reduction))
+    with torch.random.fork_rng():
+        torch.manual_seed(int(seed))
+        return _build(name, int(num_classes), pretrained, attention, dropout, int(reduction))
+
+
+def _build(name: str, num_classes: int, pretrained: Any, attention: str | None, dropout: float,
+           reduction: int) -> nn.Module:
+    from torchvision import models
+
     builder, _, head, cam_layer, backbone = _ZOO[name]
     extra: dict[str, Any] = {}
     if name in ("googlenet", "inception_v3"):
@@ -132,7 +155,8 @@ def build_classifier(name: str, num_classes: int, pretrained: str | os.PathLike 
     _replace_head(model, head, int(num_classes), float(dropout))
     if attention is not None:
         if attention == "se" and name == "mobilenet_v2":
-            model.features = _WithAttention(model.features, SqueezeExcitation(model.last_channel))
+            model.features = _WithAttention(model.features, SqueezeExcitation(model.last_channel, reduction))
+            backbone = ("features.block",)
         elif attention == "se":
             raise InputError("attention='se' is placed after MobileNetV2's features; use name='mobilenet_v2'")
         elif attention == "eca" and name == "convnext_tiny":
@@ -140,6 +164,8 @@ def build_classifier(name: str, num_classes: int, pretrained: str | os.PathLike 
                 if isinstance(stage, nn.Sequential) and index % 2 == 1:  # the four CNBlock stages
                     channels = [m for m in stage.modules() if isinstance(m, nn.Conv2d)][0].out_channels
                     model.features[index] = _WithAttention(stage, EfficientChannelAttention(channels))
+            backbone = tuple(f"features.{i}.block" if isinstance(m, _WithAttention) else f"features.{i}"
+                             for i, m in enumerate(model.features))
         elif attention == "eca":
             raise InputError("attention='eca' follows the ConvNeXt stages; use name='convnext_tiny'")
         else:
@@ -149,7 +175,8 @@ def build_classifier(name: str, num_classes: int, pretrained: str | os.PathLike 
     model.cam_channels_last = name.startswith("swin")  # Swin's features are (N, h, w, C)
     model.input_size = INPUT_SIZE[name]
     model.num_classes = int(num_classes)
-    model.config = {"name": name, "num_classes": int(num_classes), "attention": attention, "dropout": float(dropout)}
+    model.config = {"name": name, "num_classes": int(num_classes), "attention": attention, "dropout": float(dropout),
+                    "reduction": int(reduction)}
     return model
 
 

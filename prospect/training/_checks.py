@@ -53,7 +53,7 @@ def check_options(options: dict[str, Any]) -> None:
         if key in options and options[key] not in valid:
             raise InputError(f"{key}={options[key]!r}; valid: {', '.join(repr(v) for v in valid)}")
     at_least = {"epochs": 1, "batch_size": 1, "step_size": 1, "checkpoint_every": 1, "freeze_backbone_epochs": 0,
-                "num_workers": 0, "seed": 0}
+                "num_workers": 0, "seed": 0, "precise_bn": 0}
     for key, low in at_least.items():
         if key in options and not (_whole(options[key]) and options[key] >= low):
             raise InputError(f"{key}={options[key]!r} must be a whole number of at least {low}")
@@ -71,6 +71,8 @@ def check_options(options: dict[str, Any]) -> None:
     if "label_smoothing" in options and not (_number(options["label_smoothing"])
                                              and 0 <= options["label_smoothing"] < 1):
         raise InputError(f"label_smoothing={options['label_smoothing']!r} must be a fraction in [0, 1)")
+    if "restore_best" in options and not isinstance(options["restore_best"], bool):
+        raise InputError(f"restore_best={options['restore_best']!r} must be true or false")
     if "monitor" in options and not isinstance(options["monitor"], str):
         raise InputError(f"monitor={options['monitor']!r} must be a column name of the history, e.g. 'val_roc_auc'")
     weights = options.get("class_weights")

@@ -1,0 +1,46 @@
+"""Trainer checkpoints: plain types only, read with ``weights_only=True``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from prospect.errors import MissingFileError, ProspectError
+
+__all__ = ["CheckpointError", "load_checkpoint"]
+
+
+class CheckpointError(ProspectError, ValueError):
+    """A checkpoint is corrupt, truncated, or from another run."""
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a Trainer checkpoint with ``weights_only=True`` (no arbitrary objects are unpickled)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"checkpoint {str(path)!r} is corrupt or truncated ({type(exc).__name__}); "
+                              "nothing was changed") from exc
+    if not isinstance(state, dict) or state.get("format") != "prospect.Trainer/1":
+        raise CheckpointError(f"{str(path)!r} is not a prospect Trainer checkpoint")
+    return state
+
+
+def _plain(value: Any) -> Any:
+    """Plain Python types only (checkpoints must load with weights_only=True)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (np.floating, np.integer, np.bool_)):
+        return value.item()
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
