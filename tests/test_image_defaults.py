@@ -177,3 +177,30 @@ def test_the_default_network_learns_a_hard_generated_set(tmp_path):
     trainer.fit(split.train, split.val)
     accuracy = trainer.evaluate(split.test)["accuracy"]
     assert accuracy >= 0.6, accuracy          # chance is 1/3; measured 0.75 with torch 2.14.1 on the CPU
+
+
+def test_image_features_of_a_flat_grey_image_are_closed_form(tmp_path):
+    Image.fromarray(np.full((40, 50), 128, np.uint8), mode="L").save(tmp_path / "flat.png")
+    features = pp.imagery.ImageFeatures(size=32)
+    vector = features([tmp_path / "flat.png"])[0]
+    assert vector.shape == (3 * 16 + 6 + 5 * 3 + 10 + 18,)
+    histograms = vector[:48].reshape(3, 16)
+    assert (histograms[:, 8] == 1).all() and histograms.sum() == 3           # 128/255 falls in bin 8 of 16
+    np.testing.assert_allclose(vector[48:51], 128 / 255) and np.testing.assert_allclose(vector[51:54], 0)
+    glcm = vector[54:69].reshape(5, 3)                  # contrast, dissimilarity, homogeneity, energy, correlation
+    assert (glcm[0] == 0).all() and (glcm[1] == 0).all() and (glcm[2] == 1).all() and (glcm[3] == 1).all()
+    lbp8, lbp16 = vector[69:79], vector[79:97]
+    # a flat neighbourhood is the uniform pattern P: every pixel at least R from the 32-px border
+    assert lbp8[8] == 30 * 30 / 32**2 and lbp16[16] == 28 * 28 / 32**2
+
+
+def test_the_classical_baseline_tells_textures_apart(tmp_path):
+    root = pp.datasets.make_hard_images(tmp_path / "hard", per_class=20, seed=1)
+    split = ImageFolderSplit(root, size=64, split=(0.5, 0.0, 0.5), seed=0)
+    features = pp.imagery.ImageFeatures(size=96)
+    model = pp.imagery.classical_baseline("logistic_regression", seed=0).fit(features(split.train),
+                                                                            split.train.labels)
+    accuracy = (model.predict_proba(features(split.test)).argmax(1) == np.array(split.test.labels)).mean()
+    assert accuracy >= 0.8, accuracy                   # chance 1/3
+    with pytest.raises(InputError, match=r"model='svm'; valid: \['logistic_regression', 'random_forest'\]"):
+        pp.imagery.classical_baseline("svm")

@@ -104,14 +104,20 @@ def test_ore_image_workflow_writes_reports(tmp_path):
     assert list(report.index[:5]) == ["arsenopyrite", "chalcopyrite", "gold", "pyrite", "stibnite"]
     assert report.loc["accuracy", "support"] == 40
     assert (out / "mobilenet_v2" / "confusion.png").exists() and (out / "mobilenet_v2" / "cam.png").exists()
-    assert len(pd.read_csv(out / "summary.csv")) == 1
+    summary = pd.read_csv(out / "summary.csv")
+    assert summary["model"].tolist() == ["mobilenet_v2", "colour_texture_logistic_regression"]   # + the baseline
+    baseline = pd.read_csv(out / "colour_texture_logistic_regression" / "report.csv", index_col=0)
+    assert baseline.loc["accuracy", "f1"] == pytest.approx(summary.loc[1, "accuracy"], abs=1e-4)
+    assert (out / "colour_texture_logistic_regression" / "confusion.png").exists()
     assert sorted(p.name for p in (out / "mobilenet_v2").glob("*.pt")) == []     # only model.safetensors is kept
     assert (out / "mobilenet_v2" / "model.safetensors").exists()
     text = (out / "report.md").read_text()
     assert "> **Synthetic images.**" in text and "| mobilenet_v2 |" in text and "| chalcopyrite |" in text
     assert f"| accuracy | – | – | {report.loc['accuracy', 'f1']:.3f} | 40 |" in text     # the table of report.csv
     assert text.index("## mobilenet_v2") < text.index("(mobilenet_v2/confusion.png)") < text.index("/cam.png)")
-    assert (out / "report.html").read_text().count("data:image/png;base64,") == 2
+    assert "*colour_texture_logistic_regression* is the classical baseline" in text
+    assert "colour_texture_logistic_regression/cam.png" not in text          # a baseline has no CAM
+    assert (out / "report.html").read_text().count("data:image/png;base64,") == 3
     assert images.main(["--out", str(tmp_path / "x"), "--models", "lenet"]) == 2
 
 

@@ -70,23 +70,29 @@ def _markdown(frame: pd.DataFrame, digits: int = 3) -> str:
 
 
 def study_report(title: str, setting: Sequence[str], summary: pd.DataFrame, reports: dict[str, pd.DataFrame],
-                 synthetic: bool = False) -> str:
+                 synthetic: bool = False, baselines: Sequence[str] = ()) -> str:
     """The ore-image study as Markdown: what was run, the models side by side, and per model its per-class
-    table, confusion matrix (``<model>/confusion.png``) and class-activation maps (``<model>/cam.png``)."""
+    table, confusion matrix (``<model>/confusion.png``) and class-activation maps (``<model>/cam.png``; not for
+    the classical ``baselines``, which have none)."""
     text = [f"# {title}", ""]
     if synthetic:
         text += ["> **Synthetic images.** The sample set is generated (`prospect.datasets.make_ore_images`); its "
                  "numbers say whether the code learns, not how a model does on real photographs.", ""]
     text += [*[f"- {line}" for line in setting], "", "## Models", "",
              "Test accuracy and macro averages over the classes (each class counts the same); the best by macro F1 "
-             "is listed first.", "", _markdown(summary.sort_values("f1_macro", ascending=False)), ""]
+             "is listed first."
+             + (f" *{', '.join(baselines)}* is the classical baseline (colour histograms and texture statistics, "
+                "scikit-learn, on the same split): what the networks must beat." if baselines else ""),
+             "", _markdown(summary.sort_values("f1_macro", ascending=False)), ""]
     for name, table in reports.items():
         frame = table.reset_index(names="class")
         text += [f"## {name}", "", _markdown(frame), "",
                  f"![confusion matrix of {name}]({name}/confusion.png)", "",
                  "*Confusion matrix*: rows are the true classes, columns the predicted ones, as fractions of each "
-                 "true class; off-diagonal cells are the confusions to look at.", "",
-                 f"![class-activation maps of {name}]({name}/cam.png)", "",
+                 "true class; off-diagonal cells are the confusions to look at.", ""]
+        if name in baselines:
+            continue
+        text += [f"![class-activation maps of {name}]({name}/cam.png)", "",
                  "*Grad-CAM*: where in each test image the model found evidence for the class it predicted (title: "
                  "true → predicted); red is strongest. Evidence on the mineral grains is what you want; on borders, "
                  "scale bars or background it is a shortcut.", ""]

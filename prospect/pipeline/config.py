@@ -102,9 +102,10 @@ IMAGE_SECTIONS: dict[str, Section] = {
     "models": Section(("prospect.imagery.build_classifier",), ("num_classes", "seed"), many=True, required=("name",),
                       help="the zoo models to train, one [[models]] per model"),
     "trainer": SECTIONS["trainer"],
-    "study": Section((), extra=("seed", "cam_images", "title", "synthetic", "keep_checkpoints"),
+    "study": Section((), extra=("seed", "cam_images", "title", "synthetic", "keep_checkpoints", "baseline"),
                      help="the seed of split, weights and order; CAM figures; the report's title, synthetic data; "
-                          "keep last.pt/best.pt (default: only model.safetensors)"),
+                          "keep last.pt/best.pt (default: only model.safetensors); the classical baseline "
+                          "('logistic_regression', 'random_forest' or false)"),
 }
 REPORT_KEYS = ("label", "table", "paper")   # where a model row goes in the report, not how it is built
 MODEL_KEYS = (*REPORT_KEYS, "name", "pretrained")   # beside MFAF's keyword arguments
