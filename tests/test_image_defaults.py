@@ -204,3 +204,45 @@ def test_the_classical_baseline_tells_textures_apart(tmp_path):
     assert accuracy >= 0.8, accuracy                   # chance 1/3
     with pytest.raises(InputError, match=r"model='svm'; valid: \['logistic_regression', 'random_forest'\]"):
         pp.imagery.classical_baseline("svm")
+
+
+class _LeftEvidence(nn.Module):
+    """Two feature maps, the left and the right half of channel 0; class 1's score is the left map's mean."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Identity()
+
+    def forward(self, x):
+        half = x.shape[-1] // 2
+        left, right = torch.zeros_like(x[:, 0]), torch.zeros_like(x[:, 0])
+        left[..., :half], right[..., half:] = x[:, 0, :, :half], x[:, 0, :, half:]
+        maps = self.features(torch.stack([left, right], dim=1))
+        score = maps[:, 0].mean(dim=(1, 2)) * 10
+        return torch.stack([torch.zeros_like(score), score], dim=1)
+
+
+def test_score_cam_finds_the_evidence_and_grad_cam_agrees():
+    images = torch.ones(2, 3, 16, 16)
+    model = _LeftEvidence()
+    for method in (pp.imagery.score_cam, pp.imagery.grad_cam):
+        cams = method(model, images, target=1, layer="features")
+        assert cams.shape == (2, 16, 16) and cams.min() >= 0 and np.allclose(cams.max((1, 2)), 1)
+        assert cams[:, :, :6].min() > 0.9 and cams[:, :, 10:].max() < 0.1, method.__name__   # the left half
+
+
+def test_augmented_copies_per_class_stay_with_their_source(tmp_path):
+    import shutil
+
+    root = _images(tmp_path / "originals", classes=("a", "b"), per_class=10, size=24)
+    written = pp.imagery.augment_offline(root, tmp_path / "all", methods=("flip", "gamma"), copies={"a": 2})
+    assert len(written) == 10 * 2 * 2 and all(p.parent.name == "a" for p in written)     # class b: none
+    for path in root.rglob("*.png"):
+        shutil.copy(path, tmp_path / "all" / path.parent.name / path.name)
+    split = ImageFolderSplit(tmp_path / "all", size=24, seed=0)
+    sources = {side: {p.parent.name + "/" + p.stem.split("_")[0] for p in data.paths}
+               for side, data in (("train", split.train), ("val", split.val), ("test", split.test))}
+    assert not (sources["train"] & sources["test"]) and not (sources["train"] & sources["val"])
+    assert len(split.train) + len(split.val) + len(split.test) == 20 + 40
+    with pytest.raises(InputError, match=r"copies names \['c'\], which are not class folders"):
+        pp.imagery.augment_offline(root, tmp_path / "x", copies={"c": 1})

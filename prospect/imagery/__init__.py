@@ -6,7 +6,7 @@
 """
 
 from prospect.imagery.baseline import BASELINE_MODELS, ImageFeatures, classical_baseline
-from prospect.imagery.cam import grad_cam, plot_cam
+from prospect.imagery.cam import grad_cam, plot_cam, score_cam
 from prospect.imagery.datasets import (
                                        IMAGENET_MEAN,
                                        IMAGENET_STD,
@@ -21,5 +21,5 @@ from prospect.imagery.zoo import INPUT_SIZE, build_classifier, list_classifiers,
 
 __all__ = ["ImageFolderSplit", "ImageDataset", "eval_transforms", "train_transforms", "IMAGENET_MEAN", "IMAGENET_STD",
            "crop_patches", "augment_offline", "build_classifier", "list_classifiers", "load_weights", "INPUT_SIZE",
-           "grad_cam", "plot_cam", "classification_report", "plot_confusion", "study_report", "ImageFeatures",
-           "classical_baseline", "BASELINE_MODELS"]
+           "grad_cam", "score_cam", "plot_cam", "classification_report", "plot_confusion", "study_report",
+           "ImageFeatures", "classical_baseline", "BASELINE_MODELS"]

@@ -1,4 +1,4 @@
-"""Grad-CAM heat maps for the classifier zoo (CNNs and Swin), and an overlay figure."""
+"""Grad-CAM and Score-CAM heat maps for the classifier zoo (CNNs and Swin), and an overlay figure."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from prospect.errors import InputError
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["grad_cam", "plot_cam"]
+__all__ = ["grad_cam", "score_cam", "plot_cam"]
 
 
 def grad_cam(model: nn.Module, images: torch.Tensor, target: Any = None, layer: str | nn.Module | None = None,
@@ -82,6 +82,56 @@ def grad_cam(model: nn.Module, images: torch.Tensor, target: Any = None, layer: 
     low = cam.flatten(1).min(1).values[:, None, None]
     high = cam.flatten(1).max(1).values[:, None, None]
     return ((cam - low) / (high - low).clamp_min(1e-12)).detach().cpu().numpy()
+
+
+@torch.no_grad()
+def score_cam(model: nn.Module, images: torch.Tensor, target: Any = None, layer: str | nn.Module | None = None,
+              channels_last: bool | None = None, batch_size: int = 64) -> np.ndarray:
+    """Score-CAM (Wang et al. 2020), the class-activation map the Swin paper's description matches: each
+    feature map of ``layer``, upsampled and scaled to [0, 1], masks the image; the class score of each masked
+    image, softmaxed over the maps, weighs the maps. No gradients (so no gradient noise), one forward pass per
+    feature map.
+
+    Arguments and result as :func:`grad_cam`: (N, H, W) in [0, 1], each scaled to a maximum of 1, or all zero.
+    """
+    layer = layer if layer is not None else getattr(model, "cam_layer", None)
+    if layer is None:
+        raise InputError("score_cam needs layer=... (a module or its name) for a model without cam_layer")
+    module = model.get_submodule(layer) if isinstance(layer, str) else layer
+    captured: dict[str, torch.Tensor] = {}
+    handle = module.register_forward_hook(lambda _m, _i, output: captured.__setitem__("features", output))
+    was_training = model.training
+    model.eval()
+    try:
+        logits = model(images)
+        logits = getattr(logits, "logits", logits)
+        chosen = logits.argmax(1) if target is None else torch.as_tensor(target, device=logits.device).reshape(-1)
+        if chosen.numel() == 1 and len(images) > 1:
+            chosen = chosen.repeat(len(images))
+        features = captured["features"]
+        if channels_last if channels_last is not None else bool(getattr(model, "cam_channels_last", False)):
+            features = features.permute(0, 3, 1, 2)
+        maps = F.interpolate(features, size=images.shape[-2:], mode="bilinear", align_corners=False)
+        low = maps.flatten(2).min(2).values[..., None, None]
+        high = maps.flatten(2).max(2).values[..., None, None]
+        masks = (maps - low) / (high - low).clamp_min(1e-12)            # (N, K, H, W)
+        cams = []
+        for i in range(len(images)):
+            scores = []
+            for start in range(0, masks.shape[1], batch_size):
+                masked = images[i:i + 1] * masks[i, start:start + batch_size, None]
+                out = model(masked)
+                out = getattr(out, "logits", out)
+                scores.append(torch.softmax(out, dim=1)[:, chosen[i]])
+            weights = torch.softmax(torch.cat(scores), dim=0)
+            cams.append(F.relu((weights[:, None, None] * features[i]).sum(0)))
+    finally:
+        handle.remove()
+        model.train(was_training)
+    cam = F.interpolate(torch.stack(cams)[:, None], size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    low = cam.flatten(1).min(1).values[:, None, None]
+    high = cam.flatten(1).max(1).values[:, None, None]
+    return ((cam - low) / (high - low).clamp_min(1e-12)).cpu().numpy()
 
 
 def plot_cam(images: torch.Tensor, cams: np.ndarray, titles: list[str] | None = None,

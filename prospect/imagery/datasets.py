@@ -135,7 +135,14 @@ class ImageDataset(torch.utils.data.Dataset):
         return self.transform(rgb), int(self.labels[index])
 
 
+# What crop_patches and augment_offline add to a file's stem: the default group_by strips it, so crops and
+# augmented copies of one image stay on one side of the split.
+_DERIVED = re.compile(r"(_r\d+_c\d+)?(_(erase|flip|gamma|zoom|contrast|saturation)\d+)?$")
+
+
 def _groups(paths: list[Path], group_by: Any) -> list[str]:
+    if group_by == "source":
+        return [str(p.parent / _DERIVED.sub("", p.stem)) for p in paths]
     if group_by is None:
         return [str(p) for p in paths]
     if callable(group_by):
@@ -209,11 +216,13 @@ class ImageFolderSplit:
     seed : int
     stratify : bool
         Split each class separately so every side keeps the class proportions.
-    group_by : callable, regex or None
-        Keeps all images of one group on one side: a function of the path, or a
-        regular expression on the file stem whose first group is the key (e.g.
-        ``r"^(.*)_r\\d+_c\\d+$"`` for :func:`crop_patches` names, so crops of one
-        micrograph never straddle the split).
+    group_by : "source", callable, regex or None
+        Keeps all images of one group on one side. Default ``"source"``: the crops
+        (:func:`crop_patches`, ``_r<i>_c<j>``) and augmented copies
+        (:func:`augment_offline`, ``_<method><k>``) of one image are one group, so
+        no copy of a test image trains the model. Also a function of the path, a
+        regular expression on the file stem whose first group is the key, or None
+        (every file its own group).
     normalize : {"dataset", "imagenet"} or (mean, std)
         The training set's own statistics (default: for a network trained from
         scratch), ImageNet's (with pretrained weights), or given.
@@ -227,7 +236,7 @@ class ImageFolderSplit:
     """
 
     def __init__(self, root: str | os.PathLike, size: int = 224, split: Sequence[float] = (0.6, 0.2, 0.2),
-                 seed: int = 0, stratify: bool = True, group_by: Any = None, normalize: Any = "dataset",
+                 seed: int = 0, stratify: bool = True, group_by: Any = "source", normalize: Any = "dataset",
                  augment: Sequence[str] | None = LIGHT_AUGMENTATION) -> None:
         if len(split) != 3 or min(split) < 0 or not np.isclose(sum(split), 1.0):
             raise InputError(f"split={tuple(split)!r} must be three fractions (train, val, test) summing to 1")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +28,12 @@ def crop_patches(image_or_folder: str | os.PathLike, size: int = 256, stride: in
     """Cut every image into ``size`` × ``size`` crops every ``stride`` pixels (partial edges dropped).
 
     Crops are written as PNG to ``out``, keeping the class sub-folder of each
-    source, named ``<stem>_r<row>_c<col>.png`` — ``ImageFolderSplit(group_by=r"^(.*)_r\\d+_c\\d+$")``
+    source, named ``<stem>_r<row>_c<col>.png`` — :class:`ImageFolderSplit` (its default ``group_by="source"``)
     then keeps all crops of one micrograph on one side of the split.
     """
     from PIL import Image
 
+    from prospect.imagery.datasets import to_rgb
     from prospect.io import atomic_output
 
     if int(size) != size or size < 1 or int(stride) != stride or stride < 1:
@@ -42,7 +43,7 @@ def crop_patches(image_or_folder: str | os.PathLike, size: int = 256, stride: in
     for path in _images(source):
         relative = path.parent.relative_to(source) if source.is_dir() else Path()
         with Image.open(path) as image:
-            rgb = image.convert("RGB")
+            rgb = to_rgb(image)
         width, height = rgb.size
         folder = out / relative
         folder.mkdir(parents=True, exist_ok=True)
@@ -57,34 +58,46 @@ def crop_patches(image_or_folder: str | os.PathLike, size: int = 256, stride: in
 
 def augment_offline(folder: str | os.PathLike, out: str | os.PathLike,
                     methods: Sequence[str] = ("erase", "flip", "gamma", "zoom", "contrast", "saturation"),
-                    copies: int = 1, seed: int = 0, overwrite: bool = False) -> list[Path]:
+                    copies: int | Mapping[str, int] = 1, seed: int = 0, overwrite: bool = False) -> list[Path]:
     """Write ``copies`` augmented versions of every image per method (the Swin paper's offline augmentation).
 
-    Files go to ``out`` with the class sub-folders kept, named ``<stem>_<method><k>.png``.
+    Files go to ``out`` with the class sub-folders kept, named ``<stem>_<method><k>.png``, so
+    :class:`ImageFolderSplit` keeps every copy on its source's side of the split (its default ``group_by``).
     Methods: random erasing, horizontal/vertical flip, gamma, zoom (crop and
     resize back), contrast, saturation. Apply to the training side only.
+    ``copies`` may differ per class (``{"bornite": 3, "quartz": 1}``; a class not named gets none), to balance
+    the classes as the ConvNeXt-ECA paper did (its classes grew 4 to 8 times).
     """
     from PIL import Image, ImageEnhance
 
-    from prospect.imagery.datasets import AUGMENTATIONS
+    from prospect.imagery.datasets import AUGMENTATIONS, to_rgb
     from prospect.io import atomic_output
 
     unknown = sorted(set(methods) - set(AUGMENTATIONS))
     if unknown:
         raise InputError(f"methods {unknown} are unknown; valid: {list(AUGMENTATIONS)}")
-    if int(copies) != copies or copies < 1:
-        raise InputError(f"copies={copies!r} must be a whole number ≥ 1")
+    per_class = dict(copies) if isinstance(copies, Mapping) else None
+    for value in (per_class or {"": copies}).values():
+        if isinstance(value, bool) or not isinstance(value, int) or value < (0 if per_class else 1):
+            raise InputError(f"copies={copies!r} must be a whole number ≥ 1, or one ≥ 0 per class folder")
     source, out = Path(folder), Path(out)
+    if per_class is not None:
+        folders = sorted(p.name for p in source.iterdir() if p.is_dir())
+        unknown = sorted(set(per_class) - set(folders))
+        if unknown:
+            raise InputError(f"copies names {unknown}, which are not class folders of {str(source)!r}; "
+                             f"valid: {folders}")
     rng = np.random.default_rng(seed)
     written = []
     for path in _images(source):
         with Image.open(path) as image:
-            rgb = image.convert("RGB")
+            rgb = to_rgb(image)
         width, height = rgb.size
         relative = path.parent.relative_to(source) if source.is_dir() else Path()
         (out / relative).mkdir(parents=True, exist_ok=True)
+        count = copies if per_class is None else per_class.get(relative.parts[0] if relative.parts else "", 0)
         for method in methods:
-            for k in range(copies):
+            for k in range(count):
                 if method == "flip":
                     result = rgb.transpose(Image.Transpose.FLIP_LEFT_RIGHT if rng.random() < 0.5
                                            else Image.Transpose.FLIP_TOP_BOTTOM)
