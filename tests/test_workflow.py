@@ -134,6 +134,26 @@ def test_ore_image_study_file_keys_are_checked(tmp_path, capsys):
     assert "unknown key(s) ['resize']; valid keys of [data]: ['root', 'size', 'split'" in said
     config.write_text(text.replace('name = "resnet18"', 'name = "resnet18"\nattention = "se"\nweights = "x.pth"'))
     assert images.main(["--config", str(config), "--out", str(tmp_path / "b")]) == 2
-    assert "valid keys of [models]: ['name', 'pretrained', 'attention', 'dropout', 'reduction']" in \
+    assert "valid keys of [models]: ['name', 'pretrained', 'attention', 'dropout', 'reduction', 'size']" in \
         capsys.readouterr().err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_ore_image_models_take_their_own_input_size(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("ore_image_classification_3",
+                                                  ROOT / "workflows" / "ore_image_classification.py")
+    images = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(images)
+    text = (ROOT / "workflows" / "ore_images.toml").read_text().replace("../data_samples", str(ROOT / "data_samples"))
+    config = tmp_path / "images.toml"
+    config.write_text(text.replace('name = "resnet18"\n', 'name = "resnet18"\nsize = 40\n\n[[models]]\n'
+                                   'name = "mobilenet_v2"\n', 1))
+    assert images.main(["--config", str(config), "--out", str(tmp_path / "out"), "--epochs", "1"]) == 0
+    log = (tmp_path / "out" / "run.log").read_text()
+    assert "resnet18: 40 px input, test images" in log and "mobilenet_v2: 64 px input, test images" in log
+    tests = {line.split("test images ")[1] for line in log.splitlines() if "px input, test images" in line}
+    assert len(tests) == 1                                    # the same test images at either size
+    config.write_text(text.replace('name = "resnet18"\n', 'name = "resnet18"\nsize = "huge"\n', 1))
+    assert images.main(["--config", str(config), "--out", str(tmp_path / "bad")]) == 2
+    assert "[[models]] size='huge'; valid: a whole number of pixels ≥ 8, or 'native'" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

@@ -17,10 +17,12 @@ also keeps ``last.pt`` and ``best.pt``). The default data is synthetic.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -69,6 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         if unknown or not config["models"]:
             raise pp.errors.ConfigError(f"models {unknown or '(none)'} are unknown; valid: "
                                         f"{sorted(pp.imagery.list_classifiers())}")
+        sizes = [row["size"] for row in config["models"] if "size" in row]
+        wrong = [v for v in sizes if v != "native" and (isinstance(v, bool) or not isinstance(v, int) or v < 8)]
+        if wrong:
+            raise pp.errors.ConfigError(f"[[models]] size={wrong[0]!r}; valid: a whole number of pixels ≥ 8, or "
+                                        "'native' (the size the architecture was made for: 299 for inception_v3)")
         check_values(config)     # every value, the Trainer's settings and the device, before any work
         settings = trainer_settings(config, int(config["study"].get("seed", 0)))
     except ProspectError as exc:
@@ -92,7 +99,17 @@ def main(argv: list[str] | None = None) -> int:
 def _run(config, settings: dict, out: Path, overwrite: bool) -> int:
     seed = settings["seed"]
     data = dict(config["data"])
-    split = pp.imagery.ImageFolderSplit(data.pop("root"), seed=seed, **data)
+    root = data.pop("root")
+    splits: dict[int, Any] = {}
+
+    def split_at(size: int) -> Any:
+        """The split at one input size: the same images on the same sides, whatever the size (same seed)."""
+        if size not in splits:
+            splits[size] = pp.imagery.ImageFolderSplit(root, seed=seed, **{**data, "size": size})
+        return splits[size]
+
+    default_size = data.get("size", 224)
+    split = split_at(default_size)
     log.info("data: %s, %d classes %s; train %d, val %d, test %d images at %d px", config["data"]["root"],
              len(split.classes), split.classes, len(split.train), len(split.val), len(split.test),
              config["data"].get("size", 224))
@@ -100,10 +117,15 @@ def _run(config, settings: dict, out: Path, overwrite: bool) -> int:
         log.info("  %s", change)
     rows, reports = [], {}
     started_study = time.perf_counter()
-    for options in config["models"]:
+    for row in config["models"]:
         started = time.perf_counter()
+        options = {k: v for k, v in row.items() if k != "size"}
+        size = row.get("size", default_size)     # "native": the size the architecture was made for (299, 224)
+        split = split_at(pp.imagery.INPUT_SIZE[options["name"]] if size == "native" else int(size))
         name = options["name"] + (f"_{options['attention']}" if options.get("attention") else "")
         folder = out / name
+        log.info("%s: %d px input, test images %s", name, split.size,
+                 hashlib.sha256("\n".join(map(str, split.test.paths)).encode()).hexdigest()[:12])
         model = pp.imagery.build_classifier(num_classes=len(split.classes), seed=seed, **options)
         trainer = pp.training.Trainer(model, out_dir=folder, overwrite=overwrite, **settings)
         trainer.fit(split.train, split.val)

@@ -99,7 +99,8 @@ SECTIONS: dict[str, Section] = {
 IMAGE_SECTIONS: dict[str, Section] = {
     "data": Section(("prospect.imagery.ImageFolderSplit",), ("seed",), required=("root",),
                     help="a folder with one sub-folder of images per class, split into train/val/test"),
-    "models": Section(("prospect.imagery.build_classifier",), ("num_classes", "seed"), many=True, required=("name",),
+    "models": Section(("prospect.imagery.build_classifier",), ("num_classes", "seed"), extra=("size",), many=True,
+                      required=("name",),
                       help="the zoo models to train, one [[models]] per model"),
     "trainer": SECTIONS["trainer"],
     "study": Section((), extra=("seed", "cam_images", "title", "synthetic", "keep_checkpoints", "baseline"),
