@@ -115,6 +115,16 @@ def test_fit_ends_with_the_best_epochs_weights(tmp_path):
     assert trainer.evaluate(_separable(24, seed=1))["loss"] == pytest.approx(history["val_loss"].min(), rel=1e-5)
 
 
+def test_a_short_run_without_precise_bn_is_warned_about():
+    with pytest.warns(UserWarning, match=r"12 optimiser steps in all: a fresh network's BatchNorm statistics lag"):
+        Trainer(_tiny_classifier(), epochs=2, batch_size=8, device="cpu", progress=False,
+                monitor="val_accuracy").fit(_separable(), _separable(24, seed=1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Trainer(_tiny_classifier(), epochs=2, batch_size=8, device="cpu", progress=False, monitor="val_accuracy",
+                precise_bn=6).fit(_separable(), _separable(24, seed=1))
+
+
 def test_a_model_that_predicts_one_class_says_so():
     model = _tiny_classifier()
     with torch.no_grad():

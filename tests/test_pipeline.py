@@ -148,7 +148,7 @@ def test_input_problems_are_found_before_any_work(tmp_path, capsys, old, new, er
     ("stride = 32", "stride = 0", r"\[tiles\] stride=0; valid: a whole number ≥ 1"),
     ("stride = 32", 'stride = 32\nlabel = "middle"', r"\[tiles\] label='middle'; valid: one of 'any', 'center'"),
     ("test_size = 0.3", "test_size = 30", r"\[split\] test_size=30; valid: a fraction in \(0, 1\)"),
-    ('preset = "mfaf"', 'preset = "resnet"', r"\[trainer\] preset='resnet'; valid: \['images', "),
+    ('preset = "mfaf"', 'preset = "resnet"', r"\[trainer\] preset='resnet'; valid: \['convnext_eca', 'images', "),
     ("epochs = 2\nbatch_size = 16", "epochs = 2\nbatch_size = 0",
      r"\[trainer\]: batch_size=0 must be a whole number of at least 1"),
     ("epochs = 2\nbatch_size = 16", "epochs = 2\nbatch_size = 16\noptimizer = \"rmsprop\"",

@@ -26,8 +26,9 @@ from torch import nn
 from prospect.errors import InputError, OutputExistsError, TrainingError
 from prospect.io import atomic_output
 from prospect.models import MFAFLoss, MFAFOutput, probabilities
-from prospect.training._batchnorm import freeze_statistics, recalibrate
+from prospect.training._batchnorm import batchnorm_layers, freeze_statistics, recalibrate
 from prospect.training._checks import _check_classes, _check_finite, _class_counts, check_options
+from prospect.training._data import _distributed, _EpochSampler, _seed_worker
 from prospect.training.checkpoint import CheckpointError, _plain, load_checkpoint
 from prospect.training.metrics import classification_metrics
 
@@ -64,43 +65,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 _RUN_FILES = ("last.pt", "best.pt", "history.csv", "model.safetensors", "config.json")
-
-
-def _distributed() -> tuple[int, int]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    return (int(os.environ.get("RANK", "0")), world) if world > 1 else (0, 1)
-
-
-class _EpochSampler(torch.utils.data.Sampler):
-    """Shuffles with a permutation drawn from (seed, epoch) only, so a resumed run sees the same order.
-
-    Under torchrun each rank takes every ``world``-th index of the permutation (padded
-    to equal length, as DistributedSampler does).
-    """
-
-    def __init__(self, size: int, seed: int, shuffle: bool, rank: int = 0, world: int = 1) -> None:
-        self.size, self.seed, self.shuffle, self.rank, self.world = size, seed, shuffle, rank, world
-        self.epoch = 0
-
-    def __iter__(self):
-        if self.shuffle:
-            order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch))
-        else:
-            order = torch.arange(self.size)
-        per_rank = math.ceil(self.size / self.world)
-        order = torch.cat([order, order[: per_rank * self.world - self.size]])
-        return iter(order[self.rank::self.world].tolist())
-
-    def __len__(self) -> int:
-        return math.ceil(self.size / self.world)
-
-
-def _seed_worker(worker_id: int) -> None:
-    import random
-
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)  # noqa: NPY002  (libraries inside a worker may still use the legacy global RNG)
-    random.seed(seed)
 
 
 class Trainer:
@@ -354,6 +318,11 @@ class Trainer:
         if self.out_dir is not None and self.rank == 0:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         writer = self._tensorboard()
+        steps = len(self._loader(train, shuffle=True)) * self.config["epochs"]
+        if val is not None and steps < 100 and not self.config["precise_bn"] and batchnorm_layers(self.model):
+            warnings.warn(f"{steps} optimiser steps in all: a fresh network's BatchNorm statistics lag its weights "
+                          "for ~80 steps, so evaluation may see one class; set precise_bn (e.g. 50) or train longer",
+                          stacklevel=2)
         frozen = self.config["freeze_backbone_epochs"]
         cuda = [self.device.index or 0] if self.device.type == "cuda" else []
         patience = self.config["early_stopping"]
