@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import xarray as xr
 
 __all__ = ["read_samples", "read_vector", "element_columns", "write_geotiff", "read_geotiff", "atomic_output",
-           "check_coordinates", "band_units"]
+           "check_coordinates", "band_units", "parse_legend"]
 
 log = logging.getLogger(__name__)
 
@@ -383,6 +383,11 @@ def _overview_factors(shape: tuple[int, int], block: int = 256) -> list[int]:
     return factors
 
 
+def parse_legend(text: str) -> dict[int, str]:
+    """``"1=Carboniferous;2=Devonian"`` (a categorical layer's ``legend``) as ``{1: "Carboniferous", ...}``."""
+    return {int(code): name for code, name in (item.split("=", 1) for item in str(text).split(";") if "=" in item)}
+
+
 def band_units(da: xr.DataArray) -> list[str]:
     """Each band's unit from ``attrs["units"]``: one unit for every band (``"ppm"``) or ``"Cu=ppm;Au=ppb"``."""
     text = str(da.attrs.get("units", ""))
@@ -449,8 +454,8 @@ def write_geotiff(
     if not np.isfinite(nodata):
         raise InputError(f"nodata={nodata!r} must be a finite number (NaN is what it stands for)")
     if categorical:
-        codes = dict(item.split("=", 1) for item in str(da.attrs["legend"]).split(";"))
-        dtype, nodata = ("uint8" if max(map(int, codes)) < 256 else "uint16"), 0
+        codes = parse_legend(da.attrs["legend"])
+        dtype, nodata = ("uint8" if max(codes) < 256 else "uint16"), 0
     else:
         dtype = "float32"
     fill = np.dtype(dtype).type(nodata)
@@ -505,14 +510,14 @@ def write_geotiff(
             if categorical:
                 from prospect.qgis import category_colours
 
-                dst.write_colormap(1, category_colours({int(k): v for k, v in codes.items()}))
+                dst.write_colormap(1, category_colours(codes))
             factors = _overview_factors(grid.shape) if overviews else []
             if factors:
                 dst.build_overviews(factors, Resampling.nearest if categorical else Resampling.average)
     if categorical:   # GDAL reads category names from its side file (a GeoTIFF has no place for them)
-        names = [""] * (max(map(int, codes)) + 1)
+        names = [""] * (max(codes) + 1)
         for code, label in codes.items():
-            names[int(code)] = label
+            names[code] = label
         from xml.sax.saxutils import escape
 
         with atomic_output(Path(f"{path}.aux.xml"), overwrite) as tmp:

@@ -19,7 +19,7 @@ import numpy as np
 from prospect._rasters import from_raster, high_pass, slope, smooth
 from prospect.errors import ColumnError, CRSError, GridMismatchError, InputError
 from prospect.grid import Grid
-from prospect.io import band_units
+from prospect.io import band_units, parse_legend
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -119,7 +119,7 @@ def legend(layer: xr.DataArray) -> dict[int, str]:
     text = layer.attrs.get("legend")
     if not text:
         raise InputError("the layer has no 'legend' attribute; it was not made by rasterize_categorical")
-    return {int(code): name for code, name in (item.split("=", 1) for item in text.split(";"))}
+    return parse_legend(text)
 
 
 def _segments(gdf: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:

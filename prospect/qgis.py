@@ -93,14 +93,11 @@ def palette_renderer(band: int, classes: Mapping[int, str], cmap: str = _PALETTE
             f"<rasterTransparency/><colorPalette>{entries}</colorPalette></rasterrenderer>")
 
 
-def _legend(text: str) -> dict[int, str]:
-    pairs = (item.split("=", 1) for item in text.split(";") if "=" in item)
-    return {int(code): name for code, name in pairs}
-
-
 def _band_info(path: Path, band: int) -> dict[str, Any]:
     """What a written GeoTIFF says of one band: name, unit, statistics, kind and legend."""
     import rasterio
+
+    from prospect.io import parse_legend
 
     with rasterio.open(path) as src:
         if not 1 <= band <= src.count:
@@ -108,12 +105,12 @@ def _band_info(path: Path, band: int) -> dict[str, Any]:
         tags, band_tags = src.tags(), src.tags(band)
         name = src.descriptions[band - 1] or f"band_{band}"
         info = {"name": name, "unit": src.units[band - 1] or "", "count": src.count, "crs": src.crs.to_wkt(),
-                "bounds": tuple(src.bounds), "dtype": src.dtypes[band - 1]}
+                "bounds": tuple(src.bounds)}
     stats = {k: float(band_tags[f"STATISTICS_{k.upper()}"]) for k in ("minimum", "maximum", "mean", "stddev")
              if f"STATISTICS_{k.upper()}" in band_tags}
     legend = tags.get(f"{name}_legend") or (tags.get("legend") if info["count"] == 1 else None)
     kind = "categorical" if legend else (tags.get("kind", "evidence") if info["count"] == 1 else "evidence")
-    return {**info, **stats, "kind": kind, "legend": _legend(legend) if legend else None}
+    return {**info, **stats, "kind": kind, "legend": parse_legend(legend) if legend else None}
 
 
 def raster_renderer(path: str | os.PathLike, band: int = 1) -> str:

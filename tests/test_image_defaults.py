@@ -256,3 +256,16 @@ def test_augmented_copies_per_class_stay_with_their_source(tmp_path):
     assert len(split.train) + len(split.val) + len(split.test) == 20 + 40
     with pytest.raises(InputError, match=r"copies names \['c'\], which are not class folders"):
         pp.imagery.augment_offline(root, tmp_path / "x", copies={"c": 1})
+
+
+def test_a_checkpoint_from_before_precise_bn_still_resumes(tmp_path):
+    trainer = Trainer(_tiny_classifier(), epochs=1, batch_size=8, device="cpu", progress=False, out_dir=tmp_path)
+    trainer.fit(_separable())
+    state = torch.load(tmp_path / "last.pt", weights_only=True)
+    for key in ("precise_bn", "restore_best"):
+        del state["config"][key]                      # as a checkpoint written before these settings existed
+    torch.save(state, tmp_path / "last.pt")
+    resumed = Trainer.resume(tmp_path, _tiny_classifier(), epochs=2, batch_size=8, device="cpu", progress=False)
+    assert resumed.start_epoch == 1
+    with pytest.raises(pp.training.CheckpointError, match=r"'precise_bn': \(0, 4\)"):
+        Trainer.resume(tmp_path, _tiny_classifier(), epochs=2, batch_size=8, device="cpu", precise_bn=4)

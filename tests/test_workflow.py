@@ -93,11 +93,21 @@ def test_refuses_a_non_empty_output_folder(tmp_path, capsys):
     assert (tmp_path / "something.txt").read_text() == "keep me"
 
 
-def test_ore_image_workflow_writes_reports(tmp_path):
+def _ore_workflow():
+    """workflows/ore_image_classification.py as a module (a fresh one per test)."""
     spec = importlib.util.spec_from_file_location("ore_image_classification",
                                                   ROOT / "workflows" / "ore_image_classification.py")
-    images = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(images)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _ore_study_file():
+    return (ROOT / "workflows" / "ore_images.toml").read_text().replace("../data_samples", str(ROOT / "data_samples"))
+
+
+def test_ore_image_workflow_writes_reports(tmp_path):
+    images = _ore_workflow()
     out = tmp_path / "ore"
     assert images.main(["--out", str(out), "--size", "32", "--epochs", "1", "--models", "mobilenet_v2"]) == 0
     report = pd.read_csv(out / "mobilenet_v2" / "report.csv", index_col=0)
@@ -122,11 +132,8 @@ def test_ore_image_workflow_writes_reports(tmp_path):
 
 
 def test_ore_image_study_file_keys_are_checked(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("ore_image_classification_2",
-                                                  ROOT / "workflows" / "ore_image_classification.py")
-    images = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(images)
-    text = (ROOT / "workflows" / "ore_images.toml").read_text().replace("../data_samples", str(ROOT / "data_samples"))
+    images = _ore_workflow()
+    text = _ore_study_file()
     config = tmp_path / "images.toml"
     config.write_text(text.replace("size = 64", "size = 64\nresize = 32"))
     assert images.main(["--config", str(config), "--out", str(tmp_path / "a")]) == 2
@@ -140,11 +147,8 @@ def test_ore_image_study_file_keys_are_checked(tmp_path, capsys):
 
 
 def test_ore_image_models_take_their_own_input_size(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("ore_image_classification_3",
-                                                  ROOT / "workflows" / "ore_image_classification.py")
-    images = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(images)
-    text = (ROOT / "workflows" / "ore_images.toml").read_text().replace("../data_samples", str(ROOT / "data_samples"))
+    images = _ore_workflow()
+    text = _ore_study_file()
     config = tmp_path / "images.toml"
     config.write_text(text.replace('name = "resnet18"\n', 'name = "resnet18"\nsize = 40\n\n[[models]]\n'
                                    'name = "mobilenet_v2"\n', 1))

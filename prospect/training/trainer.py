@@ -65,6 +65,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 _RUN_FILES = ("last.pt", "best.pt", "history.csv", "model.safetensors", "config.json")
+_ADDED = {"precise_bn": 0, "restore_best": True}   # settings newer than some checkpoints, with the value they had
 
 
 class Trainer:
@@ -375,9 +376,8 @@ class Trainer:
                 if self.scheduler is not None:
                     self.scheduler.step()
                 if self.config["precise_bn"]:
-                    loader = itertools.islice(self._loader(train, shuffle=True, epoch=epoch), self.config["precise_bn"])
-                    batches = (self._to_device(x, y)[0] for x, y in loader)
-                    recalibrate(self.model, batches, skip=still)
+                    sample = itertools.islice(self._loader(train, shuffle=True, epoch=epoch), self.config["precise_bn"])
+                    recalibrate(self.model, (self._to_device(x, y)[0] for x, y in sample), skip=still)
                 if val is not None:
                     metrics = self.evaluate(val)
                     row.update({f"val_{k}": v for k, v in metrics.items() if not isinstance(v, list)})
@@ -413,8 +413,7 @@ class Trainer:
         monitor = self.config["monitor"]
         scored = [row for row in self.history if isinstance(row.get(monitor), float) and not math.isnan(row[monitor])]
         if state is not None and scored:
-            best = min(scored, key=lambda r: r[monitor]) if monitor.endswith("loss") else max(scored,
-                                                                                           key=lambda r: r[monitor])
+            best = (min if monitor.endswith("loss") else max)(scored, key=lambda r: r[monitor])
             if best["epoch"] != self.history[-1]["epoch"]:
                 self.model.load_state_dict(state)
                 log.info("restored the weights of epoch %d (best %s %.4f)", best["epoch"], monitor, best[monitor])
@@ -568,7 +567,7 @@ class Trainer:
         path = Path(out_dir) / "last.pt"
         state = load_checkpoint(path)
         trainer = cls(model, out_dir=out_dir, overwrite=True, **kwargs)
-        saved = state["config"]
+        saved = {**_ADDED, **state["config"]}     # a run started before a setting existed had its default
         different = {k: (saved.get(k), v) for k, v in trainer.config.items() if k != "epochs" and saved.get(k) != v}
         if different:
             raise CheckpointError(f"{path} was made with other settings (saved, given): {different}; only epochs "
