@@ -96,6 +96,21 @@ def main(argv: list[str] | None = None) -> int:
             return INTERRUPTED
 
 
+def _score(name: str, folder: Path, split: Any, probs: Any, started: float, reports: dict) -> dict:
+    """``report.csv`` and ``confusion.png`` of one model's test probabilities; its row of ``summary.csv``."""
+    report = pp.imagery.classification_report(split.test.labels, probs, split.classes)
+    report.to_csv(folder / "report.csv", float_format="%.4f")
+    figure = pp.imagery.plot_confusion(split.test.labels, probs, split.classes)
+    figure.savefig(folder / "confusion.png", dpi=120)
+    plt.close(figure)
+    reports[name] = report
+    row = {"model": name, "accuracy": float(report.loc["accuracy", "f1"]),
+           "precision_macro": report.loc["macro avg", "precision"], "recall_macro": report.loc["macro avg", "recall"],
+           "f1_macro": report.loc["macro avg", "f1"], "seconds": time.perf_counter() - started}
+    log.info("%s: test accuracy %.3f, macro F1 %.3f (%.1f s)", name, row["accuracy"], row["f1_macro"], row["seconds"])
+    return row
+
+
 def _run(config, settings: dict, out: Path, overwrite: bool) -> int:
     seed = settings["seed"]
     data = dict(config["data"])
@@ -128,14 +143,8 @@ def _run(config, settings: dict, out: Path, overwrite: bool) -> int:
                  hashlib.sha256("\n".join(map(str, split.test.paths)).encode()).hexdigest()[:12])
         model = pp.imagery.build_classifier(num_classes=len(split.classes), seed=seed, **options)
         trainer = pp.training.Trainer(model, out_dir=folder, overwrite=overwrite, **settings)
-        trainer.fit(split.train, split.val)
-        model.load_state_dict(pp.training.load_checkpoint(folder / "best.pt")["model"])
+        trainer.fit(split.train, split.val)          # ends with the best validation epoch's weights
         probs = trainer.predict(split.test)
-        report = pp.imagery.classification_report(split.test.labels, probs, split.classes)
-        report.to_csv(folder / "report.csv", float_format="%.4f")
-        figure = pp.imagery.plot_confusion(split.test.labels, probs, split.classes)
-        figure.savefig(folder / "confusion.png", dpi=120)
-        plt.close(figure)
         # one test image of each class (the CAM of a 64-px image at ResNet's last stage is coarse: use 224 px)
         shown = [split.test.labels.index(c) for c in range(len(split.classes)) if c in split.test.labels]
         shown = shown[:int(config["study"].get("cam_images", 5))]
@@ -147,16 +156,10 @@ def _run(config, settings: dict, out: Path, overwrite: bool) -> int:
         figure = pp.imagery.plot_cam(images.cpu(), cams, titles, mean=split.mean, std=split.std)
         figure.savefig(folder / "cam.png", dpi=120)
         plt.close(figure)
-        reports[name] = report
         if not config["study"].get("keep_checkpoints", False):   # model.safetensors holds the best weights
             for checkpoint in ("last.pt", "best.pt"):
                 (folder / checkpoint).unlink(missing_ok=True)
-        accuracy = float(report.loc["accuracy", "f1"])
-        rows.append({"model": name, "accuracy": accuracy, "precision_macro": report.loc["macro avg", "precision"],
-                     "recall_macro": report.loc["macro avg", "recall"], "f1_macro": report.loc["macro avg", "f1"],
-                     "seconds": time.perf_counter() - started})
-        log.info("%s: test accuracy %.3f, macro F1 %.3f (%.1f s)", name, accuracy, rows[-1]["f1_macro"],
-                 rows[-1]["seconds"])
+        rows.append(_score(name, folder, split, probs, started, reports))
     baselines = []
     method = config["study"].get("baseline", "logistic_regression")
     if method:    # the classical baseline on the same split: what the networks must beat
@@ -164,20 +167,9 @@ def _run(config, settings: dict, out: Path, overwrite: bool) -> int:
         name = f"colour_texture_{method}"
         features = pp.imagery.ImageFeatures()
         model = pp.imagery.classical_baseline(method, seed=seed).fit(features(split.train), split.train.labels)
-        probs = model.predict_proba(features(split.test))
-        report = pp.imagery.classification_report(split.test.labels, probs, split.classes)
         (out / name).mkdir(exist_ok=True)
-        report.to_csv(out / name / "report.csv", float_format="%.4f")
-        figure = pp.imagery.plot_confusion(split.test.labels, probs, split.classes)
-        figure.savefig(out / name / "confusion.png", dpi=120)
-        plt.close(figure)
-        reports[name], baselines = report, [name]
-        rows.append({"model": name, "accuracy": float(report.loc["accuracy", "f1"]),
-                     "precision_macro": report.loc["macro avg", "precision"],
-                     "recall_macro": report.loc["macro avg", "recall"], "f1_macro": report.loc["macro avg", "f1"],
-                     "seconds": time.perf_counter() - started})
-        log.info("%s: test accuracy %.3f, macro F1 %.3f (%.1f s)", name, rows[-1]["accuracy"], rows[-1]["f1_macro"],
-                 rows[-1]["seconds"])
+        rows.append(_score(name, out / name, split, model.predict_proba(features(split.test)), started, reports))
+        baselines = [name]
     summary = pd.DataFrame(rows)
     summary.to_csv(out / "summary.csv", index=False, float_format="%.4f")
     study = config["study"]

@@ -39,6 +39,16 @@ def _fmt(value: float, digits: int = 2) -> str:
     return "–" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.{digits}f}"
 
 
+def _usable(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows not flagged as collapsed (a constant map, or one score or class for every tile)."""
+    return table[~table["collapsed"].astype(bool)]
+
+
+def _overlapping(usable: pd.DataFrame, best: pd.Series) -> pd.DataFrame:
+    """The other rows whose AUC interval reaches the best row's."""
+    return usable[(usable["auc_high"] >= best["auc_low"]) & (usable["label"] != best["label"])]
+
+
 def _table(frame: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
     lines += ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
@@ -135,11 +145,8 @@ def _experiments(results: dict[str, Any]) -> list[str]:
 
 def _separable(group: pd.DataFrame) -> bool:
     """Whether the best usable row's AUC interval clears every other row's."""
-    usable = group[~group["collapsed"].astype(bool)].sort_values("auc_mean", ascending=False)
-    if len(usable) < 2:
-        return True
-    best = usable.iloc[0]
-    return bool((usable["auc_high"].iloc[1:] < best["auc_low"]).all())
+    usable = _usable(group).sort_values("auc_mean", ascending=False)
+    return len(usable) < 2 or _overlapping(usable, usable.iloc[0]).empty
 
 
 def _heldout(results: dict[str, Any]) -> list[str]:
@@ -166,10 +173,10 @@ def _heldout(results: dict[str, Any]) -> list[str]:
         row["seconds"] = f"{line.seconds:.0f}"
         rows.append(row)
     text += [_table(pd.DataFrame(rows)), ""]
-    usable = table[~table["collapsed"].astype(bool)]
+    usable = _usable(table)
     if len(usable):
         best = usable.iloc[0]
-        overlapping = usable[(usable["auc_high"] >= best["auc_low"]) & (usable["label"] != best["label"])]
+        overlapping = _overlapping(usable, best)
         text.append(f"**{best['label']}** ranks the held-out deposits best (AUC {best['auc']:.3f}, 95 % CI "
                     f"{best['auc_low']:.3f}–{best['auc_high']:.3f}). " +
                     (f"The intervals of {', '.join(overlapping['label'])} overlap it: this run does not tell them "
@@ -182,7 +189,7 @@ def _heldout(results: dict[str, Any]) -> list[str]:
 
 
 def _ordering(group: pd.DataFrame) -> str:
-    usable = group[~group["collapsed"].astype(bool)]
+    usable = _usable(group)
     ours = usable.sort_values("auc_mean", ascending=False)["label"].tolist()
     text = "AUC ordering here: " + (" > ".join(ours) or "none (every model collapsed)")
     if len(ours) > 1 and not _separable(group):
@@ -239,10 +246,6 @@ def _experiment_figure(results: dict[str, Any], out: Path) -> str | None:
     return "experiments.png"
 
 
-def _usable(table: pd.DataFrame) -> pd.DataFrame:
-    return table[~table["collapsed"].astype(bool)]
-
-
 def _summary(config: Any, results: dict[str, Any]) -> list[str]:
     """What was run, which model won on unseen deposits and by how much, and what a reader may conclude."""
     survey, grid, evaluation = results["survey"], results["grid"], results["evaluation"]
@@ -263,7 +266,7 @@ def _summary(config: Any, results: dict[str, Any]) -> list[str]:
                     f"deposits in its top 10 % of the area")
             if len(usable) > 1:
                 second = usable.iloc[1]
-                tied = usable[(usable["auc_high"] >= best["auc_low"]) & (usable["label"] != best["label"])]
+                tied = _overlapping(usable, best)
                 line += (f"; {best['auc'] - second['auc']:.3f} above the next, {second['label']} ({second['auc']:.3f}, "
                          f"{second['auc_low']:.3f}–{second['auc_high']:.3f})")
                 if len(tied):
