@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from prospect.pipeline import check_inputs, load_config
-from prospect.pipeline.prospectivity import checksums
+from prospect.pipeline.runfolder import checksums
 from prospect.pipeline.values import check_values
 from prospect.training._checks import _check_finite
 

@@ -13,15 +13,15 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from prospect._version import __version__
 from prospect.grid import Grid
 
-__version__ = "0.1.0"
 __all__ = ["Grid", "__version__"]
 
 # Every room of the package (see DESIGN.md); each is imported when first touched.
-_ROOMS = ("errors", "grid", "io", "geochem", "screening", "interpolate", "layers", "tiles", "folds", "sampling",
-          "baselines", "models", "training", "mapping", "evaluation", "validation", "imagery", "datasets", "pipeline",
-          "qgis")
+_ROOMS = ("errors", "files", "ranges", "registry", "grid", "io", "styles", "geochem", "screening", "interpolate",
+          "layers", "tiles", "blocks", "folds", "normalization", "sampling", "baselines", "models", "training",
+          "mapping", "evaluation", "validation", "imagery", "datasets", "pipeline", "qgis")
 
 
 def __getattr__(name: str) -> Any:

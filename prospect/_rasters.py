@@ -19,7 +19,7 @@ from prospect.grid import Grid, require_projected
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["from_raster", "slope", "smooth", "high_pass"]
+__all__ = ["from_raster", "class_table", "slope", "smooth", "high_pass"]
 
 
 _RESAMPLING = ("nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode", "min", "max", "med",
@@ -44,15 +44,53 @@ def _rasterio_crs(crs: Any) -> Any:
     return RasterioCRS.from_wkt(crs.to_wkt()) if hasattr(crs, "to_wkt") else RasterioCRS.from_user_input(crs)
 
 
+def class_table(path: str | os.PathLike) -> tuple[dict[int, str], bool] | None:
+    """The class table of a class-coded raster file: ``(code -> name, named)``, or None when it has none.
+
+    Read from an ArcGIS raster attribute table (``<file>.vat.dbf``: the ``Value`` column and its first text
+    column) or from GDAL's category names or attribute table in ``<file>.aux.xml``. ``named`` says whether
+    the classes have names (a geological map, tectonic settings: nominal classes); a table of codes alone
+    (``Value``, ``Count``: a reclassified continuous layer) has ordered classes, named by their codes.
+    """
+    from pathlib import Path
+
+    path = Path(path)
+    vat = Path(f"{path}.vat.dbf")
+    if vat.is_file():
+        import geopandas as gpd
+
+        table = gpd.read_file(vat)
+        columns = {str(c).lower(): c for c in table.columns}
+        if "value" not in columns:
+            return None
+        texts = [c for c in table.columns if str(c).lower() != "value"
+                 and (table[c].dtype.kind in "OSU" or str(table[c].dtype) in ("string", "str"))]
+        codes = table[columns["value"]].astype(int).tolist()
+        names = table[texts[0]].astype(str).tolist() if texts else [str(c) for c in codes]
+        return dict(zip(codes, names, strict=True)), bool(texts)
+    aux = Path(f"{path}.aux.xml")
+    if aux.is_file():
+        import xml.etree.ElementTree as ElementTree
+
+        band = next((b for b in ElementTree.parse(aux).getroot().iter("PAMRasterBand") if b.get("band") == "1"), None)
+        categories = band.find("CategoryNames") if band is not None else None
+        if categories is not None:
+            names = {code: (item.text or "").strip() for code, item in enumerate(categories.iter("Category"))}
+            named = {code: name for code, name in names.items() if name}
+            return (named, True) if named else None
+    return None
+
+
 def from_raster(
     source: str | os.PathLike | xr.DataArray,
     grid: Grid,
     band: int | Sequence[int] | None = None,
     name: str | Sequence[str] | None = None,
     resampling: str | None = None,
-    categorical: bool = False,
+    categorical: bool | None = None,
     nodata: float | None = None,
     legend: dict[int, str] | None = None,
+    ordered: bool | None = None,
 ) -> xr.DataArray:
     """Warp an external raster (magnetics, gravity, radiometrics, a DEM, ...) onto ``grid``.
 
@@ -80,15 +118,22 @@ def from_raster(
         ``"average"``, ``"mode"``, ... Default: ``"nearest"`` for a categorical raster;
         for a continuous one ``"average"`` when the source cells are smaller than the
         grid's (every source cell counts) and ``"bilinear"`` otherwise.
-    categorical : bool
+    categorical : bool, optional
         The values are class codes (a geological map, land cover): nearest is the
-        default resampling and a continuous one is refused. Default False.
+        default resampling and a continuous one is refused. Default: True for an
+        integer raster file with a class table (:func:`class_table`: a ``.vat.dbf``
+        or GDAL category names), whose classes become the ``legend``; False otherwise.
     nodata : float, optional
         The source value that means "no data". Default: the one the file or array
         declares. NaN is always no data.
     legend : dict, optional
         Code → class name of a categorical raster, kept in ``attrs["legend"]`` like
-        :func:`rasterize_categorical`'s.
+        :func:`rasterize_categorical`'s. Default: the file's class table.
+    ordered : bool, optional
+        The classes are ordered (reclassified bins of a continuous quantity): the
+        band stays one number per cell for the models (``attrs["kind"] = "ordinal"``)
+        instead of one-hot classes. Default: True when ``categorical`` was detected
+        from a class table of codes alone; False for named classes or ``categorical=True``.
 
     Returns
     -------
@@ -111,6 +156,14 @@ def from_raster(
         raise InputError(f"grid must be a prospect.Grid, got {type(grid).__name__}")
     if resampling is not None and resampling not in _RESAMPLING:
         raise InputError(f"resampling={resampling!r}; valid: {list(_RESAMPLING)}")
+    table = class_table(source) if isinstance(source, (str, os.PathLike)) and categorical is not False else None
+    detected = categorical is None
+    if detected:
+        categorical = table is not None and _integer_raster(source)
+    if categorical and table is not None:
+        legend = legend if legend is not None else table[0]
+        # a table of codes alone marks reclassified bins (ordered) - unless the caller said the codes are classes
+        ordered = (detected and not table[1]) if ordered is None else ordered
     if categorical and resampling not in (None, "nearest", "mode"):
         raise InputError(f"resampling={resampling!r} would blend class codes of a categorical raster; "
                          "use 'nearest' or 'mode'")
@@ -119,9 +172,9 @@ def from_raster(
     dst_crs = _rasterio_crs(grid.crs)
 
     if isinstance(source, (str, os.PathLike)):
-        from prospect.io import _existing
+        from prospect.files import existing
 
-        path = _existing(source, "source")
+        path = existing(source, "source")
         label = path.name
         try:
             dataset = rasterio.open(path)
@@ -190,7 +243,8 @@ def from_raster(
         warnings.warn(f"{label} covers {100 * covered:.1f} % of the grid with data; the rest is nodata, "
                       "left out of every later stage", stacklevel=2)
     names = _band_names(name, descriptions, stem, len(bands))
-    attrs = {"kind": "categorical" if categorical else "continuous", "source": label,
+    kind = ("ordinal" if ordered else "categorical") if categorical else "continuous"
+    attrs = {"kind": kind, "source": label,
              "source_crs": src_crs.to_string(), "resampling": resampling, "coverage": round(covered, 4)}
     if units and any(units):
         attrs["units"] = ";".join(u or "" for u in units)
@@ -234,6 +288,16 @@ def _single_band(layer: xr.DataArray, argument: str = "layer") -> tuple[np.ndarr
                              f"{argument}.sel(band=[...]) (bands: {[str(b) for b in layer['band'].values]})")
         return layer.values[0].astype(np.float64), str(layer["band"].values[0]), grid
     return layer.values.astype(np.float64), str(layer.name or "layer"), grid
+
+
+def _integer_raster(path: str | os.PathLike) -> bool:
+    import rasterio
+
+    try:
+        with rasterio.open(path) as src:
+            return np.issubdtype(np.dtype(src.dtypes[0]), np.integer)
+    except rasterio.errors.RasterioIOError:
+        return False     # from_raster says what is wrong with the file
 
 
 def slope(layer: xr.DataArray, name: str | None = None) -> xr.DataArray:

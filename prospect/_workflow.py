@@ -7,12 +7,7 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-
-def output_problem(out: Path, overwrite: bool) -> str | None:
-    """Why ``out`` cannot take a new run (it holds files and ``overwrite`` is False), or None."""
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        return f"--out {out} is not empty; pass --overwrite or choose another folder"
-    return None
+from prospect.files import output_problem
 
 
 def prepare_output(out: Path, overwrite: bool) -> str | None:

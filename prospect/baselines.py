@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from prospect import registry
 from prospect.errors import InputError
 from prospect.grid import Grid
 
@@ -26,11 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["BASELINES", "list_baselines", "build_baseline", "categorical_bands", "predict_stack",
            "permutation_importance"]
 
-BASELINES = {
-    "random_forest": "random forest (scikit-learn), 300 trees, balanced class weights",
-    "gradient_boosting": "histogram gradient boosting (scikit-learn), balanced class weights",
-    "logistic_regression": "logistic regression on standardised bands (categorical bands one-hot), balanced",
-}
+BASELINES = registry.descriptions("pixel")   # name -> what it is (prospect.registry says what each is)
 
 
 def list_baselines() -> dict[str, str]:
@@ -74,7 +71,7 @@ def build_baseline(name: str, seed: int = 0, categorical: list[int] | None = Non
         if name == "gradient_boosting":
             return HistGradientBoostingClassifier(random_state=seed, class_weight=class_weight,
                                                   categorical_features=categorical or None, **options)
-        linear = LogisticRegression(max_iter=2000, class_weight=class_weight, random_state=seed, **options)
+        linear = LogisticRegression(class_weight=class_weight, random_state=seed, **{"max_iter": 2000, **options})
     except TypeError as error:
         raise InputError(f"{name}: {error}; see the scikit-learn estimator's parameters") from error
     if not categorical:
@@ -85,9 +82,14 @@ def build_baseline(name: str, seed: int = 0, categorical: list[int] | None = Non
 
 
 def categorical_bands(stack: xr.DataArray) -> list[int]:
-    """Positions of the stack's categorical bands (those with a legend, from :func:`prospect.layers.stack`)."""
+    """Positions of the stack's categorical bands (those with a legend, from :func:`prospect.layers.stack`).
+
+    Ordered classes (``<band>_ordinal``: reclassified bins of a continuous quantity) are not among them: the
+    models keep their order as numbers.
+    """
     bands = [str(b) for b in stack["band"].to_numpy()]
-    return [i for i, band in enumerate(bands) if f"{band}_legend" in stack.attrs]
+    return [i for i, band in enumerate(bands) if f"{band}_legend" in stack.attrs and f"{band}_ordinal" not in
+            stack.attrs]
 
 
 def predict_stack(model: Any, stack: xr.DataArray, chunk: int = 2**18) -> xr.DataArray:

@@ -75,12 +75,17 @@ def _check(args: argparse.Namespace) -> int:
 
     config = _load(args)
     inputs = check_inputs(config)
-    transform = inputs.samples.attrs.get("transform")
-    rasters = [str(b) for layer in inputs.rasters for b in layer["band"].values]
+    if inputs.samples is not None:
+        transform = inputs.samples.attrs.get("transform")
+        survey = (f"{len(inputs.samples)} samples with elements {list(inputs.samples.attrs['elements'])}"
+                  f"{f' ({transform})' if transform else ''}")
+    else:
+        survey = "no survey (rasters and vector layers alone: no screening, no IDW)"
+    rasters = [f"{b}{'' if layer.attrs.get('kind', 'continuous') == 'continuous' else ' (' + layer.attrs['kind'] + ')'}"
+               for layer in inputs.rasters for b in layer["band"].values]
     area = "no study area" if inputs.mask is None else \
         f"study area {100 * inputs.mask.attrs['area_fraction']:.1f} % of the grid"
-    print(f"{args.config}: {config.mode} mode; {len(inputs.samples)} samples with elements "
-          f"{list(inputs.samples.attrs['elements'])}{f' ({transform})' if transform else ''}; "
+    print(f"{args.config}: {config.mode} mode; {survey}; "
           f"{len(inputs.deposits)} deposits; {len(inputs.categorical)} categorical and {len(inputs.distance)} distance "
           f"layer(s); raster layers {rasters or 'none'}; "
           f"{area}; "
@@ -94,8 +99,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from prospect._workflow import stage_logging
-    from prospect.pipeline import check_inputs, check_output, run
-    from prospect.pipeline.prospectivity import clear_run
+    from prospect.pipeline import RunFolder, check_inputs, run
 
     config = _load(args)
     if args.seed is not None:
@@ -105,17 +109,18 @@ def _run(args: argparse.Namespace) -> int:
     if args.device is not None:
         config.override("trainer.device", args.device, "--device")
         config.override("map.device", args.device, "--device")
-    out = args.out if args.out is not None else Path("out") / args.config.stem
-    check_output(config, out, overwrite=args.overwrite, resume=args.resume)   # before any input is read
+    folder = RunFolder(args.out if args.out is not None else Path("out") / args.config.stem,
+                       overwrite=args.overwrite, resume=args.resume)
+    folder.check(config)                # before any input is read
     inputs = check_inputs(config)      # every value and input checked before anything is written
-    kept = clear_run(out) if args.overwrite and out.is_dir() else []   # the folder holds one run
-    out.mkdir(parents=True, exist_ok=True)
-    with stage_logging(out / "run.log", append=args.resume):
+    kept = folder.clear()              # --overwrite: the folder holds one run
+    folder.start(config)
+    with stage_logging(folder / "run.log", append=args.resume):
         if kept:
             log.info("--overwrite: the previous run's files were removed; kept what no run writes: %s",
                      ", ".join(kept))
         try:
-            run(config, inputs, out, overwrite=args.overwrite, resume=args.resume)
+            run(config, inputs, folder)
         except ProspectError as exc:   # said once, on the terminal and in run.log
             log.error("error: %s", exc)
             return 2

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,7 @@ from prospect._stats import binary_auc
 from prospect.errors import GridMismatchError, InputError
 from prospect.grid import Grid
 from prospect.layers import deposit_pixels
+from prospect.ranges import FRACTION_OPEN, NOT_NEGATIVE, UP_TO_ONE
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -242,8 +243,9 @@ def deposit_coverage(prob: xr.DataArray, deposits: gpd.GeoDataFrame, area_fracti
             "coverage": float((placed.at >= cut).mean()), **placed.info}
 
 
-def targets(prob: xr.DataArray, threshold: float | None = None, area_fraction: float | None = None,
-            min_area: float = 0.0, deposits: gpd.GeoDataFrame | None = None,
+def targets(prob: xr.DataArray, threshold: Annotated[float | None, FRACTION_OPEN] = None,
+            area_fraction: Annotated[float | None, UP_TO_ONE] = None, min_area: Annotated[float, NOT_NEGATIVE] = 0.0,
+            deposits: gpd.GeoDataFrame | None = None,
             uncertainty: xr.DataArray | None = None) -> gpd.GeoDataFrame:
     """Target areas: connected cells at or above a threshold, as ranked polygons.
 
@@ -314,7 +316,8 @@ def targets(prob: xr.DataArray, threshold: float | None = None, area_fraction: f
     return frame.reset_index(drop=True)
 
 
-def evaluate_map(prob: xr.DataArray, deposits: gpd.GeoDataFrame, area_fraction: float = 0.1) -> dict[str, Any]:
+def evaluate_map(prob: xr.DataArray, deposits: gpd.GeoDataFrame,
+                 area_fraction: Annotated[float, UP_TO_ONE] = 0.1) -> dict[str, Any]:
     """The usual summary: map AUC, success-rate AUC, coverage at ``area_fraction`` and the P-A intersection."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # counts are reported once, below

@@ -14,13 +14,15 @@ its map is judged on fold ``f``'s deposits. No torch here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import pandas as pd
 
+from prospect.blocks import block_ids, deal
 from prospect.errors import InputError
 from prospect.grid import Grid
+from prospect.ranges import NOT_NEGATIVE, POSITIVE, whole
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -96,8 +98,9 @@ class SpatialFolds:
             raise InputError(f"fold={fold!r} must be a whole number from 0 to k - 1 = {self.k - 1}")
 
 
-def spatial_folds(stack: xr.DataArray | Grid, deposits: gpd.GeoDataFrame, k: int = 5,
-                  block_size: float | None = None, buffer: float = 0.0, seed: int = 0) -> SpatialFolds:
+def spatial_folds(stack: xr.DataArray | Grid, deposits: gpd.GeoDataFrame, k: Annotated[int, whole(2)] = 5,
+                  block_size: Annotated[float | None, POSITIVE] = None, buffer: Annotated[float, NOT_NEGATIVE] = 0.0,
+                  seed: int = 0) -> SpatialFolds:
     """Deal square blocks of the map into ``k`` folds so that every fold holds deposits.
 
     Parameters
@@ -143,30 +146,16 @@ def spatial_folds(stack: xr.DataArray | Grid, deposits: gpd.GeoDataFrame, k: int
     index = np.flatnonzero(inside)
     row, col = row[inside], col[inside]
 
-    block_rows = np.arange(grid.shape[0]) * grid.resolution[1] // block_size
-    block_cols = np.arange(grid.shape[1]) * grid.resolution[0] // block_size
-    width = int(block_cols.max()) + 1
-    block = (block_rows[:, None] * width + block_cols[None, :]).astype(np.int64)
-    ids, cells = np.unique(block, return_counts=True)
-    per_block = np.bincount(np.searchsorted(ids, block[row, col]), minlength=len(ids))
-    holding = int((per_block > 0).sum())
+    cells = np.indices(grid.shape).reshape(2, -1)
+    block = block_ids(cells[0], cells[1], (grid.resolution[1], grid.resolution[0]), block_size)
+    holding = len(np.unique(block.reshape(grid.shape)[row, col]))
     if holding < k:
         raise InputError(f"k={k}: the deposits fall in only {holding} blocks of block_size={block_size:g}, so a fold "
                          f"would hold none; use a smaller block_size or k ≤ {holding}")
-
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(ids))
-    owner = np.empty(len(ids), np.int64)
-    have_deposits, have_cells = np.zeros(k), np.zeros(k)
+    deposits_in_cell = np.bincount(np.ravel_multi_index((row, col), grid.shape), minlength=block.size)
     # Blocks with deposits first (most first), each to the fold with the fewest deposits; ties at random.
-    for i in sorted(order, key=lambda i: -per_block[i]):
-        need = have_deposits if per_block[i] else have_cells
-        candidates = np.flatnonzero(need == need.min())
-        fold = int(rng.choice(candidates))
-        owner[i] = fold
-        have_deposits[fold] += per_block[i]
-        have_cells[fold] += cells[i]
-    fold_of_cell = owner[np.searchsorted(ids, block)].astype(np.int16)
+    owner = deal(block, deposits_in_cell, np.ones(block.size), np.full(k, 1 / k), seed, ties="random")
+    fold_of_cell = owner.reshape(grid.shape).astype(np.int16)
     return SpatialFolds(fold_of_cell, row.astype(np.int64), col.astype(np.int64),
                         fold_of_cell[row, col].astype(np.int64), index.astype(np.int64), k, block_size,
                         float(buffer), grid, int(seed))

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
 
 from prospect.errors import ColumnError, InputError
 from prospect.io import element_columns
+from prospect.ranges import POSITIVE, UP_TO_ONE, or_word
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,8 +45,8 @@ def _elements(samples: pd.DataFrame, elements: Sequence[str] | str | None) -> li
 def substitute_below_detection(
     samples: pd.DataFrame,
     elements: Sequence[str] | str | None = None,
-    bdl_factor: float = 0.5,
-    zero: float | Literal["half_min"] = "half_min",
+    bdl_factor: Annotated[float, UP_TO_ONE] = 0.5,
+    zero: Annotated[float | Literal["half_min"], or_word("half_min", POSITIVE)] = "half_min",
 ) -> pd.DataFrame:
     """Replace the values a logarithm cannot take: negative codes and zeros.
 
@@ -136,8 +137,8 @@ def transform(
     samples: pd.DataFrame,
     method: Literal["log10", "clr", "ilr"],
     elements: Sequence[str] | str | None = None,
-    bdl_factor: float = 0.5,
-    zero: float | Literal["half_min"] = "half_min",
+    bdl_factor: Annotated[float, UP_TO_ONE] = 0.5,
+    zero: Annotated[float | Literal["half_min"], or_word("half_min", POSITIVE)] = "half_min",
 ) -> pd.DataFrame:
     """Transform a survey's element columns before screening and interpolation.
 

@@ -8,20 +8,22 @@ and the affine transform, with pixel-centre coordinates. Arrays on a grid are
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 from affine import Affine
 from pyproj import CRS
 
 from prospect.errors import CRSError, InputError
+from prospect.ranges import PAIR_OF_WHOLE, POSITIVE
 
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["Grid", "as_crs", "require_projected", "check_coordinates"]
+__all__ = ["Grid", "as_bands", "as_crs", "require_projected", "check_coordinates"]
 
 
 def as_crs(crs: Any, argument: str = "crs") -> CRS:
@@ -88,8 +90,8 @@ class Grid:
     def from_bounds(
         cls,
         bounds: Sequence[float],
-        shape: tuple[int, int] | None = None,
-        resolution: float | tuple[float, float] | None = None,
+        shape: Annotated[tuple[int, int] | None, PAIR_OF_WHOLE] = None,
+        resolution: Annotated[float | tuple[float, float] | None, POSITIVE] = None,
         crs: Any = None,
     ) -> Grid:
         """Make a grid covering ``bounds`` with either ``shape`` or ``resolution``.
@@ -158,6 +160,32 @@ class Grid:
         xmin, ymax = transform.c, transform.f
         return cls((xmin, ymax + rows * transform.e, xmin + cols * transform.a, ymax), (rows, cols),
                    as_crs(crs))
+
+    @classmethod
+    def like(cls, raster: str | os.PathLike | xr.DataArray) -> Grid:
+        """The grid of a raster file (or DataArray): its CRS, transform and shape, exactly.
+
+        A run file's ``[grid] like = "magnetics.tif"``: every other layer is warped onto this raster's cells.
+        """
+        if not isinstance(raster, (str, os.PathLike)):
+            return cls.from_dataarray(raster)
+        import rasterio
+
+        from prospect.files import existing
+
+        path = existing(raster, "like")
+        try:
+            with rasterio.open(path) as src:
+                crs, transform, rows, cols = src.crs, src.transform, src.height, src.width
+        except rasterio.errors.RasterioIOError as exc:
+            raise InputError(f"like={str(path)!r} is not a raster GDAL can read ({exc})") from None
+        if crs is None:
+            raise CRSError(f"like={str(path)!r} has no CRS; assign one first (gdal_edit.py -a_srs EPSG:...)")
+        if transform.b != 0 or transform.d != 0 or transform.e >= 0:
+            raise InputError(f"like={str(path)!r} is not north-up (transform {tuple(transform)[:6]}); warp it first")
+        xmin, ymax = transform.c, transform.f
+        return cls((xmin, ymax + rows * transform.e, xmin + cols * transform.a, ymax), (rows, cols),
+                   as_crs(crs.to_wkt()))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bounds", tuple(float(b) for b in self.bounds))
@@ -301,3 +329,12 @@ def check_coordinates(x: np.ndarray, y: np.ndarray, crs: Any, what: str) -> None
         raise CRSError(f"{what} ({extent}) falls at {where}, outside the area where crs={crs.to_string()!r} "
                        f"({crs.name}) is used (lon {area.west:g} to {area.east:g}, lat {area.south:g} to "
                        f"{area.north:g}): check the CRS, or whether the coordinates carry a zone prefix or other units")
+
+
+def as_bands(da: xr.DataArray) -> xr.DataArray:
+    """``da`` as ``(band, y, x)``: a single ``(y, x)`` raster becomes one band named after it."""
+    if da.ndim == 2:
+        da = da.expand_dims(band=[da.name or "band_1"])
+    if da.ndim != 3 or set(da.dims) != {"band", "y", "x"}:
+        raise InputError(f"expected a DataArray with dims (band, y, x) or (y, x), got {da.dims}")
+    return da.transpose("band", "y", "x")

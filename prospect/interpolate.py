@@ -18,21 +18,21 @@ import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import pandas as pd
 
-from prospect.errors import ColumnError, CRSError, InputError, OutputExistsError
+from prospect.errors import ColumnError, CRSError, InputError
 from prospect.grid import Grid, require_projected
 from prospect.io import element_columns
+from prospect.ranges import POSITIVE, or_word, whole
 
 if TYPE_CHECKING:
     import geopandas as gpd
     import xarray as xr
 
-__all__ = ["idw", "idw_lazy", "to_geotiffs"]
+__all__ = ["idw", "idw_lazy"]
 
 logger = logging.getLogger(__name__)
 
@@ -333,14 +333,14 @@ def idw(
     samples: gpd.GeoDataFrame,
     elements: Sequence[str] | pd.Series | str | None,
     grid: Grid,
-    power: float = 2.0,
-    k: int | None = None,
-    radius: float | None = None,
-    min_points: int = 1,
+    power: Annotated[float, POSITIVE] = 2.0,
+    k: Annotated[int | None, whole(1)] = None,
+    radius: Annotated[float | None, POSITIVE] = None,
+    min_points: Annotated[int, whole(1)] = 1,
     log: bool = False,
-    chunk: int = 2**20,
+    chunk: Annotated[int, whole(1)] = 2**20,
     device: str = "cpu",
-    max_distance: float | str | None = "auto",
+    max_distance: Annotated[float | str | None, or_word("auto", POSITIVE)] = "auto",
 ) -> xr.DataArray:
     """Interpolate survey elements onto ``grid`` by inverse distance weighting.
 
@@ -457,26 +457,3 @@ def idw_lazy(
     template = grid.wrap(np.broadcast_to(np.float32(0), (len(problem.elements), rows, cols)),
                          bands=problem.elements, name="idw", attrs=_attrs(problem))
     return xr.DataArray(lazy, dims=template.dims, coords=template.coords, name="idw", attrs=template.attrs)
-
-
-def to_geotiffs(stack: xr.DataArray, folder: str | Path, overwrite: bool = False, prefix: str = "",
-                nodata: float = -9999.0) -> list[Path]:
-    """Write each band of ``stack`` to ``folder/<prefix><band>.tif`` (one QGIS-ready file per element).
-
-    The folder is created if missing; existing files are refused unless
-    ``overwrite=True`` — and checked before anything is written.
-    """
-    from prospect.io import write_geotiff
-
-    folder = Path(folder)
-    names = [str(b) for b in stack["band"].to_numpy()] if "band" in stack.dims else [str(stack.name or "band_1")]
-    paths = [folder / f"{prefix}{name}.tif" for name in names]
-    existing = [str(p) for p in paths if p.exists()]
-    if existing and not overwrite:
-        raise OutputExistsError(f"{existing} exist; pass overwrite=True to replace them")
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, path in zip(names, paths, strict=True):
-        band = stack.sel(band=name) if "band" in stack.dims else stack
-        write_geotiff(band.rename(name), path, nodata=nodata, overwrite=overwrite)
-    return paths
-

@@ -7,28 +7,37 @@ never leaves half a file, and an existing file is only replaced when asked.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
-import tempfile
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import pandas as pd
 
-from prospect.errors import ColumnError, CRSError, InputError, MissingFileError, OutputExistsError
-from prospect.grid import Grid, as_crs, check_coordinates
+from prospect._geotiff import (
+    band_units,
+    read_arrays,
+    read_geotiff,
+    write_arrays,
+    write_bands,
+    write_geotiff,
+    write_tiles,
+)
+from prospect.errors import ColumnError, CRSError, InputError
+from prospect.files import atomic_output, existing, parse_legend
+from prospect.grid import as_crs, check_coordinates
+from prospect.ranges import POSITIVE, UP_TO_ONE
 
 if TYPE_CHECKING:
     import geopandas as gpd
-    import xarray as xr
 
-__all__ = ["read_samples", "read_vector", "element_columns", "write_geotiff", "read_geotiff", "atomic_output",
-           "check_coordinates", "band_units", "parse_legend"]
+__all__ = ["read_samples", "read_vector", "read_deposits", "element_columns", "write_geotiff", "read_geotiff",
+           "atomic_output", "check_coordinates", "band_units", "parse_legend", "write_arrays", "read_arrays",
+           "write_tiles", "write_bands"]
 
 log = logging.getLogger(__name__)
 
@@ -37,43 +46,6 @@ _TABLE_SUFFIXES = {".csv", ".txt", ".tsv"}
 # "<0.5", "< 0.5", "<0,5" are below-detection values with their detection limit.
 _BDL = re.compile(r"^\s*<\s*([0-9]*[.,]?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*$")
 _MISSING = {"", "na", "nan", "n/a", "null", "none"}
-
-
-def _existing(path: str | os.PathLike, argument: str = "path") -> Path:
-    path = Path(path)
-    if not path.exists():
-        raise MissingFileError(f"{argument}={str(path)!r} does not exist")
-    return path
-
-
-_UMASK = os.umask(0o022)   # read once (setting it back at once): a new file's mode is 0o666 less the umask
-os.umask(_UMASK)
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it onto ``path``.
-
-    Refuses an existing ``path`` unless ``overwrite=True``. If the body raises,
-    the temporary file is removed and ``path`` is left as it was.
-    """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{str(path)!r} exists; pass overwrite=True to replace it")
-    if not path.parent.exists():
-        raise MissingFileError(f"the folder {str(path.parent)!r} for {path.name!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
-    os.close(fd)
-    os.unlink(tmp)  # writers such as GDAL want to create the file themselves
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        if tmp_path.is_file():   # some writers (safetensors) create 0600 files: every output gets the same mode
-            os.chmod(tmp_path, 0o666 & ~_UMASK)
-        os.replace(tmp_path, path)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
 
 
 def _parse_element(values: pd.Series, bdl_factor: float, decimal: str | None = None,
@@ -136,9 +108,9 @@ def read_samples(
     x: str = "X",
     y: str = "Y",
     crs: Any = None,
-    coord_scale: float = 1.0,
+    coord_scale: Annotated[float, POSITIVE] = 1.0,
     elements: Sequence[str] | None = None,
-    bdl_factor: float = 0.5,
+    bdl_factor: Annotated[float, UP_TO_ONE] = 0.5,
     sep: str | None = None,
     decimal: str | None = None,
     encoding: str = "utf-8-sig",
@@ -202,7 +174,7 @@ def read_samples(
     """
     import geopandas as gpd
 
-    path = _existing(path)
+    path = existing(path)
     if not (np.isfinite(coord_scale) and coord_scale > 0):
         raise InputError(f"coord_scale={coord_scale!r} must be a positive number (1000 turns km into m)")
     if not (0 <= bdl_factor <= 1):
@@ -353,7 +325,7 @@ def read_vector(path: str | os.PathLike, crs: Any = None, layer: str | None = No
     """
     import geopandas as gpd
 
-    path = _existing(path)
+    path = existing(path)
     frame = gpd.read_file(path, layer=layer)
     if frame.crs is None:
         if crs is None:
@@ -366,195 +338,76 @@ def read_vector(path: str | os.PathLike, crs: Any = None, layer: str | None = No
     return frame
 
 
-def _as_bands(da: xr.DataArray) -> xr.DataArray:
-    if da.ndim == 2:
-        da = da.expand_dims(band=[da.name or "band_1"])
-    if da.ndim != 3 or set(da.dims) != {"band", "y", "x"}:
-        raise InputError(f"expected a DataArray with dims (band, y, x) or (y, x), got {da.dims}")
-    return da.transpose("band", "y", "x")
+_RASTER_SUFFIXES = {".tif", ".tiff", ".img", ".asc", ".vrt", ".nc"}
 
 
-def _overview_factors(shape: tuple[int, int], block: int = 256) -> list[int]:
-    """Halvings until the smallest overview fits one block (gdaladdo's own rule): 390 px -> [2], 1560 -> [2, 4, 8]."""
-    factors, factor = [], 2
-    while max(shape) / (factor // 2) > block:
-        factors.append(factor)
-        factor *= 2
-    return factors
-
-
-def parse_legend(text: str) -> dict[int, str]:
-    """``"1=Carboniferous;2=Devonian"`` (a categorical layer's ``legend``) as ``{1: "Carboniferous", ...}``."""
-    return {int(code): name for code, name in (item.split("=", 1) for item in str(text).split(";") if "=" in item)}
-
-
-def band_units(da: xr.DataArray) -> list[str]:
-    """Each band's unit from ``attrs["units"]``: one unit for every band (``"ppm"``) or ``"Cu=ppm;Au=ppb"``."""
-    text = str(da.attrs.get("units", ""))
-    names = [str(b) for b in da["band"].to_numpy()] if "band" in da.dims else [str(da.name)]
-    if "=" not in text:
-        return [text] * len(names)
-    units = dict(item.split("=", 1) for item in text.split(";") if "=" in item)
-    return [units.get(name, "") for name in names]
-
-
-def write_geotiff(
-    da: xr.DataArray,
-    path: str | os.PathLike,
-    nodata: float = -9999.0,
-    overwrite: bool = False,
-    overviews: bool = True,
-    style: bool = True,
-) -> Path:
-    """Write a raster to a QGIS-ready GeoTIFF, with its QGIS style beside it.
-
-    Float32, tiled 256×256, deflate with the floating-point predictor, band
-    interleaved, NaN written as ``nodata``, band descriptions from the ``band``
-    coordinate, band units from ``attrs["units"]`` (see :func:`band_units`),
-    per-band statistics tags (so QGIS stretches without scanning), scalar
-    ``attrs`` as dataset tags, and internal overviews down to one 256-px block
-    (a 390-px map gets one level, 1560 px three). A single categorical band
-    (``attrs["kind"] == "categorical"`` with a ``legend``, as
-    :func:`prospect.layers.rasterize_categorical` makes) is stored as integer codes
-    (nodata 0) with a colour table, and its category names in ``<name>.tif.aux.xml``,
-    where GDAL and QGIS read them. Written to a temporary file and renamed, in
-    blocks of rows: a dask-backed array is computed one block at a time.
+def read_deposits(path: str | os.PathLike, crs: Any = None, layer: str | None = None, x: str = "x", y: str = "y",
+                  value: float = 1, sep: str | None = None, encoding: str = "utf-8-sig") -> gpd.GeoDataFrame:
+    """Deposits (or any points) as a GeoDataFrame, from the form they come in.
 
     Parameters
     ----------
-    da : xarray.DataArray
-        ``(band, y, x)`` or ``(y, x)`` carrying CRS and transform through rioxarray
-        (as made by :class:`prospect.Grid` and every function of the package).
     path : path
-        Output file; its folder must exist.
-    nodata : float
-        The value NaN is written as. Must not occur among the real values.
-    overwrite : bool
-        Replace an existing file. Default False: an existing file is an error.
-    overviews : bool
-        Build internal overviews (averaged; nearest for categorical codes).
-    style : bool
-        Also write the QGIS style ``<name>.qml`` beside the file, which QGIS applies
-        when it opens it (:func:`prospect.qgis.raster_renderer`: a probability ramp
-        fitted to the data, an uncertainty ramp, a legend of categories, a stretch of
-        the first band of a stack). Default True.
+        A vector file (GeoPackage, shapefile, GeoJSON, ...: read by :func:`read_vector`), a delimited text
+        file (``.csv``, ``.txt``, ``.tsv``) with coordinate columns, or a raster (``.tif``, ...) whose cells
+        equal ``value`` are deposits: one point per such cell, at its centre.
+    crs : CRS-like, optional
+        The CRS of a text file's coordinates (required for text files); for a vector file or a raster
+        without a CRS of its own, what it is; otherwise the points are reprojected to it.
+    layer : str, optional
+        Layer name inside a multi-layer vector file.
+    x, y : str
+        The coordinate columns of a text file (matched without regard to case: ``X``, ``Easting``... must
+        be named).
+    value : number
+        The cell value that marks a deposit in a raster (default 1).
+    sep, encoding : str
+        How a text file is split and decoded (as :func:`read_samples`).
+
+    Every other column of a text file (names, commodities) is kept as text.
     """
-    import rasterio
-    from rasterio.enums import Resampling
-    from rasterio.windows import Window
+    import geopandas as gpd
 
-    grid = Grid.from_dataarray(da)
-    da = _as_bands(da)
-    categorical = da.sizes["band"] == 1 and da.attrs.get("kind") == "categorical" and "legend" in da.attrs
-    targets = [Path(path), *([Path(path).with_suffix(".qml")] if style else []),
-               *([Path(f"{path}.aux.xml")] if categorical else [])]
-    for target in targets:   # every path, before writing
-        if target.exists() and not overwrite:
-            raise OutputExistsError(f"{str(target)!r} exists; pass overwrite=True to replace it")
-    if not np.isfinite(nodata):
-        raise InputError(f"nodata={nodata!r} must be a finite number (NaN is what it stands for)")
-    if categorical:
-        codes = parse_legend(da.attrs["legend"])
-        dtype, nodata = ("uint8" if max(codes) < 256 else "uint16"), 0
-    else:
-        dtype = "float32"
-    fill = np.dtype(dtype).type(nodata)
-    rows, cols = grid.shape
-    bands = da.sizes["band"]
-    tiled = rows >= 256 and cols >= 256
-    profile = dict(driver="GTiff", width=cols, height=rows, count=bands, dtype=dtype,
-                   crs=grid.crs.to_wkt(), transform=grid.transform, nodata=float(fill),
-                   compress="deflate", predictor=2 if categorical else 3, interleave="band", BIGTIFF="IF_SAFER")
-    if tiled:
-        profile.update(tiled=True, blockxsize=256, blockysize=256)
-    tags = {str(k): str(v) for k, v in da.attrs.items()
-            if isinstance(v, (str, int, float, bool, np.number)) and not str(k).startswith("_")}
-    # Rows are written in blocks, so a dask-backed array (prospect.interpolate.idw_lazy) is computed and
-    # written a block at a time and never held whole; statistics are accumulated on the way.
-    step = max(256, (2**24 // max(1, cols * bands)) // 256 * 256)
-    count = np.zeros(bands)
-    total = np.zeros(bands)
-    squares = np.zeros(bands)
-    low = np.full(bands, np.inf)
-    high = np.full(bands, -np.inf)
-    with atomic_output(path, overwrite) as tmp:
-        with rasterio.open(tmp, "w", **profile) as dst:
-            for r0 in range(0, rows, step):
-                r1 = min(rows, r0 + step)
-                block = np.asarray(da.isel(y=slice(r0, r1)).values, dtype=np.float32)
-                finite = np.isfinite(block)
-                if np.any(block == np.float32(nodata)):
-                    raise InputError(f"nodata={nodata!r} occurs among the raster's real values; "
-                                     "choose another nodata value")
-                for b in range(bands):
-                    valid = block[b][finite[b]].astype(np.float64)
-                    if valid.size:
-                        count[b] += valid.size
-                        total[b] += valid.sum()
-                        squares[b] += (valid**2).sum()
-                        low[b], high[b] = min(low[b], valid.min()), max(high[b], valid.max())
-                dst.write(np.where(finite, block, fill).astype(dtype), window=Window(0, r0, cols, r1 - r0))
-            for index, (name, unit) in enumerate(zip(da["band"].to_numpy(), band_units(da), strict=True), start=1):
-                dst.set_band_description(index, str(name))
-                if unit:
-                    dst.set_band_unit(index, unit)
-                b = index - 1
-                if count[b]:
-                    mean = total[b] / count[b]
-                    std = np.sqrt(max(squares[b] / count[b] - mean**2, 0.0))
-                    dst.update_tags(index, STATISTICS_MINIMUM=f"{low[b]:.8g}", STATISTICS_MAXIMUM=f"{high[b]:.8g}",
-                                    STATISTICS_MEAN=f"{mean:.8g}", STATISTICS_STDDEV=f"{std:.8g}",
-                                    STATISTICS_VALID_PERCENT=f"{100.0 * count[b] / (rows * cols):.4g}")
-            if tags:
-                dst.update_tags(**tags)
-            if categorical:
-                from prospect.qgis import category_colours
-
-                dst.write_colormap(1, category_colours(codes))
-            factors = _overview_factors(grid.shape) if overviews else []
-            if factors:
-                dst.build_overviews(factors, Resampling.nearest if categorical else Resampling.average)
-    if categorical:   # GDAL reads category names from its side file (a GeoTIFF has no place for them)
-        names = [""] * (max(codes) + 1)
-        for code, label in codes.items():
-            names[code] = label
-        from xml.sax.saxutils import escape
-
-        with atomic_output(Path(f"{path}.aux.xml"), overwrite) as tmp:
-            tmp.write_text('<PAMDataset>\n  <PAMRasterBand band="1">\n    <CategoryNames>\n'
-                           + "".join(f"      <Category>{escape(n)}</Category>\n" for n in names)
-                           + "    </CategoryNames>\n  </PAMRasterBand>\n</PAMDataset>\n", encoding="utf-8")
-    if style:
-        from prospect.qgis import write_style
-
-        write_style(path, overwrite=overwrite)
-    log.info("wrote %s (%d bands, %dx%d)", path, bands, rows, cols)
-    return Path(path)
+    path = existing(path)
+    suffix = path.suffix.lower()
+    if suffix in _TABLE_SUFFIXES:
+        if crs is None:
+            raise CRSError(f"{path.name}: crs=None; a text file's coordinates need their CRS, e.g. crs='EPSG:32649'")
+        table = _read_table(path, sep, encoding)
+        columns = {str(c).strip().lower(): c for c in table.columns}
+        found = [columns.get(name.lower()) for name in (x, y)]
+        if None in found:
+            missing = [name for name, column in zip((x, y), found, strict=True) if column is None]
+            raise ColumnError(f"{path.name}: no coordinate column {missing} (x={x!r}, y={y!r}); columns: "
+                              f"{list(table.columns)}")
+        coordinates = [pd.to_numeric(table[c].str.strip(), errors="coerce") for c in found]
+        bad = ~(coordinates[0].notna() & coordinates[1].notna())
+        if bad.any():
+            raise InputError(f"{path.name}: rows {(np.flatnonzero(bad) + 2).tolist()[:10]} hold no numeric "
+                             f"{x}/{y} (line numbers, header = 1)")
+        check_coordinates(coordinates[0].to_numpy(), coordinates[1].to_numpy(), crs, f"{path.name} ({x}, {y})")
+        return gpd.GeoDataFrame(table.drop(columns=found), geometry=gpd.points_from_xy(*coordinates),
+                                crs=as_crs(crs))
+    if suffix in _RASTER_SUFFIXES:
+        return _raster_points(path, crs, value)
+    return read_vector(path, crs=crs, layer=layer)
 
 
-def read_geotiff(path: str | os.PathLike) -> xr.DataArray:
-    """Read a GeoTIFF as a float32 DataArray ``(band, y, x)`` with NaN for nodata.
-
-    Band names come from the band descriptions (``band_1``, ... where there are
-    none) and the dataset tags become ``attrs``.
-    """
+def _raster_points(path: Path, crs: Any, value: float) -> gpd.GeoDataFrame:
+    """The centres of the cells of a raster's first band that equal ``value``."""
+    import geopandas as gpd
     import rasterio
 
-    path = _existing(path)
     with rasterio.open(path) as src:
-        if src.crs is None:
-            raise CRSError(f"{path.name} has no CRS; assign one (e.g. gdal_edit.py -a_srs EPSG:32649) first")
-        values = src.read(out_dtype="float32")
-        if src.nodata is not None and not np.isnan(src.nodata):
-            values[values == np.float32(src.nodata)] = np.nan
-        names = [d or f"band_{i + 1}" for i, d in enumerate(src.descriptions)]
-        transform, crs, tags = src.transform, src.crs, src.tags()
-        if any(src.units):
-            tags.setdefault("units", ";".join(f"{n}={u}" for n, u in zip(names, src.units, strict=True) if u))
-    rows, cols = values.shape[1:]
-    if transform.b != 0 or transform.d != 0 or transform.e >= 0:
-        raise InputError(f"{path.name} is not north-up (transform {tuple(transform)[:6]}); warp it first")
-    grid = Grid((transform.c, transform.f + rows * transform.e, transform.c + cols * transform.a, transform.f),
-                (rows, cols), as_crs(crs))
-    tags.pop("AREA_OR_POINT", None)
-    return grid.wrap(values, bands=names, name=path.stem, attrs=tags)
+        cells = src.read(1)
+        transform, own = src.transform, src.crs
+    if own is None and crs is None:
+        raise CRSError(f"{path.name} has no CRS; pass crs=... to say what it is")
+    rows, cols = np.nonzero(cells == value)
+    if len(rows) == 0:
+        raise InputError(f"{path.name}: no cell equals value={value!r} (the deposit code); its values run from "
+                         f"{np.nanmin(cells)!r} to {np.nanmax(cells)!r}")
+    xs, ys = rasterio.transform.xy(transform, rows, cols, offset="center")
+    points = gpd.GeoDataFrame({"row": rows, "col": cols}, geometry=gpd.points_from_xy(xs, ys),
+                              crs=own if own is not None else as_crs(crs))
+    return points.to_crs(as_crs(crs)) if crs is not None and own is not None else points

@@ -12,14 +12,16 @@ derived from them; a polygon layer gives the study area. All on one
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 
 from prospect._rasters import from_raster, high_pass, slope, smooth
 from prospect.errors import ColumnError, CRSError, GridMismatchError, InputError
+from prospect.files import parse_legend
 from prospect.grid import Grid
-from prospect.io import band_units, parse_legend
+from prospect.io import band_units
+from prospect.ranges import FINITE, whole
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -151,7 +153,8 @@ def _split(segments: np.ndarray, longest: float) -> np.ndarray:
     return a[:, None, :] + fraction[:, :, None] * (b - a)[:, None, :]
 
 
-def distance_to(gdf: gpd.GeoDataFrame, grid: Grid, name: str = "distance", chunk: int = 2**19) -> xr.DataArray:
+def distance_to(gdf: gpd.GeoDataFrame, grid: Grid, name: str = "distance",
+                chunk: Annotated[int, whole(1)] = 2**19) -> xr.DataArray:
     """Exact Euclidean distance from each pixel centre to the nearest geometry, in CRS units.
 
     Lines (faults), points and polygons (0 inside, distance to the boundary
@@ -277,13 +280,16 @@ def stack(*arrays: xr.DataArray) -> xr.DataArray:
     for array in bands:  # keep each categorical layer's legend, e.g. attrs["unit_legend"], and the band units
         if "legend" in array.attrs:
             attrs[f"{array['band'].values[0]}_legend"] = array.attrs["legend"]
+            if array.attrs.get("kind") == "ordinal":    # ordered classes: one number per cell for the models
+                attrs[f"{array['band'].values[0]}_ordinal"] = "true"
         units += [f"{b}={u}" for b, u in zip(array["band"].to_numpy(), band_units(array), strict=True) if u]
     if units:
         attrs["units"] = ";".join(units)
     return reference.wrap(values, bands=names, name="stack", attrs=attrs)
 
 
-def study_area(polygons: gpd.GeoDataFrame, grid: Grid, buffer: float = 0.0, name: str = "study_area") -> xr.DataArray:
+def study_area(polygons: gpd.GeoDataFrame, grid: Grid, buffer: Annotated[float, FINITE] = 0.0,
+               name: str = "study_area") -> xr.DataArray:
     """The study area as a 0/1 band: 1 where a pixel centre lies inside a polygon (GDAL's rule).
 
     ``buffer`` (CRS units) grows (or, negative, shrinks) the polygons first. Use it

@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 
 from prospect.errors import InputError
 from prospect.grid import Grid
+from prospect.ranges import whole
 
 if TYPE_CHECKING:
     import torch
@@ -62,14 +63,14 @@ def _batches(values: np.ndarray, windows: list, size: int, batch_size: int) -> I
 def predict_map(
     model: torch.nn.Module,
     stack: xr.DataArray,
-    size: int = 128,
-    stride: int = 32,
-    batch_size: int = 64,
+    size: Annotated[int, whole(1)] = 128,
+    stride: Annotated[int, whole(1)] = 32,
+    batch_size: Annotated[int, whole(1)] = 64,
     device: str = "auto",
     blend: Literal["mean", "gaussian"] = "mean",
     normalization: dict | None = None,
     uncertainty: bool = False,
-    ore_class: int = 1,
+    ore_class: Annotated[int, whole(0)] = 1,
     channels_last: bool = True,
 ) -> xr.DataArray | tuple[xr.DataArray, xr.DataArray]:
     """Ore probability for every pixel of ``stack``.
@@ -114,11 +115,11 @@ def predict_map(
     """
     import torch
 
-    from prospect.io import _as_bands
+    from prospect.grid import as_bands
     from prospect.models import MFAFOutput, probabilities
 
     grid = Grid.from_dataarray(stack)
-    stack = _as_bands(stack)
+    stack = as_bands(stack)
     bands = [str(b) for b in stack["band"].to_numpy()]
     rows, cols = grid.shape
     _check_bands(model, bands)
@@ -138,10 +139,9 @@ def predict_map(
     for band in values:
         band[~np.isfinite(band)] = np.nanmean(band) if np.isfinite(band).any() else 0.0
     if normalization is not None:
-        if list(normalization.get("band", [])) != bands:
-            raise InputError(f"normalization is for bands {normalization.get('band')}, the stack has {bands}")
-        values -= np.asarray(normalization["mean"], np.float32)[:, None, None]
-        values /= np.asarray(normalization["std"], np.float32)[:, None, None]
+        from prospect import normalization as standard
+
+        standard.apply(values, normalization, bands, in_place=True)
 
     device = _device(device)
     if blend == "gaussian":
@@ -207,7 +207,7 @@ def predict_centres(
     normalization: dict | None = None,
     batch_size: int = 256,
     device: str = "auto",
-    ore_class: int = 1,
+    ore_class: Annotated[int, whole(0)] = 1,
 ) -> xr.DataArray:
     """Ore probability of every cell for a model trained on windows labelled by their centre cell.
 

@@ -16,158 +16,29 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from xml.sax.saxutils import escape, quoteattr
 
 from prospect.errors import InputError, OutputExistsError
+from prospect.files import existing, write_text
+from prospect.styles import (
+    PALETTE,
+    RAMPS,
+    band_info,
+    category_colours,
+    palette_renderer,
+    qml_colour,
+    ramp_renderer,
+    raster_renderer,
+    write_qml,
+    write_style,
+)
 
 __all__ = ["Layer", "raster_layer", "band_layers", "vector_layer", "write_project", "write_style", "write_qml",
            "raster_renderer", "ramp_renderer", "palette_renderer", "category_colours", "RAMPS"]
-
-# The colour ramp of each kind of raster: probability as the map figure; uncertainty and evidence distinct from it.
-RAMPS = {"probability": "magma", "uncertainty": "viridis", "evidence": "cividis"}
-_PALETTE = "tab20"
-
-
-def _colour(value: Any, alpha: float | None = None) -> str:
-    """QGIS's 'r,g,b,a' from any matplotlib colour."""
-    from matplotlib.colors import to_rgba
-
-    rgba = to_rgba(value, alpha)
-    return ",".join(str(int(round(255 * c))) for c in rgba)
-
-
-def _hex(rgba: Sequence[float]) -> str:
-    return "#" + "".join(f"{int(round(255 * c)):02x}" for c in rgba[:3])
-
-
-def ramp_renderer(band: int, minimum: float, maximum: float, cmap: str = "magma", stops: int = 11,
-                  digits: int | None = None) -> str:
-    """A ``singlebandpseudocolor`` renderer: ``band`` on ``stops`` colours of ``cmap`` from minimum to maximum."""
-    import matplotlib
-    import numpy as np
-
-    if not (np.isfinite(minimum) and np.isfinite(maximum) and maximum > minimum):
-        raise InputError(f"maximum={maximum!r} must exceed minimum={minimum!r} (both finite)")
-    if cmap not in matplotlib.colormaps:
-        raise InputError(f"cmap={cmap!r} is not a matplotlib colormap (e.g. 'magma', 'viridis')")
-    if stops < 2:
-        raise InputError(f"stops={stops!r} must be at least 2")
-    if digits is None:   # enough decimals that neighbouring labels differ
-        digits = max(0, int(np.ceil(-np.log10((maximum - minimum) / (stops - 1)))) + 1)
-    colormap = matplotlib.colormaps[cmap]
-    items = []
-    for i in range(stops):
-        value = minimum + (maximum - minimum) * i / (stops - 1)
-        items.append(f'<item alpha="255" value="{value:.8g}" label={quoteattr(f"{value:.{digits}f}")} '
-                     f'color="{_hex(colormap(i / (stops - 1)))}"/>')
-    return (f'<rasterrenderer type="singlebandpseudocolor" band="{band}" opacity="1" alphaBand="-1" '
-            f'classificationMin="{minimum:.8g}" classificationMax="{maximum:.8g}" nodataColor="">'
-            "<rasterTransparency/><minMaxOrigin><limits>None</limits><extent>WholeRaster</extent>"
-            "<statAccuracy>Estimated</statAccuracy></minMaxOrigin><rastershader>"
-            f'<colorrampshader colorRampType="INTERPOLATED" classificationMode="1" clip="0" '
-            f'minimumValue="{minimum:.8g}" maximumValue="{maximum:.8g}">{"".join(items)}</colorrampshader>'
-            "</rastershader></rasterrenderer>")
-
-
-def category_colours(classes: Mapping[int, str], cmap: str = _PALETTE) -> dict[int, tuple[int, int, int, int]]:
-    """One RGBA colour per code, in code order: the GeoTIFF colour table and the ``.qml`` palette agree."""
-    import matplotlib
-
-    colormap = matplotlib.colormaps[cmap]
-    return {int(code): tuple(int(round(255 * c)) for c in colormap(i % colormap.N))
-            for i, code in enumerate(sorted(classes))}
-
-
-def palette_renderer(band: int, classes: Mapping[int, str], cmap: str = _PALETTE) -> str:
-    """A ``paletted`` renderer: one colour and legend label per integer code (e.g. ``{1: "Triassic"}``)."""
-    if not classes:
-        raise InputError("classes is empty; give at least one {code: label}")
-    colours = category_colours(classes, cmap)
-    entries = "".join(f'<paletteEntry value="{code}" label={quoteattr(str(classes[code]))} alpha="255" '
-                      f'color="#{r:02x}{g:02x}{b:02x}"/>' for code, (r, g, b, _) in colours.items())
-    return (f'<rasterrenderer type="paletted" band="{band}" opacity="1" alphaBand="-1" nodataColor="">'
-            f"<rasterTransparency/><colorPalette>{entries}</colorPalette></rasterrenderer>")
-
-
-def _band_info(path: Path, band: int) -> dict[str, Any]:
-    """What a written GeoTIFF says of one band: name, unit, statistics, kind and legend."""
-    import rasterio
-
-    from prospect.io import parse_legend
-
-    with rasterio.open(path) as src:
-        if not 1 <= band <= src.count:
-            raise InputError(f"band={band!r}; {path.name} has bands 1..{src.count}")
-        tags, band_tags = src.tags(), src.tags(band)
-        name = src.descriptions[band - 1] or f"band_{band}"
-        info = {"name": name, "unit": src.units[band - 1] or "", "count": src.count, "crs": src.crs.to_wkt(),
-                "bounds": tuple(src.bounds)}
-    stats = {k: float(band_tags[f"STATISTICS_{k.upper()}"]) for k in ("minimum", "maximum", "mean", "stddev")
-             if f"STATISTICS_{k.upper()}" in band_tags}
-    legend = tags.get(f"{name}_legend") or (tags.get("legend") if info["count"] == 1 else None)
-    kind = "categorical" if legend else (tags.get("kind", "evidence") if info["count"] == 1 else "evidence")
-    return {**info, **stats, "kind": kind, "legend": parse_legend(legend) if legend else None}
-
-
-def raster_renderer(path: str | os.PathLike, band: int = 1) -> str:
-    """The renderer a written GeoTIFF's band gets, from what :func:`prospect.io.write_geotiff` recorded.
-
-    Probability: ``magma`` fitted to the data's range; uncertainty: ``viridis`` from 0 to its maximum;
-    categorical codes (a ``legend`` tag, as :func:`prospect.layers.rasterize_categorical` makes): one colour
-    and label per code; anything else: ``cividis`` over mean ± 2 standard deviations within the data's range
-    (QGIS's own default stretch).
-    """
-    info = _band_info(Path(path), band)
-    if info["legend"]:
-        return palette_renderer(band, info["legend"])
-    low, high = info.get("minimum", 0.0), info.get("maximum", 1.0)
-    if info["kind"] == "probability":
-        pass
-    elif info["kind"] == "uncertainty":
-        low = 0.0
-    elif "mean" in info:
-        low = max(low, info["mean"] - 2 * info["stddev"])
-        high = min(high, info["mean"] + 2 * info["stddev"])
-    if not high > low:    # a constant band: any ramp around its value
-        low, high = low - 0.5, low + 0.5
-    return ramp_renderer(band, low, high, RAMPS.get(info["kind"], RAMPS["evidence"]))
-
-
-def _qml(renderer: str) -> str:
-    return ("<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
-            '<qgis version="3.22" styleCategories="AllStyleCategories">\n'
-            f"  <pipe>\n    {renderer}\n"
-            '    <brightnesscontrast brightness="0" contrast="0" gamma="1"/>\n  </pipe>\n'
-            "  <blendMode>0</blendMode>\n</qgis>\n")
-
-
-def _write_text(path: Path, text: str, overwrite: bool) -> Path:
-    from prospect.io import atomic_output
-
-    with atomic_output(path, overwrite) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return path
-
-
-def write_style(raster_path: str | os.PathLike, band: int = 1, overwrite: bool = False) -> Path:
-    """Write ``<name>.qml`` beside a GeoTIFF: QGIS applies it when it opens the file (see :func:`raster_renderer`).
-
-    A multi-band file is shown by ``band`` (the first by default) instead of QGIS's RGB of the first three.
-    """
-    path = Path(raster_path)
-    return _write_text(path.with_suffix(".qml"), _qml(raster_renderer(path, band)), overwrite)
-
-
-def write_qml(raster_path: str | os.PathLike, minimum: float = 0.0, maximum: float = 1.0, cmap: str = "magma",
-              stops: int = 11, overwrite: bool = False) -> Path:
-    """Write a QGIS style beside ``raster_path`` (same name, ``.qml``): band 1 on a fixed ramp of ``cmap``."""
-    return _write_text(Path(raster_path).with_suffix(".qml"), _qml(ramp_renderer(1, minimum, maximum, cmap, stops)),
-                       overwrite)
-
 
 # -- projects ---------------------------------------------------------------------------------------------------
 
@@ -192,10 +63,8 @@ class Layer:
 def raster_layer(path: str | os.PathLike, band: int = 1, name: str | None = None, group: str | None = None,
                  visible: bool = True) -> Layer:
     """A GeoTIFF as a project layer, styled by :func:`raster_renderer`; named after the band and its unit."""
-    from prospect.io import _existing
-
-    path = _existing(path)
-    info = _band_info(path, band)
+    path = existing(path)
+    info = band_info(path, band)
     if name is None:
         name = (path.stem if info["count"] == 1 else info["name"]) + (f" ({info['unit']})" if info["unit"] else "")
     return Layer(path, name, "gdal", info["crs"], info["bounds"], f"<pipe>{raster_renderer(path, band)}</pipe>",
@@ -206,9 +75,7 @@ def band_layers(path: str | os.PathLike, group: str | None = None, visible: bool
     """Every band of a multi-band GeoTIFF (the evidence stack) as its own single-band layer."""
     import rasterio
 
-    from prospect.io import _existing
-
-    with rasterio.open(_existing(path)) as src:
+    with rasterio.open(existing(path)) as src:
         count = src.count
     return [raster_layer(path, band, group=group, visible=visible) for band in range(1, count + 1)]
 
@@ -224,16 +91,16 @@ def _props(**values: Any) -> str:
 def _symbol(geometry: str, name: str, color: Any, outline: Any, size: float, marker: str) -> str:
     if geometry == "Point":
         kind, layer = "marker", "SimpleMarker"
-        props = _props(name=marker, color=_colour(color), outline_color=_colour(outline), outline_width="0.3",
+        props = _props(name=marker, color=qml_colour(color), outline_color=qml_colour(outline), outline_width="0.3",
                        size=size, size_unit="MM", outline_width_unit="MM")
     elif geometry == "Line":
         kind, layer = "line", "SimpleLine"
-        props = _props(line_color=_colour(color), line_width=size, line_width_unit="MM", line_style="solid",
+        props = _props(line_color=qml_colour(color), line_width=size, line_width_unit="MM", line_style="solid",
                        capstyle="round", joinstyle="round")
     else:
         kind, layer = "fill", "SimpleFill"
-        props = _props(color=_colour("white", 0) if color is None else _colour(color),
-                       style="no" if color is None else "solid", outline_color=_colour(outline),
+        props = _props(color=qml_colour("white", 0) if color is None else qml_colour(color),
+                       style="no" if color is None else "solid", outline_color=qml_colour(outline),
                        outline_width=size, outline_width_unit="MM", outline_style="solid")
     return (f'<symbol type="{kind}" name="{name}" alpha="1" clip_to_extent="1" force_rhr="0">'
             f'<layer class="{layer}" enabled="1" pass="0" locked="0">{props}</layer></symbol>')
@@ -242,7 +109,7 @@ def _symbol(geometry: str, name: str, color: Any, outline: Any, size: float, mar
 def _labeling(field: str, color: Any) -> str:
     return ('<labeling type="simple"><settings calloutType="simple">'
             f'<text-style fieldName={quoteattr(field)} isExpression="0" fontSize="10" fontSizeUnit="Point" '
-            f'fontWeight="75" textColor="{_colour(color)}" textOpacity="1" fontFamily="Sans Serif">'
+            f'fontWeight="75" textColor="{qml_colour(color)}" textOpacity="1" fontFamily="Sans Serif">'
             f'<text-buffer bufferDraw="1" bufferSize="1" bufferSizeUnits="MM" bufferColor="255,255,255,255" '
             'bufferOpacity="0.8" bufferNoFill="1"/></text-style>'
             '<placement placement="1" dist="1" distUnits="MM" centroidInside="1" priority="8"/>'
@@ -274,9 +141,7 @@ def vector_layer(path: str | os.PathLike, layer: str | None = None, name: str | 
     """
     import geopandas as gpd
 
-    from prospect.io import _existing
-
-    path = _existing(path)
+    path = existing(path)
     frame = gpd.read_file(path, layer=layer)
     kinds = {_GEOMETRIES.get(t) for t in frame.geom_type.dropna().unique()}
     if len(kinds) != 1 or None in kinds:
@@ -292,7 +157,7 @@ def vector_layer(path: str | os.PathLike, layer: str | None = None, name: str | 
         import matplotlib
 
         values = sorted(frame[categories].dropna().unique().tolist(), key=str)
-        colormap = matplotlib.colormaps[_PALETTE]
+        colormap = matplotlib.colormaps[PALETTE]
         symbols = [_symbol(geometry, str(i), colormap(i % colormap.N) if geometry != "Polygon"
                            else (*colormap(i % colormap.N)[:3], 0.55), outline, size if geometry != "Polygon" else 0.2,
                            marker) for i in range(len(values))]
@@ -400,4 +265,4 @@ def write_project(path: str | os.PathLike, layers: Sequence[Layer], title: str =
         '  <properties><Paths><Absolute type="bool">false</Absolute></Paths>'
         '<SpatialRefSys><ProjectionsEnabled type="int">1</ProjectionsEnabled></SpatialRefSys></properties>',
         "</qgis>", ""])
-    return _write_text(path, text, overwrite)
+    return write_text(path, text, overwrite)

@@ -149,16 +149,22 @@ def fit_normalization(stack: xr.DataArray, allowed: np.ndarray | None = None) ->
 
     The same format as :func:`prospect.tiles.fit_normalization`; fit it on the training area only.
     """
+    from prospect import normalization
+
     values = stack.to_numpy().astype(np.float64)
     use = np.isfinite(values).all(axis=0)
     if allowed is not None:
         use &= np.asarray(allowed, bool)
     if not use.any():
         raise InputError("no valid cell to fit the normalisation on")
-    picked = values[:, use]
-    std = picked.std(axis=1)
-    return {"band": [str(b) for b in stack["band"].to_numpy()], "mean": picked.mean(axis=1).tolist(),
-            "std": np.where(std > 0, std, 1.0).tolist()}
+    return normalization.fit(values[:, use], stack["band"].to_numpy(), axis=1)
+
+
+def standardise(values: np.ndarray, stats: dict, bands: list[str], in_place: bool = False) -> np.ndarray:
+    """(band, y, x) values standardised by :func:`prospect.normalization.apply`."""
+    from prospect import normalization
+
+    return normalization.apply(values, stats, bands, band_axis=0, in_place=in_place)
 
 
 def padded(stack: xr.DataArray, size: int, normalization: dict | None = None) -> np.ndarray:
@@ -170,10 +176,7 @@ def padded(stack: xr.DataArray, size: int, normalization: dict | None = None) ->
     bands = [str(b) for b in stack["band"].to_numpy()]
     values = stack.to_numpy().astype(np.float32, copy=True)
     if normalization is not None:
-        if list(normalization.get("band", [])) != bands:
-            raise InputError(f"normalization is for bands {normalization.get('band')}, the stack has {bands}")
-        values -= np.asarray(normalization["mean"], np.float32)[:, None, None]
-        values /= np.asarray(normalization["std"], np.float32)[:, None, None]
+        standardise(values, normalization, bands, in_place=True)
     for band in values:
         holes = ~np.isfinite(band)
         if holes.any():

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,7 @@ from scipy import stats
 
 from prospect.errors import ColumnError, CRSError, InputError
 from prospect.io import element_columns
+from prospect.ranges import FRACTION_OPEN, NOT_NEGATIVE, POSITIVE, whole
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -225,13 +226,13 @@ def screen_elements(
     deposits: gpd.GeoDataFrame | None = None,
     labels: Sequence[int] | pd.Series | None = None,
     elements: Sequence[str] | None = None,
-    radius: float | None = None,
+    radius: Annotated[float | None, POSITIVE] = None,
     method: Literal["svm", "value"] = "svm",
-    alpha: float = 0.01,
+    alpha: Annotated[float, FRACTION_OPEN] = 0.01,
     seed: int = 0,
     background: Literal["balanced", "all"] = "balanced",
-    buffer: float | None = None,
-    folds: int = 5,
+    buffer: Annotated[float | None, NOT_NEGATIVE] = None,
+    folds: Annotated[int, whole(2)] = 5,
 ) -> pd.DataFrame:
     """Score every element by AUC and Z_AUC and select the significant ones.
 

@@ -12,19 +12,19 @@ No torch at module level: :meth:`TileSet.as_torch` imports it when asked.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 
+from prospect.blocks import block_ids, deal
 from prospect.errors import InputError
 from prospect.grid import Grid
+from prospect.ranges import FRACTION_CLOSED, FRACTION_OPEN, POSITIVE, whole
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -36,6 +36,7 @@ __all__ = ["TileSet", "make_tiles", "spatial_split", "spatial_kfold", "smote", "
 log = logging.getLogger(__name__)
 
 _PER_TILE = ("x", "y", "row", "col", "bounds", "synthetic", "filled")
+FORMAT = "prospect.TileSet/1"
 
 
 @dataclass(frozen=True)
@@ -111,35 +112,33 @@ class TileSet:
         joined = {name: np.concatenate([getattr(s, name) for s in sets]) for name in _PER_TILE}
         return replace(first, **joined, attrs=dict(first.attrs))
 
-    def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
-        """Save to a compressed ``.npz`` holding the arrays and the georeference as JSON."""
-        from prospect.io import atomic_output
+    def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The set as plain data: its georeference and settings (JSON-ready) and its per-tile arrays.
 
-        path = Path(path)
-        if path.suffix != ".npz":
-            raise InputError(f"path={str(path)!r} must end in .npz")
+        :func:`prospect.io.write_tiles` writes them to ``.npz``; :meth:`from_arrays` makes the set again.
+        """
         meta = {"band": self.band, "crs": self.crs, "transform": list(self.transform), "size": self.size,
-                "stride": self.stride, "normalization": self.normalization, "attrs": self.attrs,
-                "format": "prospect.TileSet/1"}
-        with atomic_output(path, overwrite) as tmp:
-            with open(tmp, "wb") as handle:
-                np.savez_compressed(handle, meta=np.array(json.dumps(meta)),
-                                    **{name: getattr(self, name) for name in _PER_TILE})
-        return path
+                "stride": self.stride, "normalization": self.normalization, "attrs": self.attrs, "format": FORMAT}
+        return meta, {name: getattr(self, name) for name in _PER_TILE}
+
+    @classmethod
+    def from_arrays(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> TileSet:
+        """The set :meth:`to_arrays` described."""
+        if meta.get("format") != FORMAT:
+            raise InputError(f"format={meta.get('format')!r}: not a prospect TileSet ({FORMAT!r})")
+        return cls(**{name: arrays[name] for name in _PER_TILE}, band=meta["band"], crs=meta["crs"],
+                   transform=tuple(meta["transform"]), size=meta["size"], stride=meta["stride"],
+                   normalization=meta["normalization"], attrs=meta["attrs"])
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TileSet:
-        """Load a set written by :meth:`save` (no pickles are read)."""
-        from prospect.io import _existing
+        """Load a set written by :func:`prospect.io.write_tiles` (no pickles are read)."""
+        from prospect.io import read_arrays
 
-        with np.load(_existing(path), allow_pickle=False) as data:
-            meta = json.loads(str(data["meta"]))
-            if meta.get("format") != "prospect.TileSet/1":
-                raise InputError(f"{path} is not a prospect TileSet file")
-            arrays = {name: data[name] for name in _PER_TILE}
-        return cls(**arrays, band=meta["band"], crs=meta["crs"], transform=tuple(meta["transform"]),
-                   size=meta["size"], stride=meta["stride"], normalization=meta["normalization"],
-                   attrs=meta["attrs"])
+        try:
+            return cls.from_arrays(*read_arrays(path))
+        except InputError as exc:
+            raise InputError(f"{path} is not a prospect TileSet file ({exc})") from None
 
     def as_torch(self) -> Any:
         """A ``torch.utils.data.Dataset`` yielding ``(float32 tensor (bands, size, size), int label)``."""
@@ -167,12 +166,12 @@ def _positions(extent: int, size: int, stride: int, edge: str) -> list[int]:
 def make_tiles(
     stack: xr.DataArray,
     deposits: gpd.GeoDataFrame,
-    size: int = 128,
-    stride: int = 128,
+    size: Annotated[int, whole(1)] = 128,
+    stride: Annotated[int, whole(1)] = 128,
     label: Literal["any", "center"] = "any",
-    min_valid: float = 0.5,
+    min_valid: Annotated[float, FRACTION_CLOSED] = 0.5,
     edge: Literal["drop", "shift"] = "drop",
-    center: int | None = None,
+    center: Annotated[int | None, whole(1)] = None,
 ) -> TileSet:
     """Cut ``stack`` into ``size`` × ``size`` windows every ``stride`` pixels and label them.
 
@@ -202,11 +201,11 @@ def make_tiles(
     pixels in the tile (the stack's band mean when the tile has none); the
     number filled per tile is kept in ``TileSet.filled``.
     """
-    from prospect.io import _as_bands
+    from prospect.grid import as_bands
     from prospect.layers import deposit_pixels
 
     grid = Grid.from_dataarray(stack)
-    stack = _as_bands(stack)
+    stack = as_bands(stack)
     rows, cols = grid.shape
     if int(size) != size or size < 1 or size > min(rows, cols):
         raise InputError(f"size={size!r} must be a whole number of pixels from 1 to the raster's smaller side "
@@ -290,9 +289,7 @@ def _blocks(tiles: TileSet, block_size: int | None) -> np.ndarray:
     block_size = 2 * max(tiles.size, tiles.stride) if block_size is None else int(block_size)
     if block_size < 1:
         raise InputError(f"block_size={block_size!r} must be a positive number of pixels")
-    centre_r = (tiles.row + tiles.size // 2) // block_size
-    centre_c = (tiles.col + tiles.size // 2) // block_size
-    return centre_r * 1_000_003 + centre_c
+    return block_ids(tiles.row + tiles.size // 2, tiles.col + tiles.size // 2, 1, block_size)
 
 
 def _drop_overlaps(train_index: np.ndarray, test_index: np.ndarray, tiles: TileSet, buffer: int) -> np.ndarray:
@@ -306,32 +303,12 @@ def _drop_overlaps(train_index: np.ndarray, test_index: np.ndarray, tiles: TileS
     return train_index[~overlap.any(axis=1)]
 
 
-def _assign(blocks: np.ndarray, y: np.ndarray, parts: int, weights: np.ndarray, seed: int) -> dict[int, int]:
-    """Give each block a part so that tiles and ore tiles are shared out as ``weights`` ask."""
-    rng = np.random.default_rng(seed)
-    ids = np.unique(blocks)
-    rng.shuffle(ids)
-    n_tiles = np.array([(blocks == b).sum() for b in ids])
-    n_ore = np.array([y[blocks == b].sum() for b in ids])
-    target_tiles, target_ore = weights * len(y), weights * y.sum()
-    have_tiles, have_ore = np.zeros(parts), np.zeros(parts)
-    owner: dict[int, int] = {}
-    # Blocks with ore first, largest ore count first, each to the part furthest below its ore target.
-    for i in sorted(range(len(ids)), key=lambda i: (-n_ore[i], rng.random())):
-        deficit = (target_ore - have_ore) if n_ore[i] else (target_tiles - have_tiles)
-        part = int(np.argmax(deficit / np.maximum(weights, 1e-12)))
-        owner[int(ids[i])] = part
-        have_tiles[part] += n_tiles[i]
-        have_ore[part] += n_ore[i]
-    return owner
-
-
 def spatial_split(
     tiles: TileSet,
-    test_size: float = 0.2,
+    test_size: Annotated[float, FRACTION_OPEN] = 0.2,
     method: Literal["blocks", "random"] = "blocks",
-    block_size: int | None = None,
-    buffer: int = 0,
+    block_size: Annotated[int | None, whole(1)] = None,
+    buffer: Annotated[int, whole(0)] = 0,
     seed: int = 0,
 ) -> tuple[TileSet, TileSet]:
     """Split tiles into training and test sets with no test tile overlapping a training tile.
@@ -366,8 +343,7 @@ def spatial_split(
     if int(buffer) != buffer or buffer < 0:
         raise InputError(f"buffer={buffer!r} must be a whole number of pixels ≥ 0")
     blocks = _blocks(tiles, block_size) if method == "blocks" else np.arange(len(tiles))
-    owner = _assign(blocks, tiles.y, 2, np.array([1 - test_size, test_size]), seed)
-    part = np.array([owner[int(b)] for b in blocks])
+    part = deal(blocks, tiles.y, np.ones(len(tiles)), [1 - test_size, test_size], seed, ties="first")
     return _sides(tiles, np.flatnonzero(part == 0), np.flatnonzero(part == 1), buffer,
                   {"method": method, "block_size": block_size, "seed": seed, "test_size": test_size})
 
@@ -395,8 +371,7 @@ def spatial_kfold(tiles: TileSet, k: int = 5, block_size: int | None = None, buf
     blocks = _blocks(tiles, block_size)
     if len(np.unique(blocks)) < k:
         raise InputError(f"only {len(np.unique(blocks))} blocks for k={k} folds; use a smaller block_size or k")
-    owner = _assign(blocks, tiles.y, k, np.full(k, 1 / k), seed)
-    part = np.array([owner[int(b)] for b in blocks])
+    part = deal(blocks, tiles.y, np.ones(len(tiles)), np.full(k, 1 / k), seed, ties="first")
     for fold in range(k):
         yield _sides(tiles, np.flatnonzero(part != fold), np.flatnonzero(part == fold), buffer,
                      {"method": "blocks", "block_size": block_size, "seed": seed, "fold": fold, "folds": k})
@@ -408,7 +383,8 @@ def _training_only(tiles: TileSet, what: str) -> None:
                          "leaks into training")
 
 
-def smote(tiles: TileSet, k_neighbors: int = 5, sampling_strategy: Any = "auto", seed: int = 0) -> TileSet:
+def smote(tiles: TileSet, k_neighbors: Annotated[int, whole(1)] = 5, sampling_strategy: Any = "auto",
+          seed: int = 0) -> TileSet:
     """Balance classes with SMOTE (imbalanced-learn) on flattened tiles; returns a new set.
 
     New tiles are appended with ``synthetic=True``, no position (``row = col = −1``)
@@ -441,8 +417,8 @@ def _synthetic(tiles: TileSet, x: np.ndarray, y: np.ndarray) -> TileSet:
                    filled=np.zeros(n, np.int64), attrs=dict(tiles.attrs))
 
 
-def add_noise(tiles: TileSet, variance: float = 0.01, copies: int = 1, only_class: int | None = None,
-              seed: int = 0) -> TileSet:
+def add_noise(tiles: TileSet, variance: Annotated[float, POSITIVE] = 0.01, copies: Annotated[int, whole(1)] = 1,
+              only_class: Annotated[int | None, whole(0)] = None, seed: int = 0) -> TileSet:
     """Append ``copies`` noisy copies of each (non-synthetic) tile: Gaussian, mean 0, ``variance``.
 
     The paper's augmentation (variance 0.01), meant for standardised tiles
@@ -468,24 +444,22 @@ def fit_normalization(tiles: TileSet) -> dict:
     """Per-band mean and standard deviation of the real (non-synthetic) tiles of a training set.
 
     Apply them to both sides with :func:`normalize`; never fit them on the test set.
+    (:func:`prospect.normalization.fit` over tiles, pixels and bands.)
     """
+    from prospect import normalization
+
     _training_only(tiles, "fit_normalization")
-    real = tiles.x[~tiles.synthetic].astype(np.float64)
+    real = tiles.x[~tiles.synthetic]
     if len(real) == 0:
         raise InputError("no real tiles to fit the normalisation on")
-    mean = real.mean(axis=(0, 2, 3))
-    std = real.std(axis=(0, 2, 3))
-    std = np.where(std > 0, std, 1.0)
-    return {"band": list(tiles.band), "mean": mean.tolist(), "std": std.tolist()}
+    return normalization.fit(real, tiles.band, axis=(0, 2, 3))
 
 
 def normalize(tiles: TileSet, stats: dict) -> TileSet:
     """Standardise tiles with statistics from :func:`fit_normalization`; returns a new set."""
+    from prospect import normalization
+
     if tiles.normalization is not None:
         raise InputError("these tiles are already standardised")
-    if list(stats.get("band", [])) != list(tiles.band):
-        raise InputError(f"the statistics are for bands {stats.get('band')}, the tiles have {tiles.band}")
-    mean = np.asarray(stats["mean"], np.float32)[None, :, None, None]
-    std = np.asarray(stats["std"], np.float32)[None, :, None, None]
-    return replace(tiles, x=(tiles.x - mean) / std, normalization=dict(stats), attrs=dict(tiles.attrs))
-
+    x = normalization.apply(tiles.x, stats, tiles.band, band_axis=1, what="the tiles")
+    return replace(tiles, x=x, normalization=dict(stats), attrs=dict(tiles.attrs))

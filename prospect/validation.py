@@ -25,16 +25,17 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import pandas as pd
 
-from prospect import sampling
-from prospect.baselines import BASELINES, build_baseline, categorical_bands, permutation_importance, predict_stack
+from prospect import registry, sampling
+from prospect.baselines import build_baseline, categorical_bands, permutation_importance, predict_stack
 from prospect.errors import InputError
 from prospect.folds import SpatialFolds
 from prospect.grid import Grid
+from prospect.ranges import POSITIVE, whole
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -123,12 +124,12 @@ def cross_validate(
     deposits: gpd.GeoDataFrame,
     folds: SpatialFolds,
     model: str | dict[str, Any] | Callable[[int], Any] = "random_forest",
-    positive_radius: float = 1000.0,
-    negative_ratio: float = 5.0,
-    negative_distance: float | None = None,
-    max_positives: int | None = 5000,
-    window: int | None = None,
-    map_stride: int = 4,
+    positive_radius: Annotated[float, POSITIVE] = 1000.0,
+    negative_ratio: Annotated[float, POSITIVE] = 5.0,
+    negative_distance: Annotated[float | None, POSITIVE] = None,
+    max_positives: Annotated[int | None, whole(1)] = 5000,
+    window: Annotated[int | None, whole(1)] = None,
+    map_stride: Annotated[int, whole(1)] = 4,
     trainer: dict[str, Any] | None = None,
     importance: bool = True,
     device: str = "auto",
@@ -177,13 +178,10 @@ def cross_validate(
         raise InputError(f"folds were dealt on {folds.grid}, but the stack is on {grid}; make them from this stack")
     if int(map_stride) != map_stride or map_stride < 1:
         raise InputError(f"map_stride={map_stride!r} must be a positive whole number of cells")
-    network = name not in BASELINES
-    if network and "factory" not in options:
-        from prospect.models import list_models
-
-        if name not in list_models():
-            raise InputError(f"model {name!r} is neither a baseline ({sorted(BASELINES)}) nor a network "
-                             f"({sorted(list_models())})")
+    if "factory" not in options and name not in registry.names():
+        raise InputError(f"model {name!r} is neither a baseline ({sorted(registry.names('pixel'))}) nor a network "
+                         f"({sorted(registry.names('network'))})")
+    network = "factory" in options or registry.get(name).kind == "network"
     _check_bands(stack)
     resolution = max(grid.resolution)
     if window is None:

@@ -175,13 +175,13 @@ def test_cuda_path_matches_cpu():
 def test_to_geotiffs_writes_one_file_per_element(tmp_path):
     samples, grid = _survey(), _grid()
     stack = idw(samples, ["Cu", "Au"], grid, max_distance=None)
-    paths = pp.interpolate.to_geotiffs(stack, tmp_path / "elements")
+    paths = pp.io.write_bands(stack, tmp_path / "elements")
     assert [p.name for p in paths] == ["Cu.tif", "Au.tif"]
     with rasterio.open(paths[1]) as src:
         assert src.count == 1 and src.descriptions == ("Au",) and src.crs.to_epsg() == 32649
         np.testing.assert_array_equal(src.read(1), stack.sel(band="Au").values)
     with pytest.raises(FileExistsError, match=r"Cu.tif.*exist; pass overwrite=True"):
-        pp.interpolate.to_geotiffs(stack, tmp_path / "elements")
+        pp.io.write_bands(stack, tmp_path / "elements")
 
 
 @pytest.mark.parametrize(

@@ -146,14 +146,14 @@ def test_noise_and_normalization():
 def test_save_load_round_trip_and_torch(tmp_path):
     grid = pp.Grid.from_bounds((0, 0, 1280, 1280), shape=(128, 128), crs="EPSG:32649")
     tiles = make_tiles(_stack(grid, 2), _deposits([(5, 5)], grid), size=32, stride=32)
-    path = tiles.save(tmp_path / "tiles.npz")
+    path = pp.io.write_tiles(tiles, tmp_path / "tiles.npz")
     back = TileSet.load(path)
     for name in ("x", "y", "row", "col", "bounds", "synthetic", "filled"):
         np.testing.assert_array_equal(getattr(back, name), getattr(tiles, name))
     assert back.band == tiles.band and back.transform == tiles.transform and back.crs == tiles.crs
     assert pp.grid.as_crs(back.crs).to_epsg() == 32649
     with pytest.raises(FileExistsError):
-        tiles.save(path)
+        pp.io.write_tiles(tiles, path)
     joined = TileSet.concat(tiles[:3], tiles[[5, 6]])
     assert len(joined) == 5 and joined.row.tolist() == [*tiles.row[:3], *tiles.row[[5, 6]]]
     dataset = tiles.as_torch()

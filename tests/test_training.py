@@ -202,7 +202,7 @@ def test_bad_input(tmp_path):
             Trainer(_fresh(), device="cuda", **KWARGS)
     Trainer(_fresh(), out_dir=tmp_path, **{**KWARGS, "epochs": 1}).fit(_data())
     with pytest.raises(OutputExistsError, match=r"holds another run; pass overwrite=True"):
-        Trainer(_fresh(), out_dir=tmp_path, **KWARGS)
+        Trainer(_fresh(), out_dir=tmp_path, **KWARGS).fit(_data())
     with pytest.raises(InputError, match=r"optimizer='rmsprop'; valid"):
         Trainer(_fresh(), **{**KWARGS, "optimizer": "rmsprop"})
 

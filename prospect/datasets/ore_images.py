@@ -129,7 +129,7 @@ def make_ore_images(out_dir: str | os.PathLike, seed: int = ORE_IMAGES_SEED, per
     from PIL import Image
 
     from prospect.errors import InputError
-    from prospect.io import atomic_output
+    from prospect.files import atomic_output
 
     if per_class < 1 or size < 32:
         raise InputError(f"per_class={per_class!r} must be at least 1 and size={size!r} at least 32")

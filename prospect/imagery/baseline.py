@@ -67,16 +67,15 @@ class ImageFeatures:
 def classical_baseline(model: Literal["logistic_regression", "random_forest"] = "logistic_regression",
                        seed: int = 0, **options: Any) -> Any:
     """A scikit-learn classifier for :class:`ImageFeatures`: standardised logistic regression or a random forest,
-    classes balanced; ``options`` go to the estimator."""
-    from sklearn.ensemble import RandomForestClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    classes balanced; ``options`` go to the estimator.
 
-    if model == "logistic_regression":
-        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000, class_weight="balanced",
-                                                                  random_state=seed, **options))
-    if model == "random_forest":
-        return RandomForestClassifier(**{"n_estimators": 300, "class_weight": "balanced", "random_state": seed,
-                                         "n_jobs": -1, **options})
-    raise InputError(f"model={model!r}; valid: {list(BASELINE_MODELS)}")
+    The same factory as the maps' pixel classifiers (:func:`prospect.baselines.build_baseline`), with the
+    settings image features want: more iterations for the logistic regression (hundreds of correlated
+    features), a forest of fully grown trees on every image.
+    """
+    from prospect.baselines import build_baseline
+
+    if model not in BASELINE_MODELS:
+        raise InputError(f"model={model!r}; valid: {list(BASELINE_MODELS)}")
+    settings = {"max_iter": 5000} if model == "logistic_regression" else {"min_samples_leaf": 1, "max_samples": None}
+    return build_baseline(model, seed=seed, **{**settings, **options})

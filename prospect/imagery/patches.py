@@ -33,8 +33,8 @@ def crop_patches(image_or_folder: str | os.PathLike, size: int = 256, stride: in
     """
     from PIL import Image
 
+    from prospect.files import atomic_output
     from prospect.imagery.datasets import to_rgb
-    from prospect.io import atomic_output
 
     if int(size) != size or size < 1 or int(stride) != stride or stride < 1:
         raise InputError(f"size={size!r} and stride={stride!r} must be positive whole numbers of pixels")
@@ -70,8 +70,8 @@ def augment_offline(folder: str | os.PathLike, out: str | os.PathLike,
     """
     from PIL import Image, ImageEnhance
 
+    from prospect.files import atomic_output
     from prospect.imagery.datasets import AUGMENTATIONS, to_rgb
-    from prospect.io import atomic_output
 
     unknown = sorted(set(methods) - set(AUGMENTATIONS))
     if unknown:

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from prospect import registry
 from prospect.errors import InputError
 from prospect.models.attention import ChannelAttention, EfficientChannelAttention, SpatialAttention, SqueezeExcitation
 from prospect.models.backbones import classifier, load_pretrained
@@ -25,15 +26,7 @@ from prospect.models.mfaf import DILATION_SETS, MFAF, MFAFLoss, MFAFOutput
 __all__ = ["build", "list_models", "probabilities", "parameter_table", "MFAF", "MFAFLoss", "MFAFOutput",
            "DILATION_SETS", "ChannelAttention", "SpatialAttention", "SqueezeExcitation", "EfficientChannelAttention"]
 
-_MODELS = {
-    "mfaf": "MFAF: one dilated branch per rate, channel + spatial attention, ResNet18/ShuffleNetV2 backbones, "
-            "shared head, vote (Gao et al.)",
-    "resnet18": "ResNet18 (He et al.), first convolution for C channels",
-    "shufflenet_v2": "ShuffleNetV2 x1.0 (Ma et al.), first convolution for C channels",
-    "googlenet": "GoogLeNet (Szegedy et al.) without auxiliary heads, first convolution for C channels",
-    "mobilenet_v2": "MobileNetV2 (Sandler et al.), first convolution for C channels",
-    "mnasnet": "MnasNet 1.0 (Tan et al.), first convolution for C channels",
-}
+_MODELS = registry.descriptions("network")   # name -> what it is (prospect.registry says what each is)
 
 
 def list_models() -> dict[str, str]:
@@ -60,8 +53,8 @@ def build(name: str, in_channels: int, num_classes: int = 2, pretrained: str | o
         raise InputError(f"unknown model {name!r}; valid: {sorted(_MODELS)}")
     if int(in_channels) != in_channels or in_channels < 1:
         raise InputError(f"in_channels={in_channels!r} must be a positive whole number")
-    if name == "mfaf":
-        return MFAF(in_channels, num_classes, pretrained=pretrained, **kwargs)
+    if registry.get(name).options is not None:     # a model class of our own, built from its options
+        return _constructor(registry.get(name).options)(in_channels, num_classes, pretrained=pretrained, **kwargs)
     if kwargs:
         raise InputError(f"{name} takes no options {sorted(kwargs)}; only MFAF has them")
     model = classifier(name, int(in_channels), int(num_classes))
@@ -69,6 +62,13 @@ def build(name: str, in_channels: int, num_classes: int = 2, pretrained: str | o
         load_pretrained(model, pretrained, name)
     model.config = {"name": name, "in_channels": int(in_channels), "num_classes": int(num_classes)}
     return model
+
+
+def _constructor(dotted: str) -> Any:
+    import importlib
+
+    module, _, name = dotted.rpartition(".")
+    return getattr(importlib.import_module(module), name)
 
 
 def probabilities(output: torch.Tensor | MFAFOutput) -> torch.Tensor:
@@ -90,7 +90,7 @@ def parameter_table(in_channels: int = 10, num_classes: int = 2) -> Any:
                 ("mfaf", {"backbone": "shufflenet_v2"}, "MFAF-ShuffleNetV2"),
                 ("mfaf", {"backbone": "resnet18", "channel_attention": False}, "No-CA-MFAF-ResNet18"),
                 ("mfaf", {"backbone": "resnet18", "spatial_attention": False}, "No-SA-MFAF-ResNet18")]
-    variants += [(name, {}, name) for name in _MODELS if name != "mfaf"]
+    variants += [(name, {}, name) for name in _MODELS if registry.get(name).options is None]
     for name, kwargs, label in variants:
         model = build(name, in_channels, num_classes, **kwargs)
         rows.append({"model": label, "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)})

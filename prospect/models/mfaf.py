@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
-from typing import Literal, NamedTuple
+from typing import Annotated, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -25,12 +25,17 @@ from torch import nn
 from prospect.errors import InputError
 from prospect.models.attention import ChannelAttention, SpatialAttention
 from prospect.models.backbones import Features, load_pretrained
+from prospect.ranges import NOT_NEGATIVE, POSITIVE, Range, whole
 
 __all__ = ["MFAF", "MFAFOutput", "MFAFLoss", "DILATION_SETS", "scale_dilations"]
 
 # The paper's dilation sets (§4.5, Table 7); rate3 is its choice.
 DILATION_SETS = {"rate1": (1, 2, 4, 8, 10), "rate2": (1, 4, 8, 12, 16), "rate3": (1, 6, 12, 18, 24),
                  "rate4": (1, 8, 16, 24, 32)}
+# A run file's dilations: a name above or rates >= 1 (other kinds are refused by the type check).
+DILATIONS = Range(lambda v: not isinstance(v, (str, list)) or (v in DILATION_SETS if isinstance(v, str) else
+                                                                all(rate >= 1 for rate in v)),
+                  f"a name of {sorted(DILATION_SETS)} or a list of rates ≥ 1")
 
 
 class MFAFOutput(NamedTuple):
@@ -174,11 +179,13 @@ class MFAF(nn.Module):
     3 × 3 (spatial attention then weighs almost nothing).
     """
 
-    def __init__(self, in_channels: int, num_classes: int = 2, dilations: Sequence[int] | str = "rate3",
+    def __init__(self, in_channels: int, num_classes: int = 2,
+                 dilations: Annotated[Sequence[int] | str, DILATIONS] = "rate3",
                  backbone: Literal["resnet18", "shufflenet_v2"] = "resnet18", channel_attention: bool = True,
-                 spatial_attention: bool = True, width: int | None = None, reduction: int = 4, aux_weight: float = 0.4,
+                 spatial_attention: bool = True, width: Annotated[int | None, whole(1)] = None,
+                 reduction: Annotated[int, whole(1)] = 4, aux_weight: Annotated[float, NOT_NEGATIVE] = 0.4,
                  pretrained: str | os.PathLike | None = None, shared_backbone: bool = False,
-                 dilation_scale: float = 1.0) -> None:
+                 dilation_scale: Annotated[float, POSITIVE] = 1.0) -> None:
         super().__init__()
         if isinstance(dilations, str):
             if dilations not in DILATION_SETS:

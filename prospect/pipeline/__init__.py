@@ -9,6 +9,8 @@ The keys of the file are the keyword arguments of the API calls (``prospect keys
 """
 
 from prospect.pipeline.config import SECTIONS, RunConfig, describe_sections, load_config
-from prospect.pipeline.prospectivity import Inputs, check_inputs, check_output, run
+from prospect.pipeline.prospectivity import STAGES, Inputs, check_inputs, check_output, run
+from prospect.pipeline.runfolder import RunFolder
 
-__all__ = ["load_config", "RunConfig", "SECTIONS", "describe_sections", "check_inputs", "check_output", "Inputs", "run"]
+__all__ = ["load_config", "RunConfig", "SECTIONS", "describe_sections", "check_inputs", "check_output", "Inputs", "run",
+           "RunFolder", "STAGES"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,7 +28,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["RunConfig", "load_config", "select_rows", "SECTIONS", "IMAGE_SECTIONS", "describe_sections"]
+__all__ = ["RunConfig", "load_config", "select_rows", "chosen_rows", "run_key", "map_row", "SECTIONS", "IMAGE_SECTIONS",
+           "describe_sections"]
 
 
 @dataclass(frozen=True)
@@ -44,19 +46,24 @@ class Section:
 
 
 SECTIONS: dict[str, Section] = {
-    "samples": Section(("prospect.io.read_samples",), help="the stream-sediment survey (CSV, GPKG or SHP)",
-                       required=("path",)),
-    "deposits": Section(("prospect.io.read_vector",), help="known deposits: tile labels, screening, map evaluation",
-                        required=("path",)),
-    "undiscovered": Section(("prospect.io.read_vector",),
-                            help="optional: deposits kept out of training, to judge the map (prediction rate)"),
+    "samples": Section(("prospect.io.read_samples",), required=("path",), optional=True,
+                       help="optional: the stream-sediment survey (CSV, GPKG or SHP); without it the evidence is the "
+                            "[[raster]], [[categorical]] and [[distance]] layers, and screening and IDW are skipped"),
+    "deposits": Section(("prospect.io.read_deposits",), required=("path",),
+                        help="known deposits: points in a vector file, a CSV/TXT with x, y columns and crs, or a "
+                             "raster whose cells equal value (1) - labels, screening, folds, map evaluation"),
+    "undiscovered": Section(("prospect.io.read_deposits",),
+                            help="optional: deposits kept out of training, to judge the map (prediction rate); the "
+                                 "same forms as [deposits]"),
     "transform": Section(("prospect.geochem.transform",), ("samples",), required=("method",), optional=True,
                          help="optional: log10, clr or ilr of the elements before screening and IDW; negative "
                               "below-detection codes and zeros substituted first"),
     "screening": Section(("prospect.screening.screen_elements",), ("samples", "deposits", "labels", "seed"),
                          help="AUC, S_AUC and Z_AUC of every element (the paper's Table 2)"),
-    "grid": Section(("prospect.grid.Grid.from_bounds",), ("cls",),
-                    help="the raster grid; bounds default to the survey's extent, crs to the survey's"),
+    "grid": Section(("prospect.grid.Grid.from_bounds",), ("cls",), extra=("like",),
+                    help="the raster grid: like = a raster whose cells it takes exactly, or bounds (default: the "
+                         "survey's extent, else the first [[raster]]'s) with shape or resolution (default without a "
+                         "survey: the first [[raster]]'s) and crs (default: the survey's, else the first raster's)"),
     "idw": Section(("prospect.interpolate.idw",), ("samples", "grid"),
                    help="element rasters; elements = 'screen' takes the screening's selection"),
     "categorical": Section(("prospect.io.read_vector", "prospect.layers.rasterize_categorical"), ("gdf", "grid"),
@@ -112,6 +119,7 @@ REPORT_KEYS = ("label", "table", "paper")   # where a model row goes in the repo
 MODEL_KEYS = (*REPORT_KEYS, "name", "pretrained")   # beside MFAF's keyword arguments
 PAPER_METRICS = ("accuracy", "auc", "recall", "f1")
 MODES = ("full", "quick")
+SURVEY_ONLY = ("transform", "screening", "idw")   # sections that act on [samples]
 
 
 def _resolve(dotted: str) -> Callable:
@@ -144,9 +152,23 @@ def valid_keys(section: str, schema: Mapping[str, Section] = SECTIONS) -> list[s
 
 
 def model_keys() -> list[str]:
-    """Keys of one ``[[experiments.models]]`` row: label, table, paper, the registry name, MFAF's options."""
-    mfaf = [k for k in _parameters("prospect.models.MFAF") if k not in ("in_channels", "num_classes", "pretrained")]
-    return list(MODEL_KEYS) + mfaf
+    """Keys of one ``[[experiments.models]]`` row: label, table, paper, the registry name, the models' options."""
+    from prospect import registry
+
+    keys = list(MODEL_KEYS)
+    for name in registry.names():
+        if registry.get(name).options is not None:
+            keys += [k for k in option_keys(name) if k not in keys]
+    return keys
+
+
+def option_keys(name: str) -> list[str]:
+    """The options a row of the registered model ``name`` may set (its options callable's keyword arguments)."""
+    from prospect import registry
+
+    options = registry.get(name).options
+    return [] if options is None else [k for k in _parameters(options)
+                                       if k not in ("in_channels", "num_classes", "pretrained")]
 
 
 def describe_sections(schema: Mapping[str, Section] = SECTIONS) -> str:
@@ -247,6 +269,11 @@ def load_config(path: str | os.PathLike, mode: str = "full", schema: Mapping[str
             continue
         if spec.required and not spec.many and any(key not in sections.get(name, {}) for key in spec.required):
             raise ConfigError(f"{path}: [{name}] needs {' and '.join(spec.required)} ({spec.help})")
+    if schema is SECTIONS and "samples" not in sections:
+        survey_only = [name for name in SURVEY_ONLY if sections.get(name)]
+        if survey_only:
+            raise ConfigError(f"{path}: {', '.join(f'[{n}]' for n in survey_only)} need(s) a survey, and the file has "
+                              "no [samples]; add [samples] path = \"...\" or remove them")
     _absolute_paths(sections, path.parent)
     scale = sections.get("experiments", {}).get("dilation_scale") if schema is SECTIONS else None
     if scale is not None:
@@ -254,12 +281,19 @@ def load_config(path: str | os.PathLike, mode: str = "full", schema: Mapping[str
             raise ConfigError(f"{path}: [experiments] dilation_scale={scale!r}; valid: a positive number, e.g. 4 "
                               "for 100 m cells and rates chosen for 25 m")
         rows = [row for row in sections["experiments"].get("models", [])
-                if row.get("name") == "mfaf" and "dilation_scale" not in row]
+                if "dilation_scale" in _scaled_keys(row.get("name")) and "dilation_scale" not in row]
         for row in rows:
             row["dilation_scale"] = scale
         if rows:
             changes.append(f"experiments.dilation_scale: {scale!r} given to {len(rows)} MFAF row(s)")
     return RunConfig(sections, path.resolve(), mode, changes, schema, origins)
+
+
+def _scaled_keys(name: Any) -> list[str]:
+    """The options of a row's model (none for an unknown name: the row is refused later, by name)."""
+    from prospect import registry
+
+    return option_keys(name) if name in registry.names() else []
 
 
 def _check_document(document: Mapping[str, Any], where: str, schema: Mapping[str, Section],
@@ -325,10 +359,9 @@ def _check_experiments(body: Mapping[str, Any], where: str) -> None:
     if not isinstance(models, list) or not all(isinstance(m, dict) for m in models):
         raise ConfigError(f"{where}: models must be an array of tables ([[experiments.models]]), got {models!r}")
     valid = model_keys()
-    from prospect.baselines import BASELINES
-    from prospect.models import list_models
+    from prospect import registry
 
-    names = sorted(list_models()) + sorted(BASELINES)
+    names = sorted(registry.names("network")) + sorted(registry.names("pixel"))
     seen: set[tuple[str, str]] = set()
     for i, row in enumerate(models):
         label = f"{where} models #{i + 1}"
@@ -341,9 +374,10 @@ def _check_experiments(body: Mapping[str, Any], where: str) -> None:
         if row["name"] not in names:
             raise ConfigError(f"{label}: name={row['name']!r}; valid model names: {names}")
         options = sorted(set(row) - set(MODEL_KEYS))
-        if row["name"] in BASELINES and set(options) - {"pretrained"}:
+        entry = registry.get(row["name"])
+        if entry.kind == "pixel" and set(options) - {"pretrained"}:
             raise ConfigError(f"{label}: {options} are MFAF options; the baseline {row['name']!r} takes none here")
-        if row["name"] != "mfaf" and options:
+        if set(options) - set(option_keys(row["name"])):
             raise ConfigError(f"{label}: {options} are MFAF options; {row['name']!r} takes none")
         key = (str(row.get("table", "")), row["label"])
         if key in seen:
@@ -373,10 +407,51 @@ def _absolute_paths(sections: dict[str, Any], base: Path) -> None:
     """Paths in a config are relative to the config file's folder."""
     for name, body in sections.items():
         for one in body if isinstance(body, list) else [body]:
-            for key in ("path", "root", "source"):
+            for key in ("path", "root", "source", "like"):
                 if isinstance(one, dict) and isinstance(one.get(key), str):
                     one[key] = str((base / one[key]).resolve())
             if name == "experiments":
                 for row in one.get("models", []):
                     if isinstance(row.get("pretrained"), str) and row["pretrained"] != "torchvision":
                         row["pretrained"] = str((base / row["pretrained"]).resolve())
+
+
+def run_key(row: dict[str, Any]) -> str:
+    """A folder name for a model row; rows with the same model and options share it (and one training)."""
+    options = {k: v for k, v in row.items() if k not in REPORT_KEYS}
+    parts = [options.pop("name")] + [f"{k}-{'-'.join(map(str, v)) if isinstance(v, list) else v}"
+                                     for k, v in sorted(options.items())]
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "", "_".join(str(p) for p in parts).replace(" ", ""))
+
+
+def chosen_rows(config: RunConfig) -> list[dict[str, Any]]:
+    """The experiment rows the held-out stage evaluates (one per distinct model), in the file's order."""
+    if int(config["heldout"].get("k", 5)) == 0:
+        return []
+    distinct: dict[str, dict[str, Any]] = {}
+    for row in select_rows(config, "heldout"):
+        distinct.setdefault(run_key(row), row)
+    return list(distinct.values())
+
+
+def map_row(config: RunConfig) -> dict[str, Any]:
+    """The experiment row whose model maps: ``[map] model_label``, else the first row.
+
+    Refused unless a stage trains it: the held-out stage (its fold models map) or the tile tables (its
+    first seed's tile model maps).
+    """
+    from prospect import registry
+
+    labels = [row["label"] for row in config.models]
+    if not labels:
+        raise ConfigError("[experiments] lists no models; add at least one [[experiments.models]] row")
+    chosen = config["map"].get("model_label", labels[0])
+    if chosen not in labels:
+        raise ConfigError(f"[map] model_label={chosen!r} is not the label of an experiments row; valid: {labels}")
+    evaluated = [row["label"] for row in chosen_rows(config)]
+    tiled = [row["label"] for row in select_rows(config, "experiments") if registry.get(row["name"]).trains_on_tiles]
+    if chosen not in evaluated and chosen not in tiled:
+        raise ConfigError(f"[map] model_label={chosen!r} maps with its fold models (held-out stage) or its tile model, "
+                          f"but neither stage trains it; add it to [heldout] rows (now {evaluated}) or [experiments] "
+                          "rows")
+    return next(row for row in config.models if row["label"] == chosen)

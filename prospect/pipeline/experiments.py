@@ -11,7 +11,6 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,23 +18,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from prospect import registry
 from prospect import tiles as tiling
 from prospect.errors import ConfigError, InputError
-from prospect.io import atomic_output
-from prospect.pipeline.config import REPORT_KEYS
+from prospect.files import atomic_output
+from prospect.pipeline.config import REPORT_KEYS, run_key
 
 __all__ = ["run_key", "SeedTiles", "prepare_tiles", "train_row", "branch_vote", "summarise"]
 
 log = logging.getLogger("prospect.workflow")
 METRICS = {"accuracy": "accuracy", "auc": "roc_auc", "recall": "recall", "f1": "f1_macro"}
-
-
-def run_key(row: dict[str, Any]) -> str:
-    """A folder name for a model row; rows with the same model and options share it (and one training)."""
-    options = {k: v for k, v in row.items() if k not in REPORT_KEYS}
-    parts = [options.pop("name")] + [f"{k}-{'-'.join(map(str, v)) if isinstance(v, list) else v}"
-                                     for k, v in sorted(options.items())]
-    return re.sub(r"[^A-Za-z0-9_.=-]+", "", "_".join(str(p) for p in parts).replace(" ", ""))
 
 
 @dataclass
@@ -130,7 +122,7 @@ def train_row(row: dict[str, Any], data: SeedTiles, config: Any, folder: Path, *
     probabilities = trainer.predict(data.test)
     scores = classification_metrics(data.test.y, probabilities)
     voted = {}
-    if row["name"] == "mfaf":   # the paper's hard decision: the class most branches predict (eqs. 5-6)
+    if "vote" in registry.get(row["name"]).outputs:   # MFAF's hard decision: the class most branches predict
         one_hot = np.eye(probabilities.shape[1])[branch_vote(trainer.model, data.test)]
         votes = classification_metrics(data.test.y, one_hot)
         voted = {f"vote_{name}": _positive(votes[key]) for name, key in METRICS.items() if name != "auc"}

@@ -11,12 +11,11 @@ model), ``folds.csv``, ``importance.csv`` (baselines) and ``heldout_rate.png``.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from prospect.pipeline.config import REPORT_KEYS, select_rows
+from prospect.pipeline.config import REPORT_KEYS, chosen_rows, run_key
 
 __all__ = ["chosen_rows", "run_heldout"]
 
@@ -24,36 +23,28 @@ log = logging.getLogger("prospect.workflow")
 FOLD_KEYS = ("k", "block_size", "buffer")
 
 
-def chosen_rows(config: Any) -> list[dict[str, Any]]:
-    """The experiment rows the held-out stage evaluates (one per distinct model), in the file's order."""
-    from prospect.pipeline.experiments import run_key
-
-    if int(config["heldout"].get("k", 5)) == 0:
-        return []
-    distinct: dict[str, dict[str, Any]] = {}
-    for row in select_rows(config, "heldout"):
-        distinct.setdefault(run_key(row), row)
-    return list(distinct.values())
-
-
 def _model(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k not in REPORT_KEYS}
 
 
-def run_heldout(config: Any, inputs: Any, stack: Any, out: Path) -> dict[str, Any]:
-    """Cross-validate the chosen rows on ``stack``; returns the tables and each model's fold-mean map."""
-    from prospect import evaluation, folds, validation
-    from prospect.pipeline.experiments import run_key
-    from prospect.pipeline.prospectivity import _save_figure, _write_csv
+def run_heldout(study: Any) -> tuple[dict[str, Any], str | None]:
+    """Stage 5: cross-validate the chosen rows on the study's stack; the tables and each model's fold-mean map.
 
+    Nothing to do (summary None) when ``[heldout] k = 0`` or no row is chosen.
+    """
+    from prospect import evaluation, folds, validation
+
+    config, inputs, stack, folder = study.config, study.inputs, study.stack, study.folder
     rows = chosen_rows(config)
+    if not rows:
+        return {}, None
     options = dict(config["heldout"])
     options.pop("rows", None)
     fold_options = {key: options.pop(key) for key in FOLD_KEYS if key in options}
     options.setdefault("device", config["trainer"].get("device", "auto"))
     seed = config.seeds[0]
     split = folds.spatial_folds(stack, inputs.deposits, seed=seed, **fold_options)
-    _write_csv(split.counts(), out / "folds.csv", index=False)
+    folder.csv(split.counts(), "folds.csv", index=False)
     log.info("5 held-out deposits: %d folds of %g m blocks (deposits per fold %s); %d models", split.k,
              split.block_size, split.counts()["deposits"].tolist(), len(rows))
     summaries, ranks, importances, curves, results = [], [], [], [], {}
@@ -78,9 +69,12 @@ def run_heldout(config: Any, inputs: Any, stack: Any, out: Path) -> dict[str, An
                  "" if inputs.undiscovered is None else
                  f"; undiscovered AUC {line['undiscovered_auc']:.3f}", line["seconds"])
     table = pd.DataFrame(summaries).sort_values("auc", ascending=False, kind="stable")
-    _write_csv(table, out / "heldout.csv", index=False, float_format=None)
-    _write_csv(pd.concat(ranks, ignore_index=True), out / "heldout_deposits.csv", index=False, float_format=None)
+    folder.csv(table, "heldout.csv", index=False, float_format=None)
+    folder.csv(pd.concat(ranks, ignore_index=True), "heldout_deposits.csv", index=False, float_format=None)
     if importances:
-        _write_csv(pd.concat(importances, ignore_index=True), out / "importance.csv", index=False)
-    _save_figure(evaluation.plot_rate_curve(*curves), out / "heldout_rate.png")
-    return {"heldout": table, "heldout_maps": results, "folds": split}
+        folder.csv(pd.concat(importances, ignore_index=True), "importance.csv", index=False)
+    folder.figure(evaluation.plot_rate_curve(*curves), "heldout_rate.png")
+    best = table.iloc[0]
+    return {"heldout": table, "heldout_maps": results, "folds": split}, (
+        f": {best['label']} ranks the held-out deposits best, AUC {best['auc']:.3f} (95 % CI {best['auc_low']:.3f}-"
+        f"{best['auc_high']:.3f})")

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from prospect.io import atomic_output
+from prospect.files import atomic_output
 
 __all__ = ["write", "PAPERS"]
 
@@ -249,7 +249,8 @@ def _experiment_figure(results: dict[str, Any], out: Path) -> str | None:
 def _summary(config: Any, results: dict[str, Any]) -> list[str]:
     """What was run, which model won on unseen deposits and by how much, and what a reader may conclude."""
     survey, grid, evaluation = results["survey"], results["grid"], results["evaluation"]
-    text = [f"- **What was run**: `{config.source.name}` in {config.mode} mode on {survey['samples']:,} samples and "
+    data = f"{survey['samples']:,} samples" if survey["samples"] else "rasters and vector layers alone (no survey)"
+    text = [f"- **What was run**: `{config.source.name}` in {config.mode} mode on {data} and "
             f"{survey['deposits']} known deposits"
             + (f" ({survey['undiscovered']} more kept out of every step as a test)" if survey["undiscovered"] else "")
             + f"; {len(results['bands'])} evidence layers on a {grid.shape[0]} × {grid.shape[1]} grid of "
@@ -284,7 +285,7 @@ def _summary(config: Any, results: dict[str, Any]) -> list[str]:
                 + (f" and {100 * evaluation['undiscovered_coverage']:.0f} % of the {evaluation['undiscovered']} "
                    "undiscovered ones (a test)" if "undiscovered_coverage" in evaluation else "")
                 + f"; {evaluation['targets']} target areas, ranked below.")
-    tables = results["tables"]
+    tables = results.get("tables", pd.DataFrame())
     if len(tables):
         plain = [name or "models" for name, group in tables.groupby("table", sort=False)
                  if len(_usable(group)) > 1 and not _separable(group)]
@@ -363,9 +364,11 @@ def write_html(markdown_text: str, out: Path, title: str) -> Path:
 
     body = markdown.markdown(markdown_text, extensions=["tables"], output_format="html")
 
+    root = Path(out).resolve()      # a folder, or the run's RunFolder
+
     def embed(match: re.Match) -> str:
-        figure = (out / match.group(1)).resolve()
-        if not figure.is_file() or out.resolve() not in figure.parents:    # only the run's own figures
+        figure = (root / match.group(1)).resolve()
+        if not figure.is_file() or root not in figure.parents:    # only the run's own figures
             return match.group(0)
         return f'src="data:image/png;base64,{base64.b64encode(figure.read_bytes()).decode("ascii")}"'
 
@@ -386,12 +389,12 @@ def write(config: Any, results: dict[str, Any], out: Path) -> Path:
     """
     import torch
 
-    import prospect
+    from prospect._version import __version__
 
     report = config["report"]
     paper = PAPERS.get(report.get("paper", ""))
     title = report.get("title", "Prospectivity study")
-    trainer = results["experiments"]["epochs"].max()
+    trainer = results["experiments"]["epochs"].max() if "experiments" in results else None
     device = config["trainer"].get("device", "auto")
     device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     text = [f"# {title}", ""]
@@ -400,10 +403,11 @@ def write(config: Any, results: dict[str, Any], out: Path) -> Path:
                  "made to have the shape of the paper's data (which is available only on request). Set beside the "
                  "paper's numbers, it can show whether the method behaves alike — which elements pass, which "
                  "models and settings rank higher — not reproduce its values.", ""]
-    text += [f"Made {datetime.datetime.now().isoformat(timespec='minutes')} by prospect {prospect.__version__} "
+    text += [f"Made {datetime.datetime.now().isoformat(timespec='minutes')} by prospect {__version__} "
              f"(torch {torch.__version__}, Python {platform.python_version()}) from `{config.source.name}` in "
              f"**{config.mode}** mode on {device} ({torch.get_num_threads()} CPU threads) in "
-             f"{_minutes(sum(results['timings'].values()))}; seeds {config.seeds}, {trainer} epochs. Open "
+             f"{_minutes(sum(results['timings'].values()))}; seeds {config.seeds}"
+             f"{f', {trainer} epochs on tiles' if trainer is not None else ''}. Open "
              "`project.qgs` in QGIS for every layer, styled.", ""]
     text += ["## Summary", "", *_summary(config, results)]
     text += ["## Target areas", "", *_targets(results)]
@@ -417,26 +421,39 @@ def write(config: Any, results: dict[str, Any], out: Path) -> Path:
     text += ["| stage | seconds |", "|---|---|"]
     text += [f"| {stage} | {seconds:.1f} |" for stage, seconds in results["timings"].items()]
     text += [f"| total | {sum(results['timings'].values()):.1f} |", ""]
+    if results.get("skipped"):
+        text += ["Skipped: " + "; ".join(results["skipped"]) + ".", ""]
     if results.get("resumed"):
         text += [f"This run was resumed: {results['resumed']} model(s) were read back from an earlier run in this "
                  "folder, so the timings above leave their training out (`experiments.csv` has each model's seconds).",
                  ""]
-    text += ["## 1 Element screening (the paper's Table 2)", "", *_screening(results, paper)]
-    text += ["![Z_AUC](screening_z.png)", ""]
     grid = results["grid"]
-    text += ["## 2 Evidence layers", "",
-             f"IDW of {', '.join(results['elements'])} on a {grid.shape[0]} x {grid.shape[1]} grid of "
-             f"{grid.resolution[0]:g} m ({grid.crs.to_string()}), stacked with the other layers: "
-             f"{len(results['bands'])} bands ({', '.join(results['bands'])}) in `stack.tif`; one GeoTIFF per element "
-             "in `elements/`, categorical layers as integer codes with their legend in `layers/`.", ""]
-    text += ["## 3 Tiles (the paper's section 4.1 (3)-(4))", "", *_tiles(results, paper)]
-    text += ["## 4 Models on test tiles (the paper's Tables 3-7)", "",
-             "These tables follow the paper's protocol (tiles labelled by any deposit inside, one spatial split) to "
-             "set our numbers beside its; they judge tiles, not maps. The held-out-deposit table above is the one "
-             "that says which map to trust.", "", *_experiments(results)]
-    figure = _experiment_figure(results, out)
-    if figure:
-        text += [f"![test-tile AUC per table]({figure})", ""]
+    if results.get("screening") is not None:
+        text += ["## 1 Element screening (the paper's Table 2)", "", *_screening(results, paper)]
+        text += ["![Z_AUC](screening_z.png)", ""]
+        text += ["## 2 Evidence layers", "",
+                 f"IDW of {', '.join(results['elements'])} on a {grid.shape[0]} x {grid.shape[1]} grid of "
+                 f"{grid.resolution[0]:g} m ({grid.crs.to_string()}), stacked with the other layers: "
+                 f"{len(results['bands'])} bands ({', '.join(results['bands'])}) in `stack.tif`; one GeoTIFF per "
+                 "element in `elements/`, categorical layers as integer codes with their legend in `layers/`.", ""]
+    else:
+        text += ["## 1-2 Evidence layers", "",
+                 "No survey, so no element screening and no IDW: the evidence is the rasters and vector layers, on a "
+                 f"{grid.shape[0]} x {grid.shape[1]} grid of {grid.resolution[0]:g} m ({grid.crs.to_string()}): "
+                 f"{len(results['bands'])} bands ({', '.join(results['bands'])}) in `stack.tif`, categorical layers "
+                 "as integer codes with their legend in `layers/`.", ""]
+    if "tiles" in results:
+        text += ["## 3 Tiles (the paper's section 4.1 (3)-(4))", "", *_tiles(results, paper)]
+        text += ["## 4 Models on test tiles (the paper's Tables 3-7)", "",
+                 "These tables follow the paper's protocol (tiles labelled by any deposit inside, one spatial split) "
+                 "to set our numbers beside its; they judge tiles, not maps. The held-out-deposit table above is the "
+                 "one that says which map to trust.", "", *_experiments(results)]
+        figure = _experiment_figure(results, out)
+        if figure:
+            text += [f"![test-tile AUC per table]({figure})", ""]
+    else:
+        text += ["## 3-4 Tile tables", "", "Not run: no `[experiments]` row trains on tiles (the paper's Tables 3-7 "
+                 "judge tiles, not maps; the held-out table above judges the map).", ""]
     evaluation = results["evaluation"]
     text += ["## 5 Prospectivity map", "",
              f"{results['map_model']} ({results['map_source']}) over the whole stack: `prospectivity.tif`"

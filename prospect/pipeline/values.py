@@ -3,11 +3,13 @@
 Every key of a section is a keyword argument of an API call (:mod:`prospect.pipeline.config`), so its type
 is the annotation of that parameter: ``power = "two"`` is refused because :func:`prospect.interpolate.idw`
 takes ``power: float``, ``shape = "64x64"`` because :meth:`prospect.Grid.from_bounds` takes ``shape:
-tuple[int, int]``, and a ``Literal`` lists the valid words. :data:`RANGES` adds what an annotation cannot
-say (``stride`` at least 1, ``test_size`` a fraction), matching the checks the calls make themselves; the
-Trainer's settings go through the Trainer's own check (:func:`prospect.training.check_options`), with the
-preset applied, and every ``device`` through :func:`prospect.training.check_device`. ``prospect check``
-and ``prospect run`` call :func:`check_values` before reading an input or writing a file.
+tuple[int, int]``, and a ``Literal`` lists the valid words. Ranges are part of the same annotations
+(``stride: Annotated[int, whole(1)]``, ``test_size: Annotated[float, FRACTION_OPEN]``; :mod:`prospect.ranges`),
+declared once beside the parameter they constrain; :data:`RUN_FILE_RULES` holds the few a run file adds
+(``[heldout] k = 0`` turns the stage off). The Trainer's settings go through the Trainer's own check
+(:func:`prospect.training.check_options`), with the preset applied, and every ``device`` through
+:func:`prospect.training.check_device`. ``prospect check`` and ``prospect run`` call :func:`check_values`
+before reading an input or writing a file.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 import builtins
 import collections.abc
 import inspect
-import math
 import os
 import types
 import typing
@@ -24,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from prospect.errors import ConfigError, InputError
+from prospect.ranges import Range, rule_of, strip
 
-__all__ = ["check_values", "conforms", "describe", "RANGES"]
+__all__ = ["check_values", "conforms", "describe", "RUN_FILE_RULES"]
 
 
 class _Opaque:
@@ -78,6 +80,7 @@ def _union(annotation: Any) -> tuple[Any, ...] | None:
 
 def conforms(value: Any, annotation: Any) -> bool:
     """Whether a TOML value fits an annotation (TOML arrays are lists; a whole number fits ``float``)."""
+    annotation = strip(annotation)
     if annotation in (Any, inspect.Parameter.empty) or isinstance(annotation, _Opaque):
         return True
     if annotation is None or annotation is type(None):
@@ -114,6 +117,7 @@ def conforms(value: Any, annotation: Any) -> bool:
 
 def describe(annotation: Any) -> str:
     """An annotation in words, for error messages."""
+    annotation = strip(annotation)
     members = _union(annotation)
     if members is not None:
         return " or ".join(describe(m) for m in members)
@@ -143,58 +147,11 @@ def _plural(annotation: Any) -> str:
     return {int: "whole numbers", float: "numbers", str: "texts"}.get(annotation, describe(annotation))
 
 
-# ------------------------------------------------------------------------------------------------ ranges
-def _whole(low: int) -> tuple[Callable[[Any], bool], str]:
-    return (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low), f"a whole number ≥ {low}"
-
-
-def _number(test: Callable[[float], bool], words: str) -> tuple[Callable[[Any], bool], str]:
-    def check(value: Any) -> bool:
-        values = value if isinstance(value, (list, tuple)) else [value]
-        return all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and test(v)
-                   for v in values)
-
-    return check, words
-
-
-POSITIVE = _number(lambda v: v > 0, "a positive number")
-NOT_NEGATIVE = _number(lambda v: v >= 0, "a number ≥ 0")
-FRACTION_OPEN = _number(lambda v: 0 < v < 1, "a fraction in (0, 1)")
-FRACTION_CLOSED = _number(lambda v: 0 <= v <= 1, "a fraction in [0, 1]")
-UP_TO_ONE = _number(lambda v: 0 < v <= 1, "a fraction in (0, 1]")
-FINITE = _number(lambda v: True, "a finite number")
-
-
-def _or_word(word: str, rule: tuple[Callable[[Any], bool], str]) -> tuple[Callable[[Any], bool], str]:
-    return (lambda v: v == word or (not isinstance(v, str) and rule[0](v))), f"{rule[1]}, or {word!r}"
-
-
-# What annotations cannot say; each rule is the check the call itself makes.
-RANGES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
-    "samples": {"coord_scale": POSITIVE, "bdl_factor": UP_TO_ONE},
-    "transform": {"bdl_factor": UP_TO_ONE, "zero": _or_word("half_min", POSITIVE)},
-    "screening": {"radius": POSITIVE, "alpha": FRACTION_OPEN, "buffer": NOT_NEGATIVE, "folds": _whole(2)},
-    "grid": {"resolution": POSITIVE, "shape": (lambda v: all(isinstance(n, int) and n >= 1 for n in v),
-                                               "two whole numbers ≥ 1 (rows, cols)")},
-    "idw": {"power": POSITIVE, "k": _whole(1), "radius": POSITIVE, "min_points": _whole(1), "chunk": _whole(1),
-            "max_distance": _or_word("auto", POSITIVE)},
-    "distance": {"chunk": _whole(1)},
-    "mask": {"buffer": FINITE},
-    "tiles": {"size": _whole(1), "stride": _whole(1), "min_valid": FRACTION_CLOSED, "center": _whole(1)},
-    "split": {"test_size": FRACTION_OPEN, "block_size": _whole(1), "buffer": _whole(0)},
-    "smote": {"k_neighbors": _whole(1)},
-    "noise": {"variance": POSITIVE, "copies": _whole(1), "only_class": _whole(0)},
-    "heldout": {"k": (lambda v: isinstance(v, int) and not isinstance(v, bool) and (v == 0 or v >= 2),
-                      "a whole number of folds ≥ 2, or 0 to turn the stage off"),
-                "block_size": POSITIVE, "buffer": NOT_NEGATIVE, "positive_radius": POSITIVE,
-                "negative_ratio": POSITIVE, "negative_distance": POSITIVE, "max_positives": _whole(1),
-                "window": _whole(1), "map_stride": _whole(1)},
-    "map": {"size": _whole(1), "stride": _whole(1), "batch_size": _whole(1), "ore_class": _whole(0)},
-    "targets": {"threshold": FRACTION_OPEN, "area_fraction": UP_TO_ONE, "min_area": NOT_NEGATIVE},
-    "evaluation": {"area_fraction": UP_TO_ONE},
-}
+# A run file's own meaning beyond the API's: [heldout] k = 0 turns the stage off (spatial_folds needs k >= 2).
+RUN_FILE_RULES: dict[tuple[str, str], Range] = {
+    ("heldout", "k"): Range(lambda v: isinstance(v, int) and not isinstance(v, bool) and (v == 0 or v >= 2),
+                            "a whole number of folds ≥ 2, or 0 to turn the stage off")}
 _SPECIAL = {("idw", "elements")}   # checked when the file is read (prospect.pipeline.config)
-
 
 
 def check_values(config: Any) -> None:
@@ -217,7 +174,7 @@ def check_values(config: Any) -> None:
                 if key in hints and (name, key) not in _SPECIAL:
                     annotation, call = hints[key]
                     _check_value(f"{where} {key}={value!r}{config.origin(name, key)}", value, annotation, f"{key} of "
-                                 f"{call}", RANGES.get(name, {}).get(key))
+                                 f"{call}", RUN_FILE_RULES.get((name, key)))
     if "experiments" in config.schema:
         _check_model_rows(config)
     if "trainer" in config.schema:
@@ -228,13 +185,17 @@ def check_values(config: Any) -> None:
             _device(device, f"[{name}] device", config.origin(name, "device"), cuda_only=name == "idw")
 
 
-def _check_value(what: str, value: Any, annotation: Any, owner: str,
-                 rule: tuple[Callable[[Any], bool], str] | None = None) -> None:
-    """Refuse ``value`` (described by ``what``) when it does not fit ``annotation`` or ``rule``."""
+def _check_value(what: str, value: Any, annotation: Any, owner: str, rule: Range | None = None) -> None:
+    """Refuse ``value`` (described by ``what``) when it does not fit ``annotation`` or its range.
+
+    The range is the annotation's own (``Annotated[float, POSITIVE]``), unless ``rule`` (a run file's
+    meaning beyond the API's) replaces it.
+    """
     if not conforms(value, annotation):
         raise ConfigError(f"{what}; valid: {describe(annotation)} ({owner})")
-    if rule is not None and value is not None and not rule[0](value):
-        raise ConfigError(f"{what}; valid: {rule[1]}")
+    rule = rule or rule_of(annotation)
+    if rule is not None and value is not None and not rule(value):
+        raise ConfigError(f"{what}; valid: {rule.words}")
 
 
 def _device(device: Any, where: str, origin: str, cuda_only: bool = False) -> None:
@@ -248,29 +209,20 @@ def _device(device: Any, where: str, origin: str, cuda_only: bool = False) -> No
         raise ConfigError(f"{where}{origin}: {exc}") from None
 
 
-MFAF_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "aux_weight": NOT_NEGATIVE, "dilation_scale": POSITIVE, "width": _whole(1), "reduction": _whole(1)}
-
-
 def _check_model_rows(config: Any) -> None:
-    """MFAF's options in ``[[experiments.models]]`` rows, against :class:`prospect.models.MFAF`'s signature."""
-    from prospect.models import MFAF
-    from prospect.models.mfaf import DILATION_SETS
+    """The options of ``[[experiments.models]]`` rows, against their model's options signature (the registry's)."""
+    from prospect import registry
+    from prospect.pipeline.config import _resolve
 
-    hints = annotations(MFAF)
     for number, row in enumerate(config.models, 1):
-        if row.get("name") != "mfaf":
+        options = registry.get(row["name"]).options if row.get("name") in registry.names() else None
+        if options is None:
             continue
+        hints = annotations(_resolve(options))
         where = f"[experiments] models #{number} ({row.get('label')})"
         for key, value in row.items():
             if key in hints and key != "pretrained":
-                _check_value(f"{where}: {key}={value!r}", value, hints[key], f"{key} of prospect.models.MFAF",
-                             MFAF_RANGES.get(key))
-        dilations = row.get("dilations")
-        if isinstance(dilations, str) and dilations not in DILATION_SETS or \
-                isinstance(dilations, list) and not all(rate >= 1 for rate in dilations):
-            raise ConfigError(f"{where}: dilations={dilations!r}; valid: a name of {sorted(DILATION_SETS)} or a list "
-                              "of rates ≥ 1")
+                _check_value(f"{where}: {key}={value!r}", value, hints[key], f"{key} of {options}")
 
 
 def _check_trainers(config: Any) -> None:

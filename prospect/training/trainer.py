@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from prospect.errors import InputError, OutputExistsError, TrainingError
-from prospect.io import atomic_output
+from prospect.files import atomic_output
 from prospect.models import MFAFLoss, MFAFOutput, probabilities
 from prospect.training._batchnorm import batchnorm_layers, freeze_statistics, recalibrate
 from prospect.training._checks import _check_classes, _check_finite, _class_counts, check_options
@@ -183,9 +183,7 @@ class Trainer:
         self.rank, self.world = _distributed()
         self.num_workers, self.progress, self.tensorboard = int(num_workers), bool(progress), bool(tensorboard)
         self.checkpoint_every = int(checkpoint_every)
-        if self.out_dir is not None and not overwrite and self._holds_a_run(self.out_dir):
-            raise OutputExistsError(f"out_dir={str(self.out_dir)!r} holds another run; pass overwrite=True to "
-                                    "replace it or Trainer.resume(out_dir, model, ...) to continue it")
+        self._claimed = bool(overwrite)     # whether out_dir may hold a run already (checked by fit, not here)
         self.model.to(self.device)
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
@@ -315,6 +313,10 @@ class Trainer:
         _check_finite(train, "train")
         if val is not None:
             _check_finite(val, "val")
+        if self.out_dir is not None and not self._claimed and self._holds_a_run(self.out_dir):
+            raise OutputExistsError(f"out_dir={str(self.out_dir)!r} holds another run; pass overwrite=True to "
+                                    "replace it or Trainer.resume(out_dir, model, ...) to continue it")
+        self._claimed = True
         model = self._prepare_model()
         if self.out_dir is not None and self.rank == 0:
             self.out_dir.mkdir(parents=True, exist_ok=True)

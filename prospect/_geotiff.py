@@ -1,0 +1,257 @@
+"""GeoTIFFs, tile sets and band folders written and read for :mod:`prospect.io` (which re-exports them).
+
+Float32 GeoTIFFs that QGIS opens styled (band names, units, statistics, overviews, a ``.qml`` beside
+them), categorical layers as integer codes with their colour table and category names, and plain
+``.npz`` arrays with JSON metadata (tile sets). Every write is atomic (:func:`prospect.files.atomic_output`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from prospect.errors import CRSError, InputError, OutputExistsError
+from prospect.files import atomic_output, existing, parse_legend
+from prospect.grid import Grid, as_bands, as_crs
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+log = logging.getLogger("prospect.io")     # the room users know these by
+
+__all__ = ["write_geotiff", "read_geotiff", "band_units", "write_arrays", "read_arrays", "write_tiles", "write_bands"]
+
+
+def _overview_factors(shape: tuple[int, int], block: int = 256) -> list[int]:
+    """Halvings until the smallest overview fits one block (gdaladdo's own rule): 390 px -> [2], 1560 -> [2, 4, 8]."""
+    factors, factor = [], 2
+    while max(shape) / (factor // 2) > block:
+        factors.append(factor)
+        factor *= 2
+    return factors
+
+
+def band_units(da: xr.DataArray) -> list[str]:
+    """Each band's unit from ``attrs["units"]``: one unit for every band (``"ppm"``) or ``"Cu=ppm;Au=ppb"``."""
+    text = str(da.attrs.get("units", ""))
+    names = [str(b) for b in da["band"].to_numpy()] if "band" in da.dims else [str(da.name)]
+    if "=" not in text:
+        return [text] * len(names)
+    units = dict(item.split("=", 1) for item in text.split(";") if "=" in item)
+    return [units.get(name, "") for name in names]
+
+
+def write_geotiff(
+    da: xr.DataArray,
+    path: str | os.PathLike,
+    nodata: float = -9999.0,
+    overwrite: bool = False,
+    overviews: bool = True,
+    style: bool = True,
+) -> Path:
+    """Write a raster to a QGIS-ready GeoTIFF, with its QGIS style beside it.
+
+    Float32, tiled 256×256, deflate with the floating-point predictor, band
+    interleaved, NaN written as ``nodata``, band descriptions from the ``band``
+    coordinate, band units from ``attrs["units"]`` (see :func:`band_units`),
+    per-band statistics tags (so QGIS stretches without scanning), scalar
+    ``attrs`` as dataset tags, and internal overviews down to one 256-px block
+    (a 390-px map gets one level, 1560 px three). A single categorical band
+    (``attrs["kind"] == "categorical"`` with a ``legend``, as
+    :func:`prospect.layers.rasterize_categorical` makes) is stored as integer codes
+    (nodata 0) with a colour table, and its category names in ``<name>.tif.aux.xml``,
+    where GDAL and QGIS read them. Written to a temporary file and renamed, in
+    blocks of rows: a dask-backed array is computed one block at a time.
+
+    Parameters
+    ----------
+    da : xarray.DataArray
+        ``(band, y, x)`` or ``(y, x)`` carrying CRS and transform through rioxarray
+        (as made by :class:`prospect.Grid` and every function of the package).
+    path : path
+        Output file; its folder must exist.
+    nodata : float
+        The value NaN is written as. Must not occur among the real values.
+    overwrite : bool
+        Replace an existing file. Default False: an existing file is an error.
+    overviews : bool
+        Build internal overviews (averaged; nearest for categorical codes).
+    style : bool
+        Also write the QGIS style ``<name>.qml`` beside the file, which QGIS applies
+        when it opens it (:func:`prospect.styles.raster_renderer`: a probability ramp
+        fitted to the data, an uncertainty ramp, a legend of categories, a stretch of
+        the first band of a stack). Default True.
+    """
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.windows import Window
+
+    grid = Grid.from_dataarray(da)
+    da = as_bands(da)
+    categorical = da.sizes["band"] == 1 and da.attrs.get("kind") == "categorical" and "legend" in da.attrs
+    targets = [Path(path), *([Path(path).with_suffix(".qml")] if style else []),
+               *([Path(f"{path}.aux.xml")] if categorical else [])]
+    for target in targets:   # every path, before writing
+        if target.exists() and not overwrite:
+            raise OutputExistsError(f"{str(target)!r} exists; pass overwrite=True to replace it")
+    if not np.isfinite(nodata):
+        raise InputError(f"nodata={nodata!r} must be a finite number (NaN is what it stands for)")
+    if categorical:
+        codes = parse_legend(da.attrs["legend"])
+        dtype, nodata = ("uint8" if max(codes) < 256 else "uint16"), 0
+    else:
+        dtype = "float32"
+    fill = np.dtype(dtype).type(nodata)
+    rows, cols = grid.shape
+    bands = da.sizes["band"]
+    tiled = rows >= 256 and cols >= 256
+    profile = dict(driver="GTiff", width=cols, height=rows, count=bands, dtype=dtype,
+                   crs=grid.crs.to_wkt(), transform=grid.transform, nodata=float(fill),
+                   compress="deflate", predictor=2 if categorical else 3, interleave="band", BIGTIFF="IF_SAFER")
+    if tiled:
+        profile.update(tiled=True, blockxsize=256, blockysize=256)
+    tags = {str(k): str(v) for k, v in da.attrs.items()
+            if isinstance(v, (str, int, float, bool, np.number)) and not str(k).startswith("_")}
+    # Rows are written in blocks, so a dask-backed array (prospect.interpolate.idw_lazy) is computed and
+    # written a block at a time and never held whole; statistics are accumulated on the way.
+    step = max(256, (2**24 // max(1, cols * bands)) // 256 * 256)
+    count = np.zeros(bands)
+    total = np.zeros(bands)
+    squares = np.zeros(bands)
+    low = np.full(bands, np.inf)
+    high = np.full(bands, -np.inf)
+    with atomic_output(path, overwrite) as tmp:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            for r0 in range(0, rows, step):
+                r1 = min(rows, r0 + step)
+                block = np.asarray(da.isel(y=slice(r0, r1)).values, dtype=np.float32)
+                finite = np.isfinite(block)
+                if np.any(block == np.float32(nodata)):
+                    raise InputError(f"nodata={nodata!r} occurs among the raster's real values; "
+                                     "choose another nodata value")
+                for b in range(bands):
+                    valid = block[b][finite[b]].astype(np.float64)
+                    if valid.size:
+                        count[b] += valid.size
+                        total[b] += valid.sum()
+                        squares[b] += (valid**2).sum()
+                        low[b], high[b] = min(low[b], valid.min()), max(high[b], valid.max())
+                dst.write(np.where(finite, block, fill).astype(dtype), window=Window(0, r0, cols, r1 - r0))
+            for index, (name, unit) in enumerate(zip(da["band"].to_numpy(), band_units(da), strict=True), start=1):
+                dst.set_band_description(index, str(name))
+                if unit:
+                    dst.set_band_unit(index, unit)
+                b = index - 1
+                if count[b]:
+                    mean = total[b] / count[b]
+                    std = np.sqrt(max(squares[b] / count[b] - mean**2, 0.0))
+                    dst.update_tags(index, STATISTICS_MINIMUM=f"{low[b]:.8g}", STATISTICS_MAXIMUM=f"{high[b]:.8g}",
+                                    STATISTICS_MEAN=f"{mean:.8g}", STATISTICS_STDDEV=f"{std:.8g}",
+                                    STATISTICS_VALID_PERCENT=f"{100.0 * count[b] / (rows * cols):.4g}")
+            if tags:
+                dst.update_tags(**tags)
+            if categorical:
+                from prospect.styles import category_colours
+
+                dst.write_colormap(1, category_colours(codes))
+            factors = _overview_factors(grid.shape) if overviews else []
+            if factors:
+                dst.build_overviews(factors, Resampling.nearest if categorical else Resampling.average)
+    if categorical:   # GDAL reads category names from its side file (a GeoTIFF has no place for them)
+        names = [""] * (max(codes) + 1)
+        for code, label in codes.items():
+            names[code] = label
+        from xml.sax.saxutils import escape
+
+        with atomic_output(Path(f"{path}.aux.xml"), overwrite) as tmp:
+            tmp.write_text('<PAMDataset>\n  <PAMRasterBand band="1">\n    <CategoryNames>\n'
+                           + "".join(f"      <Category>{escape(n)}</Category>\n" for n in names)
+                           + "    </CategoryNames>\n  </PAMRasterBand>\n</PAMDataset>\n", encoding="utf-8")
+    if style:
+        from prospect.styles import write_style
+
+        write_style(path, overwrite=overwrite)
+    log.info("wrote %s (%d bands, %dx%d)", path, bands, rows, cols)
+    return Path(path)
+
+
+def read_geotiff(path: str | os.PathLike) -> xr.DataArray:
+    """Read a GeoTIFF as a float32 DataArray ``(band, y, x)`` with NaN for nodata.
+
+    Band names come from the band descriptions (``band_1``, ... where there are
+    none) and the dataset tags become ``attrs``.
+    """
+    import rasterio
+
+    path = existing(path)
+    with rasterio.open(path) as src:
+        if src.crs is None:
+            raise CRSError(f"{path.name} has no CRS; assign one (e.g. gdal_edit.py -a_srs EPSG:32649) first")
+        values = src.read(out_dtype="float32")
+        if src.nodata is not None and not np.isnan(src.nodata):
+            values[values == np.float32(src.nodata)] = np.nan
+        names = [d or f"band_{i + 1}" for i, d in enumerate(src.descriptions)]
+        transform, crs, tags = src.transform, src.crs, src.tags()
+        if any(src.units):
+            tags.setdefault("units", ";".join(f"{n}={u}" for n, u in zip(names, src.units, strict=True) if u))
+    rows, cols = values.shape[1:]
+    if transform.b != 0 or transform.d != 0 or transform.e >= 0:
+        raise InputError(f"{path.name} is not north-up (transform {tuple(transform)[:6]}); warp it first")
+    grid = Grid((transform.c, transform.f + rows * transform.e, transform.c + cols * transform.a, transform.f),
+                (rows, cols), as_crs(crs))
+    tags.pop("AREA_OR_POINT", None)
+    return grid.wrap(values, bands=names, name=path.stem, attrs=tags)
+
+
+def write_arrays(path: str | os.PathLike, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
+                 overwrite: bool = False) -> Path:
+    """Write named arrays and a JSON-ready ``meta`` to a compressed ``.npz`` (read back by :func:`read_arrays`)."""
+    import json
+
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise InputError(f"path={str(path)!r} must end in .npz")
+    with atomic_output(path, overwrite) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, meta=np.array(json.dumps(dict(meta))), **arrays)
+    return path
+
+
+def read_arrays(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """``(meta, arrays)`` of a file :func:`write_arrays` wrote (no pickles are read)."""
+    import json
+
+    with np.load(existing(path), allow_pickle=False) as data:
+        if "meta" not in data.files:
+            raise InputError(f"path={str(path)!r} holds no 'meta' entry; it was not written by prospect")
+        return json.loads(str(data["meta"])), {name: data[name] for name in data.files if name != "meta"}
+
+
+def write_tiles(tiles: Any, path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Save a :class:`~prospect.tiles.TileSet` to ``.npz`` (arrays and georeference; ``TileSet.load`` reads it)."""
+    return write_arrays(path, *tiles.to_arrays(), overwrite=overwrite)
+
+
+def write_bands(stack: xr.DataArray, folder: str | os.PathLike, overwrite: bool = False, prefix: str = "",
+                nodata: float = -9999.0) -> list[Path]:
+    """Write each band of ``stack`` to ``folder/<prefix><band>.tif`` (one QGIS-ready file per element).
+
+    The folder is created if missing; existing files are refused unless
+    ``overwrite=True`` — and checked before anything is written.
+    """
+    folder = Path(folder)
+    names = [str(b) for b in stack["band"].to_numpy()] if "band" in stack.dims else [str(stack.name or "band_1")]
+    paths = [folder / f"{prefix}{name}.tif" for name in names]
+    taken = [str(p) for p in paths if p.exists()]
+    if taken and not overwrite:
+        raise OutputExistsError(f"{taken} exist; pass overwrite=True to replace them")
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, path in zip(names, paths, strict=True):
+        band = stack.sel(band=name) if "band" in stack.dims else stack
+        write_geotiff(band.rename(name), path, nodata=nodata, overwrite=overwrite)
+    return paths

@@ -1,0 +1,54 @@
+"""One standardisation for every model input: per-band mean and standard deviation, fitted on training data only.
+
+    stats = fit(values, bands, axis=(0, 2, 3))     # tiles (n, band, y, x); or (band, n) cells with axis=1
+    standardised = apply(values, stats, bands, band_axis=1)
+
+The statistics are a plain dict (``band``, ``mean``, ``std``) that checkpoints, tile files and
+``config.json`` carry as they are. Tiles (:func:`prospect.tiles.fit_normalization`), training cells
+(:func:`prospect.sampling.fit_normalization`) and the maps (:func:`prospect.mapping.predict_map`, the
+windows of :mod:`prospect.sampling`) all fit and apply them here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from prospect.errors import InputError
+
+__all__ = ["fit", "apply", "check_bands"]
+
+
+def fit(values: np.ndarray, bands: Sequence[str], axis: int | tuple[int, ...]) -> dict:
+    """Mean and standard deviation (float64) of ``values`` over ``axis``: one per band, in ``bands`` order.
+
+    A constant band gets a standard deviation of 1, so standardising leaves it at 0 instead of NaN.
+    """
+    values = np.asarray(values, np.float64)
+    mean = values.mean(axis=axis)
+    std = values.std(axis=axis)
+    return {"band": [str(b) for b in bands], "mean": mean.tolist(), "std": np.where(std > 0, std, 1.0).tolist()}
+
+
+def check_bands(stats: dict, bands: Sequence[str], what: str = "the stack") -> None:
+    """Refuse statistics fitted on other bands (or in another order) than ``bands``."""
+    bands = [str(b) for b in bands]
+    if list(stats.get("band", [])) != bands:
+        verb = "have" if what.endswith("s") else "has"
+        raise InputError(f"normalization is for bands {stats.get('band')}, {what} {verb} {bands}")
+
+
+def apply(values: np.ndarray, stats: dict, bands: Sequence[str], band_axis: int = 0, in_place: bool = False,
+          what: str = "the stack") -> np.ndarray:
+    """``(values - mean) / std`` per band, in float32; ``in_place`` writes into ``values`` (a float32 array)."""
+    check_bands(stats, bands, what)
+    shape = [1] * np.ndim(values)
+    shape[band_axis] = -1
+    mean = np.asarray(stats["mean"], np.float32).reshape(shape)
+    std = np.asarray(stats["std"], np.float32).reshape(shape)
+    if in_place:
+        values -= mean
+        values /= std
+        return values
+    return (values - mean) / std

@@ -1,0 +1,199 @@
+"""What a run reads, read once and checked before anything is written: the survey, vectors, rasters, the grid.
+
+    config = load_config("workflows/qinhang.toml", mode="quick")
+    inputs = check_inputs(config)      # every value and input file, every refusal a stage would make of them
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+from pyproj.transformer import Transformer
+
+from prospect import geochem, io, layers
+from prospect.errors import ColumnError, ConfigError, InputError
+from prospect.grid import Grid, as_crs, require_projected
+from prospect.pipeline.config import RunConfig, map_row
+from prospect.pipeline.values import check_values
+
+__all__ = ["Inputs", "check_inputs", "planned_grid", "external_layers", "user_notes"]
+
+
+@dataclass
+class Inputs:
+    """Everything a run reads, read once and checked."""
+
+    samples: gpd.GeoDataFrame | None                    # None: a run on rasters and vector layers alone
+    deposits: gpd.GeoDataFrame
+    undiscovered: gpd.GeoDataFrame | None
+    categorical: list[tuple[gpd.GeoDataFrame, dict[str, Any]]] = field(default_factory=list)
+    distance: list[tuple[gpd.GeoDataFrame, dict[str, Any]]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    grid: Grid | None = None
+    rasters: list[Any] = field(default_factory=list)      # external rasters on the grid, with derived layers
+    mask: Any = None                                      # the study area on the grid, or None
+
+
+def _split_read(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Keys of a layer section that go to read_vector, and those that go to the layer function."""
+    reading = {k: body[k] for k in ("path", "crs", "layer") if k in body}
+    return reading, {k: v for k, v in body.items() if k not in reading}
+
+
+def check_inputs(config: RunConfig) -> Inputs:
+    """Read the survey, every vector and raster file, and check what the run will ask of them.
+
+    Raises a clear error (naming the config section and key) for a missing file, a column that is not
+    there, a geographic CRS, coordinates that cannot be in the declared CRS, a layer that misses the grid
+    (a wrong CRS), an element list naming unknown elements, a run with no evidence at all, or a map model
+    that is not among the experiments — all before any file is written. Geochemical transforms
+    ([transform]), external rasters ([[raster]], warped onto the grid here) and the study area ([mask])
+    are prepared here too. Deposits off the grid are counted and named in the notes.
+    """
+    check_values(config)     # every value of every section, before a file is read
+    for section in ("samples", "grid"):
+        if config[section].get("crs") is not None:
+            require_projected(config[section]["crs"], f"[{section}] crs", "IDW distances and grid cells")
+    if not (config["samples"] or config["raster"] or config["categorical"] or config["distance"]):
+        raise ConfigError("no evidence: give a survey ([samples]) or at least one [[raster]], [[categorical]] or "
+                          "[[distance]] layer")
+    samples, notes = _read_survey(config)
+    grid = planned_grid(config, samples)
+    require_projected(grid.crs, "[grid] crs", "fold blocks, distances and grid cells")
+    inputs = Inputs(samples, _read_points(config, "deposits", grid, notes), None, notes=notes, grid=grid)
+    if config["undiscovered"]:
+        inputs.undiscovered = _read_points(config, "undiscovered", grid, notes)
+    for section, target in (("categorical", inputs.categorical), ("distance", inputs.distance)):
+        for number, body in enumerate(config[section], 1):
+            read, options = _split_read(body)
+            gdf = io.read_vector(**read)
+            label = f"[[{section}]] #{number} {Path(read['path']).name}"
+            if section == "categorical" and options.get("field") not in gdf.columns:
+                columns = [c for c in gdf.columns if c != gdf.geometry.name]
+                raise ColumnError(f"[[categorical]] #{number}: field={options.get('field')!r} is not a column of "
+                                  f"{Path(read['path']).name}; valid: {columns}")
+            extent = max(grid.bounds[2] - grid.bounds[0], grid.bounds[3] - grid.bounds[1])
+            layers.check_overlap(gdf.to_crs(grid.crs), grid, label, reach=extent if section == "distance" else 0.0)
+            target.append((gdf, options))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for body in config["raster"]:
+            inputs.rasters += external_layers(body, grid)
+        if config["mask"]:
+            read, options = _split_read(config["mask"])
+            polygons = io.read_vector(**read)
+            layers.check_overlap(polygons.to_crs(grid.crs), grid, f"[mask] {Path(read['path']).name}")
+            inputs.mask = layers.study_area(polygons, grid, **options)
+    inputs.notes += user_notes(caught)
+    map_row(config)     # the map model: a row that one of the stages trains
+    return inputs
+
+
+def _read_survey(config: RunConfig) -> tuple[gpd.GeoDataFrame | None, list[str]]:
+    """The survey of ``[samples]`` (transformed as ``[transform]`` asks) and what reading it noted; None without one."""
+    if not config["samples"]:
+        return None, []
+    reading = dict(config["samples"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        samples = io.read_samples(reading.pop("path"), **reading)
+        if samples.crs is None:
+            raise ConfigError("[samples] has no crs and the file carries none; add crs = \"EPSG:...\" (a projected "
+                              "CRS in metres, e.g. the UTM zone of the survey)")
+        require_projected(samples.crs, "[samples] crs", "IDW distances and grid cells")
+        if config["transform"]:
+            if config["idw"].get("log"):
+                raise ConfigError("[idw] log = true would take the log of [transform]ed values; drop one of them")
+            samples = geochem.transform(samples, **config["transform"])
+    known = list(samples.attrs["elements"])
+    for section in ("screening", "idw"):
+        wanted = config[section].get("elements")
+        if isinstance(wanted, list):
+            missing = [e for e in wanted if e not in known]
+            if missing:
+                raise ColumnError(f"[{section}] elements: {missing} are not element columns of "
+                                  f"{Path(config['samples']['path']).name}"
+                                  f"{' after the ' + config['transform']['method'] if config['transform'] else ''}"
+                                  f"; valid: {known}")
+    return samples, user_notes(caught)
+
+
+def _read_points(config: RunConfig, section: str, grid: Grid, notes: list[str]) -> gpd.GeoDataFrame:
+    """``[deposits]`` or ``[undiscovered]`` in any form (:func:`prospect.io.read_deposits`); those off the grid
+    are counted and named in ``notes`` (none on the grid is an error: almost always a wrong CRS)."""
+    body = config[section]
+    frame = io.read_deposits(**body)
+    label = f"[{section}] {Path(body['path']).name}"
+    layers.check_overlap(frame.to_crs(grid.crs), grid, label)
+    _, _, inside = layers.deposit_pixels(frame, grid)
+    if not inside.all():
+        names = [c for c in frame.columns if "name" in str(c).lower() and c != frame.geometry.name]
+        off = frame.loc[~inside, names[0]].astype(str).tolist() if names else \
+            [f"#{i}" for i in frame.index[~inside]]
+        notes.append(f"{label}: {int((~inside).sum())} of {len(frame)} lie off the grid and are not used: "
+                     f"{', '.join(off[:12])}{' ...' if len(off) > 12 else ''}")
+    return frame
+
+
+def user_notes(caught: list[warnings.WarningMessage]) -> list[str]:
+    """What the user should read among caught warnings (not libraries' deprecation notices)."""
+    quiet = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+    return [str(w.message) for w in caught if not issubclass(w.category, quiet)]
+
+
+def planned_grid(config: RunConfig, samples: gpd.GeoDataFrame | None) -> Grid:
+    """The run's grid from ``[grid]``.
+
+    ``like`` takes a raster's cells exactly. Otherwise ``bounds`` default to the survey's extent (without a
+    survey: the first ``[[raster]]``'s, in the grid's CRS), ``crs`` to the survey's (else that raster's),
+    and without a survey a grid given neither ``shape`` nor ``resolution`` takes that raster's cell size.
+    """
+    options = dict(config["grid"])
+    like = options.pop("like", None)
+    try:
+        if like is not None:
+            others = sorted(set(options) - {"crs"} | ({"crs"} if options.get("crs") is not None else set()))
+            if others:
+                raise ConfigError(f"like={like!r} gives the whole grid; drop {others} (or drop like)")
+            return Grid.like(like)
+        bounds = options.pop("bounds", None)
+        if samples is not None:
+            options.setdefault("crs", samples.crs)
+            return Grid.from_bounds(tuple(samples.total_bounds) if bounds is None else bounds, **options)
+        if not config["raster"]:
+            if bounds is None or options.get("crs") is None:
+                raise ConfigError("without [samples] or [[raster]], [grid] needs bounds, crs and shape or resolution "
+                                  "(or like = a raster)")
+            return Grid.from_bounds(bounds, **options)
+        reference = Grid.like(config["raster"][0]["source"])
+        options.setdefault("crs", reference.crs)
+        if bounds is None:
+            bounds = reference.bounds if as_crs(options["crs"]) == reference.crs else Transformer.from_crs(
+                reference.crs, as_crs(options["crs"]), always_xy=True).transform_bounds(*reference.bounds,
+                                                                                        densify_pts=21)
+        if "shape" not in options and "resolution" not in options:
+            options["resolution"] = reference.resolution if as_crs(options["crs"]) == reference.crs else None
+            if options["resolution"] is None:
+                raise ConfigError("[grid] needs shape or resolution: the first [[raster]] is in another CRS")
+        return Grid.from_bounds(bounds, **options)
+    except InputError as exc:
+        if str(exc).startswith("[grid]"):
+            raise
+        raise type(exc)(f"[grid] {exc}") from None
+
+
+def external_layers(body: dict[str, Any], grid: Grid) -> list[Any]:
+    """One ``[[raster]]``: the raster warped onto ``grid``, then the layers its ``derive`` asks for."""
+    options = {k: v for k, v in body.items() if k not in ("derive", "sigma")}
+    raster = layers.from_raster(grid=grid, **options)
+    made = [raster]
+    for derived in body.get("derive", []):
+        for name in raster["band"].values:
+            band = raster.sel(band=[name])
+            made.append(layers.slope(band) if derived == "slope" else
+                        getattr(layers, derived)(band, sigma=body["sigma"]))
+    return made
