@@ -12,9 +12,11 @@ from prospect.datasets.geophysics import make_qinhang_geophysics
 from prospect.datasets.hard_images import TEXTURES, make_hard_images
 from prospect.datasets.ore_images import MINERALS, ORE_IMAGES_SEED, make_ore_images
 from prospect.datasets.qinhang import QINHANG_BOUNDS, QINHANG_CRS, QINHANG_SEED, make_qinhang
+from prospect.datasets.rasters import make_qinhang_rasters
 from prospect.errors import MissingFileError
 
-__all__ = ["make_qinhang", "make_qinhang_geophysics", "make_ore_images", "make_hard_images", "TEXTURES",
+__all__ = ["make_qinhang", "make_qinhang_geophysics", "make_qinhang_rasters", "make_ore_images", "make_hard_images",
+           "TEXTURES",
            "sample_path", "QINHANG_SEED", "QINHANG_CRS", "QINHANG_BOUNDS",
            "MINERALS", "ORE_IMAGES_SEED"]
 

@@ -34,10 +34,9 @@ from prospect.datasets.qinhang import (
     QINHANG_CRS,
     QINHANG_SEED,
     UNITS,
-    _deposits,
     _distance_to_segments,
     _fault_lines,
-    _unit_raster,
+    _recreate,
 )
 
 __all__ = ["make_qinhang_geophysics", "MAGNETICS_CRS", "STUDY_AREA_CRS", "MAGNETICS_NODATA"]
@@ -107,17 +106,11 @@ def make_qinhang_geophysics(out_dir: str | os.PathLike, seed: int = QINHANG_SEED
     from rasterio.transform import from_origin
     from scipy.ndimage import map_coordinates
 
-    from prospect.io import atomic_output
+    from prospect.files import atomic_output
 
     out_dir = Path(out_dir)
     targets = [out_dir / "magnetics.tif", out_dir / "study_area.gpkg"]
-    existing = [str(p) for p in targets if p.exists()]
-    if existing and not overwrite:
-        raise FileExistsError(f"{existing} exist; pass overwrite=True to replace them")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    codes = _unit_raster(rng)                       # the same draws, in the same order, as make_qinhang
-    deposits = _deposits(rng, codes)
+    _, codes, deposits = _recreate(out_dir, targets, seed, overwrite)
     field = _local_grid_field(np.random.default_rng([seed, 2]), codes, deposits[["u", "v"]].to_numpy())
     noise = np.random.default_rng([seed, 3])
 

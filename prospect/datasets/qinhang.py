@@ -220,7 +220,7 @@ def make_qinhang(out_dir: str | os.PathLike, seed: int = QINHANG_SEED, overwrite
     import geopandas as gpd
     from shapely.geometry import LineString
 
-    from prospect.io import atomic_output
+    from prospect.files import atomic_output
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -298,3 +298,17 @@ def make_qinhang(out_dir: str | os.PathLike, seed: int = QINHANG_SEED, overwrite
         with atomic_output(out_dir / f"{name}.gpkg", overwrite) as tmp:
             frame.to_file(tmp, driver="GPKG", layer=name)
     return out_dir
+
+
+def _recreate(out_dir: Path, targets: list[Path], seed: int, overwrite: bool) -> tuple[np.random.Generator, np.ndarray,
+                                                                                      pd.DataFrame]:
+    """For the generators that add files to the area: refuse existing ``targets`` unless ``overwrite``, create
+    ``out_dir``, and recreate the geology codes and deposits of ``seed`` (the same draws, in the same order, as
+    :func:`make_qinhang`); returns the generator after those draws, the codes and the deposits."""
+    existing = [str(p) for p in targets if p.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{existing} exist; pass overwrite=True to replace them")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    codes = _unit_raster(rng)
+    return rng, codes, _deposits(rng, codes)
