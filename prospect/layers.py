@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 
-from prospect._rasters import from_raster, high_pass, slope, smooth
+from prospect._rasters import class_table, from_raster, high_pass, slope, smooth
 from prospect.errors import ColumnError, CRSError, GridMismatchError, InputError
 from prospect.files import parse_legend
 from prospect.grid import Grid
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import xarray as xr
 
 __all__ = ["rasterize_categorical", "distance_to", "deposit_layer", "deposit_pixels", "stack", "legend",
-           "from_raster", "slope", "smooth", "high_pass", "study_area", "apply_mask", "check_overlap"]
+           "from_raster", "class_table", "slope", "smooth", "high_pass", "study_area", "apply_mask", "check_overlap"]
 
 
 def check_overlap(gdf: gpd.GeoDataFrame, grid: Grid, argument: str, reach: float = 0.0) -> None:

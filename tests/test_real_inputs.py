@@ -147,3 +147,15 @@ def test_deposits_off_the_grid_are_counted_and_named(rasters, tmp_path):
     inputs = pp.pipeline.check_inputs(pp.pipeline.load_config(config))
     assert any("2 of 34 lie off the grid and are not used: far east, far north" in n for n in inputs.notes)
     shutil.rmtree(tmp_path / "out", ignore_errors=True)
+
+
+def test_gdal_category_names_are_read_as_the_legend_so_our_own_layers_read_back(tmp_path):
+    grid = pp.Grid.from_bounds((0, 0, 1000, 1000), shape=(10, 10), crs="EPSG:32649")
+    codes = np.repeat(np.array([1, 2, 3, 2, 1], np.float32), 20).reshape(1, 10, 10)
+    layer = grid.wrap(codes, bands=["unit"], attrs={"kind": "categorical", "legend": "1=granite;2=schist;3=skarn"})
+    path = pp.io.write_geotiff(layer, tmp_path / "unit.tif")       # names in unit.tif.aux.xml, as GDAL writes them
+    assert pp.layers.class_table(path) == ({1: "granite", 2: "schist", 3: "skarn"}, True)
+    back = pp.layers.from_raster(path, grid)
+    assert back.attrs["kind"] == "categorical" and back.attrs["legend"] == "1=granite;2=schist;3=skarn"
+    np.testing.assert_array_equal(back.values, codes)
+    assert pp.layers.class_table(SAMPLES / "magnetics.tif") is None     # a continuous grid has no class table
