@@ -76,14 +76,25 @@ class CrossValidation:
     std: xr.DataArray
     folds: pd.DataFrame
     importance: pd.DataFrame | None = None
+    isolated_distance: float | None = None
 
     def summary(self, level: float = 0.95, resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
-        """Held-out AUC (deposit-weighted over folds) with its bootstrap interval, top 5/10/20 % capture."""
+        """Held-out AUC (deposit-weighted over folds) with its bootstrap interval, top 5/10/20 % capture, and
+        the same AUC over the isolated deposits alone (farther than ``isolated_distance`` from every deposit
+        their fold's model trained on): ``isolated_auc``, ``isolated_low``, ``isolated_high``,
+        ``isolated_deposits`` (NaN, 0 when none is)."""
         from prospect.evaluation import heldout_summary
 
-        return {"model": self.label, **heldout_summary(self.ranks, level, resamples, seed),
+        line = {"model": self.label, **heldout_summary(self.ranks, level, resamples, seed),
                 "folds": len(self.folds), "seconds": float(self.folds["seconds"].sum()),
                 "collapsed": collapsed(self.mean)}
+        if self.isolated_distance is not None and "nearest_training" in self.ranks:
+            alone = self.ranks[self.ranks["nearest_training"] > self.isolated_distance]
+            scored = heldout_summary(alone, level, resamples, seed) if len(alone) else {}
+            line.update(isolated_distance=self.isolated_distance, isolated_deposits=len(alone),
+                        isolated_auc=scored.get("auc", np.nan), isolated_low=scored.get("auc_low", np.nan),
+                        isolated_high=scored.get("auc_high", np.nan))
+        return line
 
     def rate_curve(self) -> pd.DataFrame:
         """The out-of-fold prediction-rate curve (:func:`~prospect.evaluation.heldout_rate_curve`)."""
@@ -92,6 +103,19 @@ class CrossValidation:
         curve = heldout_rate_curve(self.ranks)
         curve.attrs["label"] = self.label
         return curve
+
+
+def _nearest_training(held: gpd.GeoDataFrame, training: gpd.GeoDataFrame, grid: Grid) -> np.ndarray:
+    """Distance (CRS units) from each held-out deposit to the nearest training deposit of its fold."""
+    from scipy.spatial import cKDTree
+
+    def xy(frame: gpd.GeoDataFrame) -> np.ndarray:
+        points = frame.to_crs(grid.crs).geometry.representative_point()
+        return np.column_stack([points.x, points.y])
+
+    if len(training) == 0:
+        return np.full(len(held), np.inf)
+    return cKDTree(xy(training)).query(xy(held))[0]
 
 
 def collapsed(prob: xr.DataArray, tolerance: float = 1e-6) -> bool:
@@ -135,6 +159,7 @@ def cross_validate(
     device: str = "auto",
     seed: int = 0,
     label: str | None = None,
+    isolated_distance: Annotated[float | None, POSITIVE] = None,
 ) -> CrossValidation:
     """Train ``model`` once per fold without that fold's deposits, map the area, rank the held-out deposits.
 
@@ -169,6 +194,13 @@ def cross_validate(
         Samples, initial weights, data order and estimator randomness (fold ``f`` uses ``seed + f``).
     label : str, optional
         Name in tables (default: the model's name).
+    isolated_distance : float, optional
+        CRS units. A held-out deposit farther than this from every deposit its fold's model trained on is
+        *isolated*; :meth:`CrossValidation.summary` scores those apart (``isolated_auc``), since real
+        deposits cluster and a held-out deposit next to a training one is found by proximity, not by its
+        evidence. Default: ``2 × positive_radius`` (no training positive lies within ``positive_radius``
+        of the held-out deposit's own labelled zone). Every deposit's distance is in ``ranks``
+        (``nearest_training``).
     """
     from prospect.evaluation import deposit_ranks
 
@@ -217,6 +249,8 @@ def cross_validate(
         squares += values**2
         held_deposits = deposits.iloc[folds.deposit_index[held]]
         fold_ranks = deposit_ranks(prob, held_deposits)
+        nearest = _nearest_training(held_deposits, training_deposits, grid)
+        fold_ranks["nearest_training"] = nearest[fold_ranks["deposit"].to_numpy()]
         fold_ranks["deposit"] = folds.deposit_index[held][fold_ranks["deposit"].to_numpy()]
         fold_ranks.insert(0, "fold", fold)
         ranks.append(fold_ranks)
@@ -239,7 +273,8 @@ def cross_validate(
         grid.wrap(mean.astype(np.float32), name="probability", attrs={**attrs, "kind": "probability"}),
         grid.wrap(std.astype(np.float32), name="uncertainty",
                   attrs={**attrs, "kind": "uncertainty", "definition": "std of the fold models' maps"}),
-        pd.DataFrame(rows), importance_table)
+        pd.DataFrame(rows), importance_table,
+        float(2 * positive_radius if isolated_distance is None else isolated_distance))
 
 
 def _held_out_importance(estimator: Any, stack: xr.DataArray, deposits: gpd.GeoDataFrame, folds: SpatialFolds,

@@ -283,3 +283,27 @@ def test_rank_formula_matches_rankdata():
     others = np.delete(values.ravel(), 4)
     expected = (rankdata(np.r_[0.2, others])[0] - 1) / len(others)
     assert ranks["auc"].iloc[0] == pytest.approx(expected)
+
+
+def test_the_distance_to_the_nearest_training_deposit_and_the_isolated_auc():
+    deposits = _deposits()
+    folds = pp.folds.spatial_folds(GRID, deposits, k=4, block_size=2000, seed=0)
+    result = pp.validation.cross_validate(_stack(deposits), deposits, folds, "logistic_regression",
+                                          positive_radius=300, seed=0, isolated_distance=2500)
+    # brute force: every held-out deposit against every deposit of the other folds
+    xy = np.column_stack([deposits.geometry.x, deposits.geometry.y])
+    fold_of = dict(zip(folds.deposit_index, folds.deposit_fold, strict=True))
+    for line in result.ranks.itertuples():
+        others = [i for i, f in fold_of.items() if f != fold_of[line.deposit]]
+        expected = min(np.hypot(*(xy[line.deposit] - xy[i])) for i in others)
+        assert line.nearest_training == pytest.approx(expected, rel=1e-12)
+    summary = result.summary(seed=0)
+    alone = result.ranks[result.ranks["nearest_training"] > 2500]
+    assert 0 < len(alone) < len(result.ranks) and summary["isolated_deposits"] == len(alone)
+    assert summary["isolated_auc"] == pytest.approx(alone["auc"].mean(), rel=1e-12)
+    assert summary["isolated_low"] <= summary["isolated_auc"] <= summary["isolated_high"]
+    assert summary["isolated_distance"] == 2500
+    default = pp.validation.cross_validate(_stack(deposits), deposits, folds, "logistic_regression",
+                                           positive_radius=300, seed=0, importance=False)
+    assert default.isolated_distance == 600          # 2 x positive_radius
+    assert default.summary()["isolated_deposits"] == int((default.ranks["nearest_training"] > 600).sum())

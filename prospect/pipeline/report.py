@@ -167,6 +167,10 @@ def _heldout(results: dict[str, Any]) -> list[str]:
                "held-out AUC": f"{line.auc:.3f}", "95 % CI": f"{line.auc_low:.3f}–{line.auc_high:.3f}",
                "top 5 %": f"{100 * line.top_5:.0f} %", "top 10 %": f"{100 * line.top_10:.0f} %",
                "top 20 %": f"{100 * line.top_20:.0f} %"}
+        if "isolated_auc" in table:
+            row.update({"isolated AUC": _fmt(line.isolated_auc, 3),
+                        "isolated 95 % CI": "–" if not line.isolated_deposits else
+                        f"{line.isolated_low:.3f}–{line.isolated_high:.3f}"})
         if hidden:
             row.update({"undiscovered AUC": f"{line.undiscovered_auc:.3f}",
                         "undiscovered in top 10 %": f"{100 * line.undiscovered_top_10:.0f} %"})
@@ -181,6 +185,13 @@ def _heldout(results: dict[str, Any]) -> list[str]:
                     f"{best['auc_low']:.3f}–{best['auc_high']:.3f}). " +
                     (f"The intervals of {', '.join(overlapping['label'])} overlap it: this run does not tell them "
                      "apart." if len(overlapping) else "No other model's interval reaches it."))
+    if "isolated_auc" in table:
+        first = table.iloc[0]
+        text.append(f"*Isolated*: the {int(first['isolated_deposits'])} of {int(first['deposits'])} held-out deposits "
+                    f"farther than {first['isolated_distance'] / 1000:g} km from every deposit their fold's model "
+                    "trained on (`heldout_deposits.csv`: `nearest_training`). Deposits cluster; a held-out deposit "
+                    "beside a training one is found by proximity as much as by its evidence, so the isolated AUC is "
+                    "the harder test.")
     if hidden:
         text.append(f"The *undiscovered* columns rank the {int(table['undiscovered'].iloc[0])} deposits kept out of "
                     "every step (`[undiscovered]`) on the mean of each model's fold maps.")
@@ -277,6 +288,16 @@ def _summary(config: Any, results: dict[str, Any]) -> list[str]:
                 else:
                     may.append(f"that {best['label']} ranks unseen deposits better than every other model here")
             text.append(line + ".")
+            if best.get("isolated_deposits"):
+                text.append(f"- **On isolated deposits** (farther than {best['isolated_distance'] / 1000:g} km from "
+                            f"any deposit the fold models trained on: {int(best['isolated_deposits'])} of "
+                            f"{int(best['deposits'])}): {best['label']} {best['isolated_auc']:.3f} (95 % CI "
+                            f"{best['isolated_low']:.3f}–{best['isolated_high']:.3f}) against {best['auc']:.3f} on "
+                            "all." + (" The clustered deposits flatter the overall AUC." if
+                                      best["isolated_high"] < best["auc"] else ""))
+                if best["isolated_high"] < best["auc"]:
+                    may_not.append(f"that {best['label']} finds new, isolated deposits as well as its overall AUC "
+                                   "says (deposits beside training deposits flatter it)")
         if collapsed:
             text.append(f"- **Collapsed** (a constant map; never called best): {', '.join(collapsed)}.")
     text.append(f"- **The map** ({results['map_model']}, {results['map_source']}): its top "
