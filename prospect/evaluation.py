@@ -17,7 +17,7 @@ import pandas as pd
 
 from prospect._stats import binary_auc
 from prospect.errors import GridMismatchError, InputError
-from prospect.grid import Grid
+from prospect.grid import Grid, crs_label
 from prospect.layers import deposit_pixels
 from prospect.ranges import FRACTION_OPEN, NOT_NEGATIVE, UP_TO_ONE
 
@@ -398,7 +398,7 @@ def plot_map(prob: xr.DataArray, deposits: gpd.GeoDataFrame | None = None, targe
         axis.set_major_formatter(formatter)
     unit = crs.axis_info[0].unit_name if crs.axis_info else "units"
     ax.tick_params(labelsize=7)
-    ax.set(title=title, xlim=(xmin, xmax), ylim=(ymin, ymax), xlabel=f"easting ({unit}), {crs.to_string()}",
+    ax.set(title=title, xlim=(xmin, xmax), ylim=(ymin, ymax), xlabel=f"easting ({unit}), {crs_label(crs)}",
            ylabel=f"northing ({unit})")
     return fig
 

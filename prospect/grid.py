@@ -23,7 +23,7 @@ from prospect.ranges import PAIR_OF_WHOLE, POSITIVE
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["Grid", "as_bands", "as_crs", "require_projected", "check_coordinates"]
+__all__ = ["Grid", "as_bands", "as_crs", "crs_label", "require_projected", "check_coordinates"]
 
 
 def as_crs(crs: Any, argument: str = "crs") -> CRS:
@@ -35,10 +35,31 @@ def as_crs(crs: Any, argument: str = "crs") -> CRS:
     if crs is None:
         raise CRSError(f"{argument} is None: a coordinate reference system is needed, e.g. 'EPSG:32649'")
     try:
-        return CRS.from_user_input(crs)
+        crs = CRS.from_user_input(crs)
     except Exception as exc:  # pyproj raises its own CRSError; ours names the argument
         raise CRSError(f"{argument}={crs!r} is not a coordinate reference system pyproj understands "
                        "(use e.g. 'EPSG:32649' or a WKT string)") from exc
+    return _with_code(crs)
+
+
+def _with_code(crs: CRS) -> CRS:
+    """The EPSG definition of ``crs`` when one is equivalent to it (an ESRI ``.prj``'s WKT for EPSG:3067 becomes
+    EPSG:3067, so files written on it carry the code and reports can name it); ``crs`` itself otherwise."""
+    if crs.srs.upper().startswith("EPSG:"):
+        return crs
+    code = crs.to_epsg()
+    if code is not None:
+        official = CRS.from_epsg(code)
+        if official.equals(crs, ignore_axis_order=True):
+            return official
+    return crs
+
+
+def crs_label(crs: Any) -> str:
+    """``"EPSG:3067 (ETRS89 / TM35FIN(E,N))"`` where an EPSG code identifies ``crs``; its name otherwise."""
+    crs = as_crs(crs)
+    code = crs.to_epsg()
+    return f"EPSG:{code} ({crs.name})" if code is not None else crs.name
 
 
 def require_projected(crs: Any, argument: str = "crs", purpose: str = "distances in metres") -> CRS:

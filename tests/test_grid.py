@@ -82,3 +82,30 @@ def test_geographic_crs_refused_where_metres_are_needed():
 def test_wrap_rejects_wrong_shape(small_grid):
     with pytest.raises(InputError, match=r"shape \(3, 4\) does not fit a grid of shape \(10, 10\)"):
         small_grid.wrap(np.zeros((3, 4)))
+
+
+def test_an_esri_prj_crs_becomes_its_epsg_code_in_grids_files_and_labels(tmp_path):
+    import rasterio
+    from pyproj import CRS
+
+    # the .prj of a Finnish survey's shapefile (GTK's export), byte for byte
+    esri = ('PROJCS["EUREF_FIN_TM35FIN",GEOGCS["GCS_EUREF_FIN",DATUM["D_ETRS_1989",SPHEROID["GRS_1980",6378137.0,'
+            '298.257222101]],PRIMEM["Greenwich",0.0],UNIT["Degree",0.0174532925199433]],PROJECTION["Transverse_Mercator"],'
+            'PARAMETER["False_Easting",500000.0],PARAMETER["False_Northing",0.0],PARAMETER["Central_Meridian",27.0],'
+            'PARAMETER["Scale_Factor",0.9996],PARAMETER["Latitude_Of_Origin",0.0],UNIT["Meter",1.0]]')
+    import geopandas as gpd
+
+    points = gpd.GeoDataFrame({"id": [1, 2]}, geometry=gpd.points_from_xy([346500, 347500], [7465500, 7466500]),
+                              crs="EPSG:3067")
+    points.to_file(tmp_path / "survey.shp")
+    (tmp_path / "survey.prj").write_text(esri)
+    read = pp.io.read_vector(tmp_path / "survey.shp").crs
+    assert read.to_string() != "EPSG:3067" and read.to_epsg() == 3067     # as GDAL reads the .prj: a WKT
+    assert pp.grid.as_crs(read).to_string() == "EPSG:3067" and pp.grid.as_crs(CRS.from_wkt(esri)) == read
+    grid = pp.Grid.from_bounds((346000, 7465000, 348000, 7467000), shape=(20, 20), crs=read)
+    assert pp.grid.crs_label(grid.crs) == "EPSG:3067 (ETRS89 / TM35FIN(E,N))"
+    path = pp.io.write_geotiff(grid.wrap(np.ones((1, 20, 20), np.float32), bands=["one"]), tmp_path / "one.tif")
+    with rasterio.open(path) as src:
+        assert src.crs.to_epsg() == 3067
+    custom = "+proj=tmerc +lat_0=0 +lon_0=27.3 +k=0.9996 +x_0=500000 +y_0=0 +ellps=GRS80 +units=m"
+    assert pp.grid.as_crs(custom).to_epsg() is None and pp.grid.crs_label(custom) == pp.grid.as_crs(custom).name

@@ -99,7 +99,11 @@ def _raster_run(tmp_path, rasters, **changes):
 
 def test_a_run_on_rasters_alone(rasters, tmp_path, capsys):
     # three folds, the classical rows only: the whole run in seconds
-    config = _raster_run(tmp_path, rasters, **{"k = 5": "k = 3", 'label = "ResNet18"\nname = "resnet18"\n': ""})
+    table = pd.read_csv(rasters / "deposits.csv")       # and two deposits beyond the grid, as real lists have
+    pd.concat([table, table.iloc[:2].assign(name=["far east", "far north"], x=[480000.0, 420000.0],
+                                            y=[2420000.0, 2480000.0])]).to_csv(tmp_path / "deposits.csv", index=False)
+    config = _raster_run(tmp_path, rasters, **{"k = 5": "k = 3", 'label = "ResNet18"\nname = "resnet18"\n': "",
+                                               str(rasters / "deposits.csv"): str(tmp_path / "deposits.csv")})
     text = config.read_text().replace("[[experiments.models]]\n\n[quick.heldout]", "[quick.heldout]")
     config.write_text(text)
     assert cli(["check", str(config)]) == 0
@@ -118,6 +122,9 @@ def test_a_run_on_rasters_alone(rasters, tmp_path, capsys):
         assert src.transform.almost_equals(ref.transform, precision=1e-9)
     report = (out / "report.md").read_text()
     assert "rasters and vector layers alone (no survey)" in report and "Tile tables" in report
+    # the deposits the report counts are the deposits evaluated, and the two off the grid are named
+    assert "32 of the 34 known deposits given (the other 2 lie off the grid" in report
+    assert "2 of 34 lie off the grid and are not used: far east, far north" in report
     assert "Skipped: screening and IDW: no survey ([samples])" in report
     log = (out / "run.log").read_text()
     assert "1 screening: skipped - no survey" in log and "3 tiles: skipped - no [experiments] row trains on tiles" \

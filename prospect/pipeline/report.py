@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from prospect.files import atomic_output
+from prospect.grid import crs_label
 
 __all__ = ["write", "PAPERS"]
 
@@ -262,10 +263,13 @@ def _summary(config: Any, results: dict[str, Any]) -> list[str]:
     survey, grid, evaluation = results["survey"], results["grid"], results["evaluation"]
     data = f"{survey['samples']:,} samples" if survey["samples"] else "rasters and vector layers alone (no survey)"
     text = [f"- **What was run**: `{config.source.name}` in {config.mode} mode on {data} and "
-            f"{survey['deposits']} known deposits"
+            + (f"{survey['deposits']} known deposits" if survey.get("deposits_used", survey["deposits"]) ==
+               survey["deposits"] else f"{survey['deposits_used']} of the {survey['deposits']} known deposits given "
+               f"(the other {survey['deposits'] - survey['deposits_used']} lie off the grid or on cells without "
+               "data; named in the notes)")
             + (f" ({survey['undiscovered']} more kept out of every step as a test)" if survey["undiscovered"] else "")
             + f"; {len(results['bands'])} evidence layers on a {grid.shape[0]} × {grid.shape[1]} grid of "
-            f"{grid.resolution[0]:g} m ({grid.crs.to_string()})."]
+            f"{grid.resolution[0]:g} m ({crs_label(grid.crs)})."]
     may, may_not = [], []
     if "heldout" in results:
         table = results["heldout"]
@@ -341,7 +345,7 @@ def _targets(results: dict[str, Any], shown: int = 30) -> list[str]:
     evaluation = results["evaluation"]
     text = [f"The connected areas of the top {100 * evaluation['coverage_area_fraction']:.0f} % of the map "
             f"(`targets.gpkg`, labelled by rank in `project.qgs`), ranked by their highest probability; centroids in "
-            f"{results['grid'].crs.to_string()}"
+            f"{crs_label(results['grid'].crs)}"
             + ("; *uncertainty* is the mean spread of the map there (`uncertainty.tif`): a high value says the "
                "models disagree." if "mean_uncertainty" in areas else ".")
             + " Areas without a known deposit are the new ground.", "", _table(pd.DataFrame(rows)), ""]
@@ -454,13 +458,13 @@ def write(config: Any, results: dict[str, Any], out: Path) -> Path:
         text += ["![Z_AUC](screening_z.png)", ""]
         text += ["## 2 Evidence layers", "",
                  f"IDW of {', '.join(results['elements'])} on a {grid.shape[0]} x {grid.shape[1]} grid of "
-                 f"{grid.resolution[0]:g} m ({grid.crs.to_string()}), stacked with the other layers: "
+                 f"{grid.resolution[0]:g} m ({crs_label(grid.crs)}), stacked with the other layers: "
                  f"{len(results['bands'])} bands ({', '.join(results['bands'])}) in `stack.tif`; one GeoTIFF per "
                  "element in `elements/`, categorical layers as integer codes with their legend in `layers/`.", ""]
     else:
         text += ["## 1-2 Evidence layers", "",
                  "No survey, so no element screening and no IDW: the evidence is the rasters and vector layers, on a "
-                 f"{grid.shape[0]} x {grid.shape[1]} grid of {grid.resolution[0]:g} m ({grid.crs.to_string()}): "
+                 f"{grid.shape[0]} x {grid.shape[1]} grid of {grid.resolution[0]:g} m ({crs_label(grid.crs)}): "
                  f"{len(results['bands'])} bands ({', '.join(results['bands'])}) in `stack.tif`, categorical layers "
                  "as integer codes with their legend in `layers/`.", ""]
     if "tiles" in results:

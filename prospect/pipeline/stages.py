@@ -104,6 +104,8 @@ def evidence(study: Study) -> Results:
     folder.note(bands=bands)
     every = np.isfinite(stack.values).all(axis=0)
     valid = float(every.mean())
+    row, col, inside = layers.deposit_pixels(inputs.deposits, grid)
+    used = int(every[row[inside], col[inside]].sum())      # the deposits that label, fold and judge the models
     for section, frame in (("deposits", inputs.deposits), ("undiscovered", inputs.undiscovered)):
         note = _on_nodata(frame, every, grid, section)
         if note:
@@ -113,7 +115,8 @@ def evidence(study: Study) -> Results:
     folder.geotiff(stack, "stack.tif")
     viewing.write_categorical(stack, folder, overwrite=folder.replace)
     study.stack = stack
-    return {"grid": grid, "bands": bands, "valid_fraction": valid, "notes": study.results["notes"] + notes}, (
+    return {"grid": grid, "bands": bands, "valid_fraction": valid, "notes": study.results["notes"] + notes,
+            "survey": {**study.results["survey"], "deposits_used": used}}, (
         f": {stack.sizes['band']} bands ({', '.join(bands)}) on a {grid.shape[0]} x {grid.shape[1]} grid of "
         f"{grid.resolution[0]:g} m -> stack.tif; {100 * valid:.1f} % of the cells hold every band"
         + (f" ({'; '.join(part for part in (reach, area) if part)})" if reach or area else ""))
