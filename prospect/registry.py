@@ -15,7 +15,7 @@ scikit-learn here: building is :func:`prospect.models.build` (networks) and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from prospect.errors import InputError
 
@@ -53,6 +53,15 @@ class ModelEntry:
     description: str
     outputs: tuple[str, ...] = ("probability",)
     options: str | None = None
+
+    def options_callable(self) -> Any:
+        """The callable :attr:`options` names (imported on first use), or None."""
+        if self.options is None:
+            return None
+        import importlib
+
+        module, _, name = self.options.rpartition(".")
+        return getattr(importlib.import_module(module), name)
 
     @property
     def trains_on_tiles(self) -> bool:

@@ -53,8 +53,9 @@ def build(name: str, in_channels: int, num_classes: int = 2, pretrained: str | o
         raise InputError(f"unknown model {name!r}; valid: {sorted(_MODELS)}")
     if int(in_channels) != in_channels or in_channels < 1:
         raise InputError(f"in_channels={in_channels!r} must be a positive whole number")
-    if registry.get(name).options is not None:     # a model class of our own, built from its options
-        return _constructor(registry.get(name).options)(in_channels, num_classes, pretrained=pretrained, **kwargs)
+    own = registry.get(name).options_callable()
+    if own is not None:     # a model class of our own, built from its options
+        return own(in_channels, num_classes, pretrained=pretrained, **kwargs)
     if kwargs:
         raise InputError(f"{name} takes no options {sorted(kwargs)}; only MFAF has them")
     model = classifier(name, int(in_channels), int(num_classes))
@@ -62,13 +63,6 @@ def build(name: str, in_channels: int, num_classes: int = 2, pretrained: str | o
         load_pretrained(model, pretrained, name)
     model.config = {"name": name, "in_channels": int(in_channels), "num_classes": int(num_classes)}
     return model
-
-
-def _constructor(dotted: str) -> Any:
-    import importlib
-
-    module, _, name = dotted.rpartition(".")
-    return getattr(importlib.import_module(module), name)
 
 
 def probabilities(output: torch.Tensor | MFAFOutput) -> torch.Tensor:

@@ -28,8 +28,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["RunConfig", "load_config", "select_rows", "chosen_rows", "run_key", "map_row", "SECTIONS", "IMAGE_SECTIONS",
-           "describe_sections"]
+__all__ = ["RunConfig", "load_config", "select_rows", "chosen_rows", "run_key", "map_row", "tile_rows", "SECTIONS",
+           "IMAGE_SECTIONS", "describe_sections"]
 
 
 @dataclass(frozen=True)
@@ -434,14 +434,19 @@ def chosen_rows(config: RunConfig) -> list[dict[str, Any]]:
     return list(distinct.values())
 
 
+def tile_rows(config: RunConfig) -> list[dict[str, Any]]:
+    """The ``[experiments]`` rows the paper's tile tables train: networks (pixel estimators are judged held out)."""
+    from prospect import registry
+
+    return [row for row in select_rows(config, "experiments") if registry.get(row["name"]).trains_on_tiles]
+
+
 def map_row(config: RunConfig) -> dict[str, Any]:
     """The experiment row whose model maps: ``[map] model_label``, else the first row.
 
     Refused unless a stage trains it: the held-out stage (its fold models map) or the tile tables (its
     first seed's tile model maps).
     """
-    from prospect import registry
-
     labels = [row["label"] for row in config.models]
     if not labels:
         raise ConfigError("[experiments] lists no models; add at least one [[experiments.models]] row")
@@ -449,7 +454,7 @@ def map_row(config: RunConfig) -> dict[str, Any]:
     if chosen not in labels:
         raise ConfigError(f"[map] model_label={chosen!r} is not the label of an experiments row; valid: {labels}")
     evaluated = [row["label"] for row in chosen_rows(config)]
-    tiled = [row["label"] for row in select_rows(config, "experiments") if registry.get(row["name"]).trains_on_tiles]
+    tiled = [row["label"] for row in tile_rows(config)]
     if chosen not in evaluated and chosen not in tiled:
         raise ConfigError(f"[map] model_label={chosen!r} maps with its fold models (held-out stage) or its tile model, "
                           f"but neither stage trains it; add it to [heldout] rows (now {evaluated}) or [experiments] "

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 from pyproj.transformer import Transformer
 
 from prospect import geochem, io, layers
@@ -20,7 +21,7 @@ from prospect.grid import Grid, as_crs, require_projected
 from prospect.pipeline.config import RunConfig, map_row
 from prospect.pipeline.values import check_values
 
-__all__ = ["Inputs", "check_inputs", "planned_grid", "external_layers", "user_notes"]
+__all__ = ["Inputs", "check_inputs", "planned_grid", "external_layers", "user_notes", "point_names"]
 
 
 @dataclass
@@ -131,12 +132,17 @@ def _read_points(config: RunConfig, section: str, grid: Grid, notes: list[str]) 
     layers.check_overlap(frame.to_crs(grid.crs), grid, label)
     _, _, inside = layers.deposit_pixels(frame, grid)
     if not inside.all():
-        names = [c for c in frame.columns if "name" in str(c).lower() and c != frame.geometry.name]
-        off = frame.loc[~inside, names[0]].astype(str).tolist() if names else \
-            [f"#{i}" for i in frame.index[~inside]]
         notes.append(f"{label}: {int((~inside).sum())} of {len(frame)} lie off the grid and are not used: "
-                     f"{', '.join(off[:12])}{' ...' if len(off) > 12 else ''}")
+                     f"{point_names(frame, np.flatnonzero(~inside))}")
     return frame
+
+
+def point_names(frame: gpd.GeoDataFrame, positions: np.ndarray, shown: int = 12) -> str:
+    """The points at ``positions`` by their name column (the first whose name holds "name"), else ``#index``."""
+    columns = [c for c in frame.columns if "name" in str(c).lower() and c != frame.geometry.name]
+    names = frame.iloc[positions][columns[0]].astype(str).tolist() if columns else \
+        [f"#{i}" for i in frame.index[positions]]
+    return ", ".join(names[:shown]) + (" ..." if len(names) > shown else "")
 
 
 def user_notes(caught: list[warnings.WarningMessage]) -> list[str]:
@@ -170,15 +176,14 @@ def planned_grid(config: RunConfig, samples: gpd.GeoDataFrame | None) -> Grid:
                                   "(or like = a raster)")
             return Grid.from_bounds(bounds, **options)
         reference = Grid.like(config["raster"][0]["source"])
-        options.setdefault("crs", reference.crs)
+        crs = as_crs(options.setdefault("crs", reference.crs))
         if bounds is None:
-            bounds = reference.bounds if as_crs(options["crs"]) == reference.crs else Transformer.from_crs(
-                reference.crs, as_crs(options["crs"]), always_xy=True).transform_bounds(*reference.bounds,
-                                                                                        densify_pts=21)
+            bounds = reference.bounds if crs == reference.crs else Transformer.from_crs(
+                reference.crs, crs, always_xy=True).transform_bounds(*reference.bounds, densify_pts=21)
         if "shape" not in options and "resolution" not in options:
-            options["resolution"] = reference.resolution if as_crs(options["crs"]) == reference.crs else None
-            if options["resolution"] is None:
+            if crs != reference.crs:
                 raise ConfigError("[grid] needs shape or resolution: the first [[raster]] is in another CRS")
+            options["resolution"] = reference.resolution
         return Grid.from_bounds(bounds, **options)
     except InputError as exc:
         if str(exc).startswith("[grid]"):

@@ -24,8 +24,8 @@ from prospect import io, layers, registry, screening
 from prospect.errors import ConfigError, InputError
 from prospect.pipeline import experiments as exp
 from prospect.pipeline import viewing
-from prospect.pipeline.config import RunConfig, chosen_rows, map_row, run_key, select_rows
-from prospect.pipeline.inputs import Inputs, planned_grid, user_notes
+from prospect.pipeline.config import RunConfig, chosen_rows, map_row, run_key, tile_rows
+from prospect.pipeline.inputs import Inputs, planned_grid, point_names, user_notes
 from prospect.pipeline.runfolder import RunFolder
 
 __all__ = ["Study", "screen", "evidence", "tiles", "experiments", "map_", "report"]
@@ -104,11 +104,16 @@ def evidence(study: Study) -> Results:
     folder.note(bands=bands)
     every = np.isfinite(stack.values).all(axis=0)
     valid = float(every.mean())
-    row, col, inside = layers.deposit_pixels(inputs.deposits, grid)
-    used = int(every[row[inside], col[inside]].sum())      # the deposits that label, fold and judge the models
+    used = 0     # the deposits that label, fold and judge the models
     for section, frame in (("deposits", inputs.deposits), ("undiscovered", inputs.undiscovered)):
-        note = _on_nodata(frame, every, grid, section)
-        if note:
+        if frame is None:
+            continue
+        row, col, inside = layers.deposit_pixels(frame, grid)
+        lost = np.flatnonzero(inside)[~every[row[inside], col[inside]]]
+        used = int(inside.sum() - len(lost)) if section == "deposits" else used
+        if len(lost):
+            note = (f"[{section}]: {len(lost)} of {len(frame)} lie on cells where a band has no value (nodata), so no "
+                    f"model sees them there: {point_names(frame, lost)}")
             log.warning("%s", note)
             notes.append(note)
     area = "" if inputs.mask is None else f"study area {100 * inputs.mask.attrs['area_fraction']:.1f} % of the grid"
@@ -120,20 +125,6 @@ def evidence(study: Study) -> Results:
         f": {stack.sizes['band']} bands ({', '.join(bands)}) on a {grid.shape[0]} x {grid.shape[1]} grid of "
         f"{grid.resolution[0]:g} m -> stack.tif; {100 * valid:.1f} % of the cells hold every band"
         + (f" ({'; '.join(part for part in (reach, area) if part)})" if reach or area else ""))
-
-
-def _on_nodata(frame: Any, valid: np.ndarray, grid: Any, section: str) -> str | None:
-    """A note naming the points of ``frame`` on the grid that lie on a cell some band has no value for."""
-    if frame is None:
-        return None
-    row, col, inside = layers.deposit_pixels(frame, grid)
-    lost = np.flatnonzero(inside)[~valid[row[inside], col[inside]]]
-    if not len(lost):
-        return None
-    names = [c for c in frame.columns if "name" in str(c).lower() and c != frame.geometry.name]
-    said = frame.iloc[lost][names[0]].astype(str).tolist() if names else [f"#{i}" for i in frame.index[lost]]
-    return (f"[{section}]: {len(lost)} of {len(frame)} lie on cells where a band has no value (nodata), so no model "
-            f"sees them there: {', '.join(said[:12])}{' ...' if len(said) > 12 else ''}")
 
 
 def tiles(study: Study) -> Results:
@@ -199,11 +190,6 @@ def experiments(study: Study) -> Results:
     folder.csv(summary, "tables.csv", index=False)
     return {"experiments": frame, "tables": summary, "resumed": resumed}, (
         f": {len(unique)} models x {len(config.seeds)} seeds trained and scored on the test tiles")
-
-
-def tile_rows(config: RunConfig) -> list[dict[str, Any]]:
-    """The ``[experiments]`` rows the paper's tile tables train: networks (pixel estimators are judged held out)."""
-    return [row for row in select_rows(config, "experiments") if registry.get(row["name"]).trains_on_tiles]
 
 
 def _duration(seconds: float) -> str:

@@ -212,13 +212,13 @@ def _device(device: Any, where: str, origin: str, cuda_only: bool = False) -> No
 def _check_model_rows(config: Any) -> None:
     """The options of ``[[experiments.models]]`` rows, against their model's options signature (the registry's)."""
     from prospect import registry
-    from prospect.pipeline.config import _resolve
 
     for number, row in enumerate(config.models, 1):
-        options = registry.get(row["name"]).options if row.get("name") in registry.names() else None
-        if options is None:
+        entry = registry.get(row["name"]) if row.get("name") in registry.names() else None
+        if entry is None or entry.options is None:
             continue
-        hints = annotations(_resolve(options))
+        options = entry.options
+        hints = annotations(entry.options_callable())
         where = f"[experiments] models #{number} ({row.get('label')})"
         for key, value in row.items():
             if key in hints and key != "pretrained":
