@@ -36,7 +36,7 @@ def list_baselines() -> dict[str, str]:
 
 
 def build_baseline(name: str, seed: int = 0, categorical: list[int] | None = None,
-                   class_weight: str | None = "balanced", **options: Any) -> Any:
+                   class_weight: str | None = "balanced", pu_bags: int | None = None, **options: Any) -> Any:
     """A scikit-learn classifier for pixel values ``(n, bands)``.
 
     Parameters
@@ -49,6 +49,10 @@ def build_baseline(name: str, seed: int = 0, categorical: list[int] | None = Non
         logistic regression, declared categorical to gradient boosting; the forest splits codes.
     class_weight : {"balanced", None}
         Weigh classes inversely to their counts (the default), or not.
+    pu_bags : int, optional
+        Positive-unlabelled bagging (Mordelet & Vert 2014): that many estimators, each fitted on every
+        positive and an equal-sized random draw of the background (the unlabelled cells), their
+        probabilities averaged (imbalanced-learn's ``BalancedBaggingClassifier``). None: one estimator.
     **options
         Passed to the estimator (e.g. ``n_estimators``, ``max_depth``, ``C``); they override the
         defaults (forest: 300 trees, ``min_samples_leaf=2``, ``max_samples=0.5``, all cores).
@@ -59,6 +63,8 @@ def build_baseline(name: str, seed: int = 0, categorical: list[int] | None = Non
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+    if pu_bags is not None:
+        return _pu_bagging(build_baseline(name, seed, categorical, class_weight, **options), pu_bags, seed)
     if name not in BASELINES:
         raise InputError(f"unknown baseline {name!r}; valid: {sorted(BASELINES)}")
     if class_weight not in ("balanced", None):
@@ -79,6 +85,18 @@ def build_baseline(name: str, seed: int = 0, categorical: list[int] | None = Non
     encode = ColumnTransformer([("categorical", OneHotEncoder(handle_unknown="ignore"), categorical)],
                                remainder=StandardScaler())
     return make_pipeline(encode, linear)
+
+
+def _pu_bagging(estimator: Any, bags: Any, seed: int) -> Any:
+    from imblearn.ensemble import BalancedBaggingClassifier
+
+    if isinstance(bags, bool) or not isinstance(bags, int) or bags < 1:
+        raise InputError(f"pu_bags={bags!r}; valid: a whole number >= 1 (estimators, each on all positives and as "
+                         "many background cells drawn at random)")
+    # sampling_strategy=1.0: as many negatives as positives per bag, drawn without replacement; no bootstrap of
+    # the positives (bootstrap=False), so each bag sees every positive (PU bagging's rule)
+    return BalancedBaggingClassifier(estimator, n_estimators=bags, sampling_strategy=1.0, replacement=False,
+                                     bootstrap=False, random_state=seed)
 
 
 def categorical_bands(stack: xr.DataArray) -> list[int]:

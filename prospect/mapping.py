@@ -236,6 +236,7 @@ def predict_centres(
     """
     import torch
     from scipy.interpolate import RegularGridInterpolator
+    from scipy.ndimage import maximum_filter
 
     from prospect.models import probabilities
     from prospect.sampling import padded
@@ -255,10 +256,15 @@ def predict_centres(
     source = padded(stack, size, normalization)
     lattice_rows = np.unique(np.r_[np.arange(0, rows, stride), rows - 1])
     lattice_cols = np.unique(np.r_[np.arange(0, cols, stride), cols - 1])
-    centres = [(r, c) for r in lattice_rows for c in lattice_cols]
+    # a lattice centre is scored when a valid cell takes part of its score (within stride - 1 cells of it)
+    near = maximum_filter(valid, size=2 * int(stride) - 1, mode="constant") if stride > 1 else valid
+    needed = near[np.ix_(lattice_rows, lattice_cols)]
+    centres = [(r, c) for r, c in zip(*(axis.ravel() for axis in np.meshgrid(lattice_rows, lattice_cols,
+                                                                                indexing="ij")), strict=True)]
+    centres = [centre for centre, keep in zip(centres, needed.ravel(), strict=True) if keep]
     chosen = _device(device)
     model = model.to(chosen).eval()
-    scores = np.empty(len(centres), np.float32)
+    scores = np.full(len(centres), np.nan, np.float32)
     started = time.perf_counter()
     with torch.inference_mode():
         for start in range(0, len(centres), int(batch_size)):
@@ -269,7 +275,8 @@ def predict_centres(
             scores[start:start + len(chunk)] = probabilities(output)[:, ore_class].float().cpu().numpy()
     seconds = time.perf_counter() - started
     log.info("scored %d centred windows in %.1f s", len(centres), seconds)
-    lattice = scores.reshape(len(lattice_rows), len(lattice_cols))
+    lattice = np.zeros(needed.shape, np.float32)   # unscored centres weigh 0 in every valid cell's interpolation
+    lattice[needed] = scores
     if stride == 1:
         surface = lattice
     else:

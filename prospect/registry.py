@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from prospect.errors import InputError
 
-__all__ = ["ModelEntry", "get", "names", "descriptions", "KINDS"]
+__all__ = ["ModelEntry", "get", "names", "descriptions", "KINDS", "RECIPE_KEYS", "PIXEL_KEYS"]
 
 Kind = Literal["pixel", "network"]
 KINDS: dict[str, str] = {
@@ -27,6 +27,11 @@ KINDS: dict[str, str] = {
     "network": "a torch network on windows of the stack: held-out deposits and maps on windows, the paper's "
                "tables on tiles",
 }
+
+# Options of how a model is trained rather than built, which any row of its kind may set: the networks'
+# label-efficient recipe on windows (prospect.validation.RECIPE) and the baselines' PU bagging.
+RECIPE_KEYS = ("augment", "tta", "pretrain", "pu_prior", "members")
+PIXEL_KEYS = ("pu_bags",)
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,12 @@ class ModelEntry:
     options : str, optional
         The dotted callable whose keyword arguments a run-file row may set (their types and ranges are its
         annotations); None when a row takes no options.
+    tiles : bool
+        Networks: whether it also trains on the paper's 128-cell tiles (Tables 3-7); False for a network
+        made for small windows only.
+    label_efficient : bool
+        Networks: whether cross-validation trains it with the label-efficient recipe by default
+        (:data:`prospect.validation.RECIPE`); any network may switch each step on or off.
     """
 
     name: str
@@ -53,6 +64,8 @@ class ModelEntry:
     description: str
     outputs: tuple[str, ...] = ("probability",)
     options: str | None = None
+    tiles: bool = True
+    label_efficient: bool = False
 
     def options_callable(self) -> Any:
         """The callable :attr:`options` names (imported on first use), or None."""
@@ -66,13 +79,16 @@ class ModelEntry:
     @property
     def trains_on_tiles(self) -> bool:
         """Whether the paper's tile tables (Tables 3-7) train and score it."""
-        return self.kind == "network"
+        return self.kind == "network" and self.tiles
 
 
 _ENTRIES: tuple[ModelEntry, ...] = (
     ModelEntry("mfaf", "network", "MFAF: one dilated branch per rate, channel + spatial attention, "
                "ResNet18/ShuffleNetV2 backbones, shared head, vote (Gao et al.)",
                outputs=("probability", "vote", "uncertainty"), options="prospect.models.MFAF"),
+    ModelEntry("window_net", "network", "window network: the centre cell's bands beside dilated, attended "
+               "context, for 9-33-cell windows of evidence stacks (prospect's own)",
+               options="prospect.models.window.WindowNet", tiles=False, label_efficient=True),
     ModelEntry("resnet18", "network", "ResNet18 (He et al.), first convolution for C channels"),
     ModelEntry("shufflenet_v2", "network", "ShuffleNetV2 x1.0 (Ma et al.), first convolution for C channels"),
     ModelEntry("googlenet", "network", "GoogLeNet (Szegedy et al.) without auxiliary heads, first convolution for "

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from prospect.tiles import TileSet
 
-__all__ = ["Points", "sample_points", "pixel_values", "fit_normalization", "padded", "windows"]
+__all__ = ["Points", "sample_points", "pixel_values", "fit_normalization", "padded", "windows", "one_hot"]
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +165,34 @@ def standardise(values: np.ndarray, stats: dict, bands: list[str], in_place: boo
     from prospect import normalization
 
     return normalization.apply(values, stats, bands, band_axis=0, in_place=in_place)
+
+
+def one_hot(stack: xr.DataArray) -> xr.DataArray:
+    """The stack with every categorical band (a class-coded layer with a legend, not ordinal) as one 0/1 band
+    per class, named ``<band>=<code>``; NaN stays NaN. Networks read these: a lithology code is a name, and
+    its number would otherwise be standardised and convolved as if class 7 were more than class 6 (the
+    logistic regression one-hot encodes the same bands, :func:`prospect.baselines.build_baseline`).
+    """
+    from prospect.baselines import categorical_bands
+    from prospect.files import parse_legend
+
+    coded = set(categorical_bands(stack))
+    if not coded:
+        return stack
+    grid = Grid.from_dataarray(stack)
+    values, names, parts = stack.to_numpy(), [], []
+    for i, band in enumerate(str(b) for b in stack["band"].to_numpy()):
+        if i not in coded:
+            names.append(band)
+            parts.append(values[i])
+            continue
+        finite = np.isfinite(values[i])
+        codes = sorted(set(parse_legend(stack.attrs[f"{band}_legend"])) | set(np.unique(values[i][finite]).astype(int)))
+        for code in codes:
+            names.append(f"{band}={code}")
+            parts.append(np.where(finite, (values[i] == code).astype(np.float32), np.nan))
+    out = grid.wrap(np.stack(parts).astype(np.float32), bands=names)
+    return out.assign_attrs({k: v for k, v in stack.attrs.items() if not k.endswith("_legend")})
 
 
 def padded(stack: xr.DataArray, size: int, normalization: dict | None = None) -> np.ndarray:

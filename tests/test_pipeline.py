@@ -65,14 +65,16 @@ def test_the_case_study_config_loads_in_both_modes():
     assert "grid.shape: [1560, 1560] -> [390, 390] (--quick)" in quick.changes
     assert quick["samples"]["path"] == str(ROOT / "data_samples" / "qinhang" / "stream_sediments.csv")
     tables = {row["table"] for row in full.models}
-    assert len(tables) == 6 and len(full.models) == 28
+    assert len(tables) == 7 and len(full.models) == 29
     assert [r["name"] for r in full.models if r["table"] == "Classical baselines"] == [
         "random_forest", "gradient_boosting", "logistic_regression"]
     assert full["heldout"]["k"] == 5
-    assert quick["heldout"]["rows"] == ["ResNet18", "ShuffleNetV2", "MobileNetV2", "Classical baselines"]
+    assert quick["heldout"]["rows"] == ["ResNet18", "ShuffleNetV2", "MobileNetV2", "Classical baselines",
+                                        "Recommended network"]
     runs = {pp.pipeline.experiments.run_key(row) for row in full.models}
-    # 5 network baselines, 2 MFAF, 4 attention ablations, 5 weights, 3 dilation sets; 3 pixel baselines
-    assert len(runs) == 22
+    # 5 network baselines, 2 MFAF, 4 attention ablations, 5 weights, 3 dilation sets; 3 pixel baselines; the
+    # window network
+    assert len(runs) == 23
 
 
 def test_quick_overrides_replace_a_list_of_layers(tmp_path):
@@ -87,7 +89,7 @@ def test_quick_overrides_replace_a_list_of_layers(tmp_path):
 def test_check_reads_every_input_without_running(tmp_path, capsys):
     assert cli(["check", str(CASE_STUDY), "--quick"]) == 0
     said = capsys.readouterr().out
-    assert "7512 samples" in said and "32 deposits" in said and "28 model row(s) x 1 seed(s)" in said
+    assert "7512 samples" in said and "32 deposits" in said and "29 model row(s) x 1 seed(s)" in said
 
 
 @pytest.mark.parametrize(("old", "new", "error", "message"), [
@@ -95,7 +97,7 @@ def test_check_reads_every_input_without_running(tmp_path, capsys):
                                                r"\['elements', 'power', 'k'"),
     ("[tiles]", "[tile]", ConfigError, r"unknown section\(s\) \['tile'\]; valid sections: \['samples'"),
     ('name = "shufflenet_v2"', 'name = "shufflenet_v2"\nbackbone = "resnet18"', ConfigError,
-     r"\['backbone'\] are MFAF options; 'shufflenet_v2' takes none"),
+     r"'shufflenet_v2' takes no option \['backbone'\]; valid: \['augment', 'tta'"),
     ('name = "shufflenet_v2"', 'name = "alexnet"', ConfigError, r"name='alexnet'; valid model names: \['googlenet'"),
     ("seeds = [0, 1]", "seeds = [0, 0]", ConfigError, r"seeds=\[0, 0\] repeats a seed"),
     ('elements = "screen"', 'elements = "all"', ConfigError, r"elements='all'; valid: 'screen'"),

@@ -43,12 +43,17 @@ def test_quick_case_study_writes_readable_outputs(tmp_path):
     assert report.count("### Table") == 1 and "`trainer.epochs: 220 -> 8 (--quick)`" in report
     heldout = pd.read_csv(out / "heldout.csv").set_index("label")
     assert sorted(heldout.index) == ["Gradient boosting", "Logistic regression", "MobileNetV2", "Random forest",
-                                     "ResNet18", "ShuffleNetV2"]
+                                     "ResNet18", "ShuffleNetV2", "Window network"]
     assert (heldout["auc_low"] <= heldout["auc"]).all() and (heldout["auc"] <= heldout["auc_high"]).all()
     assert (heldout["deposits"] == 32).all() and (heldout["undiscovered"] == 8).all()
-    # the map is ResNet18's fold-mean map: its undiscovered-deposit score is the evaluation's
+    assert heldout.loc["Window network", "epochs"] == 3 and heldout.loc["Window network", "window"] == 17
+    # no [map] model_label: the best held-out row maps (its fold-mean map), ties to 3 decimals to the cheaper
+    best = heldout.assign(rounded=heldout["auc"].round(3)).sort_values(["rounded", "seconds"],
+                                                                       ascending=[False, True]).index[0]
     evaluation = pd.read_csv(out / "evaluation.csv")
-    assert heldout.loc["ResNet18", "undiscovered_top_10"] == pytest.approx(evaluation.loc[0, "undiscovered_coverage"])
+    assert heldout.loc[best, "undiscovered_top_10"] == pytest.approx(evaluation.loc[0, "undiscovered_coverage"])
+    assert f"**The map** ({best}, mean of its 5 fold models; the best held-out AUC of 7 rows" in report
+    assert "3 epochs per held-out fold network" in report
     assert report.index("## Which model finds deposits it never saw") < report.index("## 1 Element screening")
 
 

@@ -22,15 +22,17 @@ from prospect.errors import InputError
 from prospect.models.attention import ChannelAttention, EfficientChannelAttention, SpatialAttention, SqueezeExcitation
 from prospect.models.backbones import classifier, load_pretrained
 from prospect.models.mfaf import DILATION_SETS, MFAF, MFAFLoss, MFAFOutput
+from prospect.models.window import DihedralAverage, DihedralWindows, WindowNet, dihedral
 
 __all__ = ["build", "list_models", "probabilities", "parameter_table", "MFAF", "MFAFLoss", "MFAFOutput",
-           "DILATION_SETS", "ChannelAttention", "SpatialAttention", "SqueezeExcitation", "EfficientChannelAttention"]
+           "DILATION_SETS", "WindowNet", "DihedralAverage", "DihedralWindows", "dihedral", "ChannelAttention", "SpatialAttention", "SqueezeExcitation", "EfficientChannelAttention"]
 
 _MODELS = registry.descriptions("network")   # name -> what it is (prospect.registry says what each is)
 
 
 def list_models() -> dict[str, str]:
-    """Model names and what each is; all take ``(B, in_channels, H, W)`` tiles (H, W ≥ 32)."""
+    """Model names and what each is; all take ``(B, in_channels, H, W)`` tiles (H, W ≥ 32), except
+    ``window_net``, made for small odd windows (3-33 cells)."""
     return dict(_MODELS)
 
 
@@ -83,7 +85,8 @@ def parameter_table(in_channels: int = 10, num_classes: int = 2) -> Any:
     variants = [("mfaf", {"backbone": "resnet18"}, "MFAF-ResNet18"),
                 ("mfaf", {"backbone": "shufflenet_v2"}, "MFAF-ShuffleNetV2"),
                 ("mfaf", {"backbone": "resnet18", "channel_attention": False}, "No-CA-MFAF-ResNet18"),
-                ("mfaf", {"backbone": "resnet18", "spatial_attention": False}, "No-SA-MFAF-ResNet18")]
+                ("mfaf", {"backbone": "resnet18", "spatial_attention": False}, "No-SA-MFAF-ResNet18"),
+                ("window_net", {}, "window_net")]
     variants += [(name, {}, name) for name in _MODELS if registry.get(name).options is None]
     for name, kwargs, label in variants:
         model = build(name, in_channels, num_classes, **kwargs)

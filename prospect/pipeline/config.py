@@ -28,7 +28,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["RunConfig", "load_config", "select_rows", "chosen_rows", "run_key", "map_row", "tile_rows", "SECTIONS",
+__all__ = ["RunConfig", "load_config", "select_rows", "chosen_rows", "run_key", "map_row", "best_heldout_row",
+           "tile_rows", "SECTIONS",
            "IMAGE_SECTIONS", "describe_sections"]
 
 
@@ -159,7 +160,7 @@ def model_keys() -> list[str]:
     for name in registry.names():
         if registry.get(name).options is not None:
             keys += [k for k in option_keys(name) if k not in keys]
-    return keys
+    return keys + [k for k in (*registry.RECIPE_KEYS, *registry.PIXEL_KEYS) if k not in keys]
 
 
 def option_keys(name: str) -> list[str]:
@@ -375,10 +376,17 @@ def _check_experiments(body: Mapping[str, Any], where: str) -> None:
             raise ConfigError(f"{label}: name={row['name']!r}; valid model names: {names}")
         options = sorted(set(row) - set(MODEL_KEYS))
         entry = registry.get(row["name"])
-        if entry.kind == "pixel" and set(options) - {"pretrained"}:
-            raise ConfigError(f"{label}: {options} are MFAF options; the baseline {row['name']!r} takes none here")
-        if set(options) - set(option_keys(row["name"])):
-            raise ConfigError(f"{label}: {options} are MFAF options; {row['name']!r} takes none")
+        if entry.kind == "pixel":
+            wrong = sorted(set(options) - {"pretrained", *registry.PIXEL_KEYS})
+            if wrong:
+                raise ConfigError(f"{label}: {wrong} are network options; the baseline {row['name']!r} takes "
+                                  f"{list(registry.PIXEL_KEYS)} here")
+        else:
+            wrong = sorted(set(options) - set(option_keys(row["name"])) - set(registry.RECIPE_KEYS))
+            if wrong:
+                own = option_keys(row["name"])
+                raise ConfigError(f"{label}: {row['name']!r} takes no option {wrong}; valid: "
+                                  f"{own + list(registry.RECIPE_KEYS)}")
         key = (str(row.get("table", "")), row["label"])
         if key in seen:
             raise ConfigError(f"{label}: label {row['label']!r} appears twice in table {key[0]!r}")
@@ -441,8 +449,9 @@ def tile_rows(config: RunConfig) -> list[dict[str, Any]]:
     return [row for row in select_rows(config, "experiments") if registry.get(row["name"]).trains_on_tiles]
 
 
-def map_row(config: RunConfig) -> dict[str, Any]:
-    """The experiment row whose model maps: ``[map] model_label``, else the first row.
+def map_row(config: RunConfig) -> dict[str, Any] | None:
+    """The experiment row whose model maps: ``[map] model_label``; without it, None when the held-out stage
+    runs (the map then comes from its best row: :func:`best_heldout_row`), else the first row.
 
     Refused unless a stage trains it: the held-out stage (its fold models map) or the tile tables (its
     first seed's tile model maps).
@@ -450,6 +459,8 @@ def map_row(config: RunConfig) -> dict[str, Any]:
     labels = [row["label"] for row in config.models]
     if not labels:
         raise ConfigError("[experiments] lists no models; add at least one [[experiments.models]] row")
+    if "model_label" not in config["map"] and chosen_rows(config):
+        return None
     chosen = config["map"].get("model_label", labels[0])
     if chosen not in labels:
         raise ConfigError(f"[map] model_label={chosen!r} is not the label of an experiments row; valid: {labels}")
@@ -460,3 +471,21 @@ def map_row(config: RunConfig) -> dict[str, Any]:
                           f"but neither stage trains it; add it to [heldout] rows (now {evaluated}) or [experiments] "
                           "rows")
     return next(row for row in config.models if row["label"] == chosen)
+
+
+def best_heldout_row(config: RunConfig, table: Any) -> tuple[dict[str, Any], str]:
+    """The held-out row that maps when ``[map]`` names none, and why: the highest held-out AUC among the rows
+    whose map is not constant, ties (to 3 decimals, as reported) going to the fewer seconds."""
+    scored = table[~table["collapsed"].astype(bool)] if "collapsed" in table else table
+    if not len(scored):
+        scored = table
+    ranked = scored.assign(_auc=scored["auc"].round(3)).sort_values(["_auc", "seconds"], ascending=[False, True],
+                                                                   kind="stable")
+    best = ranked.iloc[0]
+    row = next(row for row in chosen_rows(config) if row["label"] == best["label"])
+    tied = [label for label in ranked["label"].iloc[1:] if round(ranked.set_index("label").loc[label, "auc"], 3)
+            == round(best["auc"], 3)]
+    why = (f"the best held-out AUC of {len(table)} rows ({best['auc']:.3f})"
+           + (f", tied with {', '.join(tied)} and cheaper ({best['seconds']:.0f} s)" if tied else "")
+           + "; [map] model_label names another")
+    return row, why

@@ -72,7 +72,10 @@ def build_model(row: dict[str, Any], in_channels: int, seed: int):
 
     from prospect.models import build
 
-    options = {k: v for k, v in row.items() if k not in (*REPORT_KEYS, "name")}
+    from prospect.registry import RECIPE_KEYS
+
+    # the label-efficient recipe is how the held-out stage trains windows; the tile tables keep the paper's
+    options = {k: v for k, v in row.items() if k not in (*REPORT_KEYS, "name", *RECIPE_KEYS)}
     torch.manual_seed(seed)
     return build(row["name"], in_channels, **options)
 

@@ -52,6 +52,8 @@ def run_heldout(study: Any) -> tuple[dict[str, Any], str | None]:
         result = validation.cross_validate(stack, inputs.deposits, split, _model(row), seed=seed, label=row["label"],
                                            **options)
         line = {"label": row["label"], "run": run_key(row), "name": row["name"], **result.summary(seed=seed)}
+        if "trainer" in result.settings:   # networks: what each fold trained, as the report states it
+            line.update(epochs=result.settings["trainer"]["epochs"], window=result.settings["window"])
         line.pop("model")
         if inputs.undiscovered is not None:
             hidden = evaluation.heldout_summary(evaluation.deposit_ranks(result.mean, inputs.undiscovered), seed=seed)

@@ -304,7 +304,7 @@ def _summary(config: Any, results: dict[str, Any]) -> list[str]:
                                    "says (deposits beside training deposits flatter it)")
         if collapsed:
             text.append(f"- **Collapsed** (a constant map; never called best): {', '.join(collapsed)}.")
-    text.append(f"- **The map** ({results['map_model']}, {results['map_source']}): its top "
+    text.append(f"- **The map** ({results['map_model']}, {results['map_source']}; {results['map_why']}): its top "
                 f"{100 * evaluation['coverage_area_fraction']:.0f} % of the area holds "
                 f"{100 * evaluation['coverage']:.0f} % of the known deposits (a fit: they trained it)"
                 + (f" and {100 * evaluation['undiscovered_coverage']:.0f} % of the {evaluation['undiscovered']} "
@@ -420,6 +420,8 @@ def write(config: Any, results: dict[str, Any], out: Path) -> Path:
     paper = PAPERS.get(report.get("paper", ""))
     title = report.get("title", "Prospectivity study")
     trainer = results["experiments"]["epochs"].max() if "experiments" in results else None
+    held_epochs = sorted({int(e) for e in results["heldout"].get("epochs", pd.Series(dtype=float)).dropna()}) \
+        if "heldout" in results else []
     device = config["trainer"].get("device", "auto")
     device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     text = [f"# {title}", ""]
@@ -432,7 +434,8 @@ def write(config: Any, results: dict[str, Any], out: Path) -> Path:
              f"(torch {torch.__version__}, Python {platform.python_version()}) from `{config.source.name}` in "
              f"**{config.mode}** mode on {device} ({torch.get_num_threads()} CPU threads) in "
              f"{_minutes(sum(results['timings'].values()))}; seeds {config.seeds}"
-             f"{f', {trainer} epochs on tiles' if trainer is not None else ''}. Open "
+             f"{f', {trainer} epochs on tiles' if trainer is not None else ''}"
+             f"{f', {_or(held_epochs)} epochs per held-out fold network' if held_epochs else ''}. Open "
              "`project.qgs` in QGIS for every layer, styled.", ""]
     text += ["## Summary", "", *_summary(config, results)]
     text += ["## Target areas", "", *_targets(results)]
@@ -507,6 +510,10 @@ def write(config: Any, results: dict[str, Any], out: Path) -> Path:
         tmp.write_text(markdown_text, encoding="utf-8")
     write_html(markdown_text, out, title)
     return path
+
+
+def _or(values: list[int]) -> str:
+    return " or ".join(str(v) for v in values)
 
 
 def _minutes(seconds: float) -> str:

@@ -24,7 +24,7 @@ from prospect import io, layers, registry, screening
 from prospect.errors import ConfigError, InputError
 from prospect.pipeline import experiments as exp
 from prospect.pipeline import viewing
-from prospect.pipeline.config import RunConfig, chosen_rows, map_row, run_key, tile_rows
+from prospect.pipeline.config import RunConfig, best_heldout_row, chosen_rows, map_row, run_key, tile_rows
 from prospect.pipeline.inputs import Inputs, planned_grid, point_names, user_notes
 from prospect.pipeline.runfolder import RunFolder
 
@@ -47,9 +47,13 @@ class Study:
     first: exp.SeedTiles | None = None   # the first seed's split, balanced and standardised tiles
 
     @property
-    def map_row(self) -> dict[str, Any]:
-        """The experiment row whose model maps (:func:`~prospect.pipeline.config.map_row`)."""
-        return map_row(self.config)
+    def map_row(self) -> dict[str, Any] | None:
+        """The experiment row whose model maps (:func:`~prospect.pipeline.config.map_row`); when ``[map]`` names
+        none, the held-out stage's best row once it has run (None before)."""
+        named = map_row(self.config)
+        if named is None and "heldout" in self.results:
+            return best_heldout_row(self.config, self.results["heldout"])[0]
+        return named
 
 
 def screen(study: Study) -> Results:
@@ -167,7 +171,7 @@ def experiments(study: Study) -> Results:
         specs.setdefault(run_key(row), row)
     unique = list(specs)
     keep_all = bool(config["experiments"].get("keep_weights", False))
-    map_key = run_key(study.map_row)
+    map_key = run_key(study.map_row) if study.map_row is not None else None   # None: the best held-out row maps
     records = []
     for seed in config.seeds:
         data = study.first if seed == study.first.seed else exp.prepare_tiles(study.tiles, config, seed)
@@ -205,6 +209,9 @@ def map_(study: Study) -> Results:
 
     config, inputs, folder, row = study.config, study.inputs, study.folder, study.map_row
     heldout = study.results["heldout_maps"]
+    why = "named in [map] model_label" if "model_label" in config["map"] else \
+        best_heldout_row(config, study.results["heldout"])[1] if "heldout" in study.results else \
+        "the first experiment row (no held-out stage ran to choose by)"
     if run_key(row) in heldout:
         result = heldout[run_key(row)]
         prob, spread = result.mean, result.std
@@ -239,11 +246,12 @@ def map_(study: Study) -> Results:
                   "rate_curves.png")
     folder.figure(evaluation.plot_prediction_area(evaluation.prediction_area(prob, inputs.deposits)),
                   "prediction_area.png")
-    found = {"evaluation": summary, "map_model": row["label"], "map_source": source, "targets": areas,
+    found = {"evaluation": summary, "map_model": row["label"], "map_source": source, "map_why": why, "targets": areas,
              "uncertainty": spread.attrs.get("definition", "") if spread is not None else ""}
     hidden = "" if inputs.undiscovered is None else \
         f" and {100 * summary['undiscovered_coverage']:.0f} % of the undiscovered ones"
-    return found, (f" with {row['label']} ({source}): map AUC {summary['map_auc']:.3f}, success-rate AUC "
+    log.info("6 map: %s maps: %s", row["label"], why)
+    return found, (f" with {row['label']} ({source}; {why.split(';')[0]}): map AUC {summary['map_auc']:.3f}, success-rate AUC "
                    f"{summary['success_rate_auc']:.3f} (known deposits: a fit); top "
                    f"{100 * summary['coverage_area_fraction']:.0f} % of the area holds "
                    f"{100 * summary['coverage']:.0f} % of the known deposits{hidden}; {len(areas)} target areas")
