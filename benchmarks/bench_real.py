@@ -39,7 +39,6 @@ import prospect as pp
 
 ROOT = Path(__file__).resolve().parents[1]
 KOLARI = ROOT.parent / "shared" / "data" / "kolari"
-QINHANG = ROOT / "data_samples" / "qinhang"
 ELEMENTS = ["Al_ppm_511", "Ba_ppm_511", "Ca_ppm_511", "Co_ppm_511", "Cr_ppm_511", "Cu_ppm_511", "Fe_ppm_511",
             "K_ppm_511P", "La_ppm_511", "Mg_ppm_511", "Mn_ppm_511", "Ni_ppm_511", "Sc_ppm_511", "Th_ppm_511",
             "Ti_ppm_511", "V_ppm_511P", "Zn_ppm_511"]
@@ -82,15 +81,11 @@ def kolari(rasters: bool = False):
 
 
 def synthetic():
-    """The embedded synthetic case study's stack (as bench_heldout.py builds it)."""
-    samples = pp.io.read_samples(QINHANG / "stream_sediments.csv", crs="EPSG:32649", coord_scale=1000)
-    deposits = pp.io.read_vector(QINHANG / "deposits.gpkg")
-    table = pp.screening.screen_elements(samples, deposits, method="value")
-    grid = pp.Grid.from_bounds((400000, 2400000, 439000, 2439000), shape=(390, 390), crs="EPSG:32649")
-    elements = pp.interpolate.idw(samples, table.index[table["selected"]].tolist(), grid, power=2)
-    geology = pp.layers.rasterize_categorical(pp.io.read_vector(QINHANG / "geology.gpkg"), "unit", grid)
-    faults = pp.layers.distance_to(pp.io.read_vector(QINHANG / "faults.gpkg"), grid, name="fault_distance")
-    return pp.layers.stack(elements, geology, faults), deposits, "synthetic Qin-hang-shaped survey (not real data)"
+    """The embedded synthetic case study's stack (the one bench_heldout.py times)."""
+    from bench_heldout import quick_stack   # a script beside this one
+
+    stack, deposits = quick_stack()
+    return stack, deposits, "synthetic Qin-hang-shaped survey (not real data)"
 
 
 def ablation() -> dict[str, dict]:

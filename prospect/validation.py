@@ -439,9 +439,8 @@ def _pretrained(name: str, options: dict[str, Any], stack: xr.DataArray, window:
     history = pretrain(model, stack, window, normalization=stats, seed=seed,
                        device="cuda" if device == "auto" and _cuda() else ("cpu" if device == "auto" else device))
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if not k.startswith("head.")}
-    log.info("%s: pretrained on %d windows of the stack, masked-band MSE %.3f -> %.3f", name,
-             int(np.isfinite(stack.to_numpy()).all(axis=0).sum().clip(max=20000)), history["loss"].iloc[0],
-             history["loss"].iloc[-1])
+    log.info("%s: pretrained on the stack (no label), masked-band MSE %.3f -> %.3f in %d epochs", name,
+             history["loss"].iloc[0], history["loss"].iloc[-1], len(history))
     return {"state": state, "normalization": stats}, history
 
 

@@ -487,5 +487,5 @@ def best_heldout_row(config: RunConfig, table: Any) -> tuple[dict[str, Any], str
             == round(best["auc"], 3)]
     why = (f"the best held-out AUC of {len(table)} rows ({best['auc']:.3f})"
            + (f", tied with {', '.join(tied)} and cheaper ({best['seconds']:.0f} s)" if tied else "")
-           + "; [map] model_label names another")
+           + "; name another in [map] model_label")
     return row, why
