@@ -31,7 +31,6 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -82,7 +81,7 @@ def kolari(rasters: bool = False):
 
 def synthetic():
     """The embedded synthetic case study's stack (the one bench_heldout.py times)."""
-    from bench_heldout import quick_stack   # a script beside this one
+    from bench_heldout import quick_stack  # a script beside this one
 
     stack, deposits = quick_stack()
     return stack, deposits, "synthetic Qin-hang-shaped survey (not real data)"

@@ -41,7 +41,8 @@ if TYPE_CHECKING:
     import geopandas as gpd
     import xarray as xr
 
-__all__ = ["CrossValidation", "cross_validate", "ensemble", "percentile_ranks", "NETWORK_TRAINING", "RECIPE", "RECOMMENDED_NETWORK"]
+__all__ = ["CrossValidation", "cross_validate", "ensemble", "percentile_ranks", "NETWORK_TRAINING", "RECIPE",
+           "RECOMMENDED_NETWORK"]
 
 log = logging.getLogger(__name__)
 
@@ -375,7 +376,8 @@ def ensemble(networks: list[CrossValidation], baselines: list[CrossValidation], 
     attrs = {"model": label, "folds": folds.k, "definition": "mean percentile rank of the chosen members' fold maps"}
     return CrossValidation(
         label, pd.concat(ranks, ignore_index=True),
-        grid.wrap(fold_maps.mean(axis=0).astype(np.float32), name="probability", attrs={**attrs, "kind": "probability"}),
+        grid.wrap(fold_maps.mean(axis=0).astype(np.float32), name="probability",
+                  attrs={**attrs, "kind": "probability"}),
         grid.wrap(fold_maps.std(axis=0).astype(np.float32), name="uncertainty",
                   attrs={**attrs, "kind": "uncertainty", "definition": "std of the fold ensembles' rank maps"}),
         pd.DataFrame(rows), None, every[0].isolated_distance, fold_maps,

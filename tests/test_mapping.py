@@ -223,3 +223,28 @@ def test_evaluate_map_summary():
         warnings.simplefilter("error")
         summary = evaluate_map(prob, _points([(10, 59), (20, 55)]), area_fraction=0.1)
     assert summary["coverage"] == 1.0 and summary["map_auc"] > 0.95 and summary["used"] == 2
+
+
+def test_centre_windows_skip_only_lattice_cells_no_valid_cell_uses():
+    # a stack with a masked quarter: scoring every lattice centre (the plain algorithm, by hand) and scoring only
+    # those within stride - 1 cells of a valid cell give the same map on every valid cell
+    from scipy.interpolate import RegularGridInterpolator
+
+    grid = pp.Grid.from_bounds((0, 0, 3100, 2900), shape=(29, 31), crs="EPSG:32649")
+    values = np.random.default_rng(0).normal(size=(2, 29, 31)).astype(np.float32)
+    values[:, :15, :16] = np.nan
+    stack = grid.wrap(values, bands=["a", "b"])
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 3 * 3, 2)).eval()
+    stats = pp.sampling.fit_normalization(stack)
+    got = pp.mapping.predict_centres(model, stack, size=5, stride=3, normalization=stats, device="cpu")
+    source = pp.sampling.padded(stack, 5, stats)
+    rows, cols = np.unique(np.r_[np.arange(0, 29, 3), 28]), np.unique(np.r_[np.arange(0, 31, 3), 30])
+    with torch.no_grad():
+        lattice = np.array([[torch.softmax(model(torch.from_numpy(source[None, :, r:r + 5, c:c + 5])), -1)[0, 1].item()
+                             for c in cols] for r in rows])
+    rr, cc = np.meshgrid(np.arange(29), np.arange(31), indexing="ij")
+    expected = RegularGridInterpolator((rows, cols), lattice)(np.column_stack([rr.ravel(), cc.ravel()])).reshape(29, 31)
+    valid = np.isfinite(values).all(axis=0)
+    np.testing.assert_allclose(got.to_numpy()[valid], expected[valid], rtol=1e-5, atol=1e-6)
+    assert np.isnan(got.to_numpy()[~valid]).all() and got.attrs["windows"] < len(rows) * len(cols)

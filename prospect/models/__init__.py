@@ -25,7 +25,8 @@ from prospect.models.mfaf import DILATION_SETS, MFAF, MFAFLoss, MFAFOutput
 from prospect.models.window import DihedralAverage, DihedralWindows, WindowNet, dihedral
 
 __all__ = ["build", "list_models", "probabilities", "parameter_table", "MFAF", "MFAFLoss", "MFAFOutput",
-           "DILATION_SETS", "WindowNet", "DihedralAverage", "DihedralWindows", "dihedral", "ChannelAttention", "SpatialAttention", "SqueezeExcitation", "EfficientChannelAttention"]
+           "DILATION_SETS", "WindowNet", "DihedralAverage", "DihedralWindows", "dihedral", "ChannelAttention",
+           "SpatialAttention", "SqueezeExcitation", "EfficientChannelAttention"]
 
 _MODELS = registry.descriptions("network")   # name -> what it is (prospect.registry says what each is)
 

@@ -71,7 +71,6 @@ def build_model(row: dict[str, Any], in_channels: int, seed: int):
     import torch
 
     from prospect.models import build
-
     from prospect.registry import RECIPE_KEYS
 
     # the label-efficient recipe is how the held-out stage trains windows; the tile tables keep the paper's

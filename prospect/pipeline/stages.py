@@ -251,7 +251,8 @@ def map_(study: Study) -> Results:
     hidden = "" if inputs.undiscovered is None else \
         f" and {100 * summary['undiscovered_coverage']:.0f} % of the undiscovered ones"
     log.info("6 map: %s maps: %s", row["label"], why)
-    return found, (f" with {row['label']} ({source}; {why.split(';')[0]}): map AUC {summary['map_auc']:.3f}, success-rate AUC "
+    return found, (f" with {row['label']} ({source}; {why.split(';')[0]}): map AUC {summary['map_auc']:.3f}, "
+                   "success-rate AUC "
                    f"{summary['success_rate_auc']:.3f} (known deposits: a fit); top "
                    f"{100 * summary['coverage_area_fraction']:.0f} % of the area holds "
                    f"{100 * summary['coverage']:.0f} % of the known deposits{hidden}; {len(areas)} target areas")
