@@ -109,14 +109,16 @@ class CrossValidation:
     pretraining: pd.DataFrame | None = None
 
     def summary(self, level: float = 0.95, resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
-        """Held-out AUC (deposit-weighted over folds) with its bootstrap interval, top 5/10/20 % capture, and
+        """Held-out AUC (deposit-weighted over folds) with its bootstrap interval, top 5/10/20 % capture, the
+        seconds of every fold and of the pretraining (once per study) together, and
         the same AUC over the isolated deposits alone (farther than ``isolated_distance`` from every deposit
         their fold's model trained on): ``isolated_auc``, ``isolated_low``, ``isolated_high``,
         ``isolated_deposits`` (NaN, 0 when none is)."""
         from prospect.evaluation import heldout_summary
 
+        pretraining = 0.0 if self.pretraining is None else float(self.pretraining["seconds"].sum())
         line = {"model": self.label, **heldout_summary(self.ranks, level, resamples, seed),
-                "folds": len(self.folds), "seconds": float(self.folds["seconds"].sum()),
+                "folds": len(self.folds), "seconds": float(self.folds["seconds"].sum()) + pretraining,
                 "collapsed": collapsed(self.mean)}
         if self.isolated_distance is not None and "nearest_training" in self.ranks:
             alone = self.ranks[self.ranks["nearest_training"] > self.isolated_distance]

@@ -137,6 +137,9 @@ def test_cross_validation_pretrains_once_whatever_the_deposits():
     # the pretraining saw the stack only: the same losses with other deposits and other folds
     np.testing.assert_array_equal(result.pretraining["loss"], other.pretraining["loss"])
     assert result.settings["recipe"]["pretrain"] and result.settings["trainer"]["epochs"] == 1
+    # its time is the study's: the summary's seconds hold the folds and the pretraining
+    assert result.summary()["seconds"] == pytest.approx(result.folds["seconds"].sum()
+                                                        + result.pretraining["seconds"].sum())
 
 
 # ------------------------------------------------------------------------------------------- recipe, ensembles
