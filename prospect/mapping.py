@@ -259,9 +259,7 @@ def predict_centres(
     # a lattice centre is scored when a valid cell takes part of its score (within stride - 1 cells of it)
     near = maximum_filter(valid, size=2 * int(stride) - 1, mode="constant") if stride > 1 else valid
     needed = near[np.ix_(lattice_rows, lattice_cols)]
-    centres = [(r, c) for r, c in zip(*(axis.ravel() for axis in np.meshgrid(lattice_rows, lattice_cols,
-                                                                                indexing="ij")), strict=True)]
-    centres = [centre for centre, keep in zip(centres, needed.ravel(), strict=True) if keep]
+    centres = [(lattice_rows[i], lattice_cols[j]) for i, j in np.argwhere(needed)]
     chosen = _device(device)
     model = model.to(chosen).eval()
     scores = np.full(len(centres), np.nan, np.float32)

@@ -439,19 +439,14 @@ def _pretrained(name: str, options: dict[str, Any], stack: xr.DataArray, window:
     if not hasattr(model, "features"):
         raise InputError(f"{name}: pretrain=true needs a network with features(x) (window_net); "
                          f"{type(model).__name__} has none")
+    from prospect.mapping import _device
+
     stats = sampling.fit_normalization(stack)
-    history = pretrain(model, stack, window, normalization=stats, seed=seed,
-                       device="cuda" if device == "auto" and _cuda() else ("cpu" if device == "auto" else device))
+    history = pretrain(model, stack, window, normalization=stats, seed=seed, device=str(_device(device)))
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if not k.startswith("head.")}
     log.info("%s: pretrained on the stack (no label), masked-band MSE %.3f -> %.3f in %d epochs", name,
              history["loss"].iloc[0], history["loss"].iloc[-1], len(history))
     return {"state": state, "normalization": stats}, history
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def _fit_network(name: str, options: dict[str, Any], recipe: dict[str, Any], pretrained: dict[str, Any] | None,

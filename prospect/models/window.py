@@ -33,7 +33,9 @@ from prospect.ranges import Range, whole
 
 __all__ = ["WindowNet", "DihedralAverage", "DihedralWindows", "dihedral"]
 
+
 DROPOUT = Range(lambda v: 0 <= v < 1, "a fraction in [0, 1)")
+
 
 def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
     """The ``k``-th of the square's 8 symmetries (0-3: rotations by k x 90 degrees, 4-7: the same after a
@@ -43,6 +45,7 @@ def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
     if k >= 4:
         x = torch.flip(x, dims=(-1,))
     return torch.rot90(x, int(k) % 4, dims=(-2, -1))
+
 
 class WindowNet(nn.Module):
     """Centre-cell MLP + dilated, attended context for ``(B, in_channels, S, S)`` windows (S odd, >= 3).
@@ -90,13 +93,10 @@ class WindowNet(nn.Module):
         self.config = {"name": "window_net", "in_channels": self.in_channels, "num_classes": self.num_classes,
                        "width": width, "dilations": list(self.dilations), "dropout": float(dropout),
                        "channel_attention": bool(channel_attention), "spatial_attention": bool(spatial_attention)}
-        if pretrained is not None:
-            from pathlib import Path
+        if pretrained is not None:     # a local file only: nothing is downloaded
+            from prospect.files import existing
 
-            path = Path(pretrained)
-            if not path.is_file():
-                raise InputError(f"pretrained={str(pretrained)!r}: no such file (nothing is downloaded)")
-            self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            self.load_state_dict(torch.load(existing(pretrained, "pretrained"), map_location="cpu", weights_only=True))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, features_size)``: the centre cell's MLP, the context at the centre and the context's mean."""
@@ -115,6 +115,7 @@ class WindowNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.features(x)))
+
 
 class DihedralAverage(nn.Module):
     """Test-time averaging: the mean class probability of ``model`` over a window's 8 symmetries.
@@ -136,6 +137,7 @@ class DihedralAverage(nn.Module):
             output.float(), dim=-1)
         mean = probabilities.reshape(8, x.shape[0], -1).mean(dim=0)
         return torch.log(mean.clamp_min(1e-12))
+
 
 class DihedralWindows(torch.utils.data.Dataset):
     """A dataset of ``(window, label)`` whose windows each come out under one of the 8 symmetries at random.

@@ -483,8 +483,7 @@ def best_heldout_row(config: RunConfig, table: Any) -> tuple[dict[str, Any], str
                                                                    kind="stable")
     best = ranked.iloc[0]
     row = next(row for row in chosen_rows(config) if row["label"] == best["label"])
-    tied = [label for label in ranked["label"].iloc[1:] if round(ranked.set_index("label").loc[label, "auc"], 3)
-            == round(best["auc"], 3)]
+    tied = ranked.loc[ranked["_auc"] == ranked["_auc"].iloc[0], "label"].iloc[1:].tolist()
     why = (f"the best held-out AUC of {len(table)} rows ({best['auc']:.3f})"
            + (f", tied with {', '.join(tied)} and cheaper ({best['seconds']:.0f} s)" if tied else "")
            + "; name another in [map] model_label")

@@ -92,10 +92,6 @@ class NonNegativePULoss(nn.Module):
         return positive_risk + negative_risk
 
 
-def _valid_cells(stack: xr.DataArray) -> np.ndarray:
-    return np.flatnonzero(np.isfinite(stack.to_numpy()).all(axis=0).ravel())
-
-
 def pretrain(
     model: nn.Module,
     stack: xr.DataArray,
@@ -132,7 +128,7 @@ def pretrain(
     DataFrame: ``epoch``, ``loss`` (mean squared error of the masked bands, standardised units: predicting the
     band mean scores about 1), ``seconds``.
     """
-    from prospect.sampling import fit_normalization, padded
+    from prospect.sampling import _valid, fit_normalization, padded
 
     if not hasattr(model, "features") or not hasattr(model, "features_size"):
         raise InputError(f"pretrain needs a model with features(x) and features_size (e.g. WindowNet); "
@@ -141,7 +137,7 @@ def pretrain(
         raise InputError(f"size={size!r} must be an odd whole number >= 3")
     if not 0 < mask_fraction < 1:
         raise InputError(f"mask_fraction={mask_fraction!r} must lie in (0, 1)")
-    cells = _valid_cells(stack)
+    cells = np.flatnonzero(_valid(stack).ravel())
     if not len(cells):
         raise InputError("the stack has no cell valid in every band: nothing to pretrain on")
     stats = normalization if normalization is not None else fit_normalization(stack)
