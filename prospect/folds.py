@@ -6,9 +6,12 @@
 
 The map is cut into square blocks of ``block_size`` (CRS units) and the blocks are dealt into ``k``
 folds so that every fold holds deposits: blocks with deposits first, each to the fold that has the
-fewest so far, then the empty blocks to the fold with the fewest cells. For fold ``f`` a model is
-trained only on pixels (or windows) that touch no cell within ``buffer`` of fold ``f``'s blocks, and
-its map is judged on fold ``f``'s deposits. No torch here.
+fewest so far, then the empty blocks to the fold with the fewest cells. Deposits cluster, so deposits
+closer than ``link`` to one another (single linkage; default the deposits' median nearest-neighbour
+distance) are dealt into one fold together with their blocks: no held-out deposit then has a training
+deposit nearer than ``link``, and at least half the deposits share a fold with their nearest neighbour.
+For fold ``f`` a model is trained only on pixels (or windows) that touch no cell within ``buffer`` of
+fold ``f``'s blocks, and its map is judged on fold ``f``'s deposits. No torch here.
 """
 
 from __future__ import annotations
@@ -48,6 +51,10 @@ class SpatialFolds:
         In CRS units.
     grid : Grid
     seed : int
+    link : float
+        Deposits closer than this (CRS units, single linkage) share a fold; 0 when none are joined.
+    why : str
+        Where ``link`` came from, in a sentence for the report.
     """
 
     fold: np.ndarray
@@ -60,6 +67,8 @@ class SpatialFolds:
     buffer: float
     grid: Grid
     seed: int
+    link: float = 0.0
+    why: str = ""
 
     def held_out(self, fold: int) -> np.ndarray:
         """Boolean mask over the placed deposits: those in ``fold``."""
@@ -98,9 +107,59 @@ class SpatialFolds:
             raise InputError(f"fold={fold!r} must be a whole number from 0 to k - 1 = {self.k - 1}")
 
 
+def _groups(xy: np.ndarray, link: float) -> np.ndarray:
+    """Single-linkage groups of points: the group of each point when points closer than ``link`` are joined."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    pairs = cKDTree(xy).query_pairs(np.nextafter(link, 0), output_type="ndarray") if link > 0 else np.empty((0, 2))
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(xy), len(xy)))
+    return connected_components(graph, directed=False)[1]
+
+
+def _joined(deposit_block: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The blocks holding deposits, and the unit of each: blocks holding deposits of one group (or of groups
+    that share a block) are one unit."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    blocks, block_of = np.unique(deposit_block, return_inverse=True)
+    n_groups = int(group.max()) + 1   # a graph over deposit groups and blocks: a unit is one connected part
+    graph = coo_matrix((np.ones(len(group)), (group, n_groups + block_of)), shape=(n_groups + len(blocks),) * 2)
+    return blocks, connected_components(graph, directed=False)[1][n_groups:]
+
+
+def _units(block: np.ndarray, deposit_block: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Block ids with the blocks of each unit (:func:`_joined`) given one id."""
+    blocks, unit = _joined(deposit_block, group)
+    units = block.copy()
+    holding = np.isin(block, blocks)
+    units[holding] = int(block.max()) + 1 + unit[np.searchsorted(blocks, block[holding])]
+    return units
+
+
+def _default_link(xy: np.ndarray, deposit_block: np.ndarray, k: int) -> tuple[float, str]:
+    """The deposits' median nearest-neighbour distance, or the largest shorter one that leaves ``k`` units."""
+    from scipy.spatial import cKDTree
+
+    if len(xy) < 2:
+        return 0.0, "one deposit: none joined"
+    nearest = cKDTree(xy).query(xy, k=2)[0][:, 1]
+    median = float(np.median(nearest))
+    for link in sorted({median, *nearest[nearest < median]}, reverse=True):
+        link = float(np.nextafter(link, np.inf))    # the pair at exactly this distance is joined
+        if len(np.unique(_joined(deposit_block, _groups(xy, link))[1])) >= k:
+            reason = "the deposits' median nearest-neighbour distance" if link >= median else (
+                f"the largest nearest-neighbour distance below their median ({median:.0f}) that leaves {k} folds "
+                "a group each")
+            return link, reason
+    return 0.0, f"joining deposits at their nearest-neighbour distances leaves fewer than k={k} groups: none joined"
+
+
 def spatial_folds(stack: xr.DataArray | Grid, deposits: gpd.GeoDataFrame, k: Annotated[int, whole(2)] = 5,
                   block_size: Annotated[float | None, POSITIVE] = None, buffer: Annotated[float, NOT_NEGATIVE] = 0.0,
-                  seed: int = 0) -> SpatialFolds:
+                  seed: int = 0, link: Annotated[float | None, NOT_NEGATIVE] = None) -> SpatialFolds:
     """Deal square blocks of the map into ``k`` folds so that every fold holds deposits.
 
     Parameters
@@ -120,6 +179,12 @@ def spatial_folds(stack: xr.DataArray | Grid, deposits: gpd.GeoDataFrame, k: Ann
         keeping every training window off them. Default 0.
     seed : int
         Order in which blocks are dealt.
+    link : float, optional
+        Deposits closer than this to one another (CRS units; single linkage, so a chain of close
+        deposits is one group) are dealt into the same fold, with every block they lie in: no held-out
+        deposit has a training deposit nearer than ``link``. Default: the deposits' median
+        nearest-neighbour distance (shortened, down to 0, while fewer than ``k`` groups would remain);
+        0 joins none. ``SpatialFolds.why`` says which.
 
     Raises
     ------
@@ -146,16 +211,32 @@ def spatial_folds(stack: xr.DataArray | Grid, deposits: gpd.GeoDataFrame, k: Ann
     index = np.flatnonzero(inside)
     row, col = row[inside], col[inside]
 
+    if link is not None and not (np.isfinite(link) and link >= 0):
+        raise InputError(f"link={link!r} must be a distance ≥ 0 in CRS units (0 joins no deposits)")
+
     cells = np.indices(grid.shape).reshape(2, -1)
     block = block_ids(cells[0], cells[1], (grid.resolution[1], grid.resolution[0]), block_size)
-    holding = len(np.unique(block.reshape(grid.shape)[row, col]))
+    deposit_block = block.reshape(grid.shape)[row, col]
+    holding = len(np.unique(deposit_block))
     if holding < k:
         raise InputError(f"k={k}: the deposits fall in only {holding} blocks of block_size={block_size:g}, so a fold "
                          f"would hold none; use a smaller block_size or k ≤ {holding}")
+    points = deposits.iloc[index]
+    points = (points.to_crs(grid.crs) if points.crs != grid.crs else points).geometry.representative_point()
+    xy = np.column_stack([points.x, points.y])
+    if link is None:
+        link, why = _default_link(xy, deposit_block, k)
+    else:
+        link, why = float(link), "as given"
+    block = _units(block, deposit_block, _groups(xy, link))
+    holding = len(np.unique(block.reshape(grid.shape)[row, col]))
+    if holding < k:
+        raise InputError(f"k={k}: deposits closer than link={link:g} to one another share a fold, which leaves "
+                         f"{holding} groups for {k} folds; use a smaller link (0 joins none) or k ≤ {holding}")
     deposits_in_cell = np.bincount(np.ravel_multi_index((row, col), grid.shape), minlength=block.size)
     # Blocks with deposits first (most first), each to the fold with the fewest deposits; ties at random.
     owner = deal(block, deposits_in_cell, np.ones(block.size), np.full(k, 1 / k), seed, ties="random")
     fold_of_cell = owner.reshape(grid.shape).astype(np.int16)
     return SpatialFolds(fold_of_cell, row.astype(np.int64), col.astype(np.int64),
                         fold_of_cell[row, col].astype(np.int64), index.astype(np.int64), k, block_size,
-                        float(buffer), grid, int(seed))
+                        float(buffer), grid, int(seed), link, why)

@@ -84,6 +84,55 @@ def test_no_training_window_touches_a_held_out_block_or_its_buffer():
         assert not held[points.row, points.col].any() and not forbidden[points.row, points.col].any()
 
 
+def _distances(deposits):
+    xy = np.column_stack([deposits.geometry.x, deposits.geometry.y])
+    return np.hypot(*(xy[:, None] - xy[None]).transpose(2, 0, 1))
+
+
+def test_deposits_closer_than_the_link_share_a_fold():
+    # two tight clusters of 4 (300 m apart) beside 16 scattered deposits, on 2 km blocks
+    scattered = _deposits(n=16, seed=5, spacing=2500.0)
+    cluster = [Point(x + dx, y) for x, y in ((405500, 2404100), (411900, 2411900)) for dx in (0, 300, 600, 900)]
+    deposits = pd.concat([scattered, gpd.GeoDataFrame(geometry=cluster, crs=CRS)], ignore_index=True)
+    distance = _distances(deposits)
+    nearest = np.sort(distance, axis=1)[:, 1]
+    folds = pp.folds.spatial_folds(GRID, deposits, k=4, block_size=2000, seed=0)
+    # the default: the median nearest-neighbour distance, found by brute force; every pair it joins shares a fold
+    assert folds.link == pytest.approx(np.median(nearest)) and "median" in folds.why
+    order = np.argsort(folds.deposit_index)
+    fold_of = folds.deposit_fold[order]
+    apart = fold_of[:, None] != fold_of[None]
+    assert distance[apart].min() >= folds.link
+    assert (fold_of == fold_of[np.argsort(distance, axis=1)[:, 1]]).mean() >= 0.5
+    # the two clusters each lie in one fold although they straddle blocks
+    assert len(set(fold_of[16:20])) == 1 and len(set(fold_of[20:24])) == 1
+    # the blocks of a fold are still whole 10 x 10-cell blocks
+    blocks = folds.fold.reshape(8, 10, 8, 10)
+    assert (blocks == blocks[:, :1, :, :1]).all()
+    # link = 0 joins nothing: the clusters' blocks are dealt apart
+    alone = pp.folds.spatial_folds(GRID, deposits, k=4, block_size=2000, seed=0, link=0)
+    assert alone.link == 0 and alone.why == "as given"
+    assert len(set(alone.deposit_fold[np.argsort(alone.deposit_index)][16:20])) > 1
+    # a link given is used as given
+    given = pp.folds.spatial_folds(GRID, deposits, k=4, block_size=2000, seed=0, link=1000)
+    fold_of = given.deposit_fold[np.argsort(given.deposit_index)]
+    assert given.link == 1000 and distance[fold_of[:, None] != fold_of[None]].min() >= 1000
+
+
+def test_the_default_link_shortens_until_every_fold_can_hold_a_group():
+    # three pairs 300 m apart across block edges, far apart: the median link leaves 3 groups, too few for 4 folds
+    pairs = [Point(x + dx, y) for x, y in ((401900, 2401100), (407900, 2408100), (413900, 2402100)) for dx in (0, 300)]
+    deposits = gpd.GeoDataFrame(geometry=pairs, crs=CRS)
+    folds = pp.folds.spatial_folds(GRID, deposits, k=4, block_size=2000, seed=0)
+    assert folds.link == 0 and "fewer than k=4 groups" in folds.why
+    assert pp.folds.spatial_folds(GRID, deposits, k=3, block_size=2000, seed=0).link == pytest.approx(300)
+    with pytest.raises(InputError, match=r"deposits closer than link=500 to one another share a fold, which leaves 3 "
+                                         r"groups for 4 folds; use a smaller link"):
+        pp.folds.spatial_folds(GRID, deposits, k=4, block_size=2000, link=500)
+    with pytest.raises(InputError, match=r"link=-1 must be a distance ≥ 0"):
+        pp.folds.spatial_folds(GRID, deposits, k=2, link=-1)
+
+
 def test_folds_refuse_what_cannot_be_judged():
     deposits = _deposits(n=6)
     with pytest.raises(InputError, match=r"deposits: 6 of 6 lie on the grid, fewer than k=8 folds"):

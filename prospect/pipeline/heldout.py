@@ -20,7 +20,7 @@ from prospect.pipeline.config import REPORT_KEYS, chosen_rows, run_key
 __all__ = ["chosen_rows", "run_heldout"]
 
 log = logging.getLogger("prospect.workflow")
-FOLD_KEYS = ("k", "block_size", "buffer")
+FOLD_KEYS = ("k", "block_size", "buffer", "link")
 
 
 def _model(row: dict[str, Any]) -> dict[str, Any]:
@@ -45,8 +45,9 @@ def run_heldout(study: Any) -> tuple[dict[str, Any], str | None]:
     seed = config.seeds[0]
     split = folds.spatial_folds(stack, inputs.deposits, seed=seed, **fold_options)
     folder.csv(split.counts(), "folds.csv", index=False)
-    log.info("5 held-out deposits: %d folds of %g m blocks (deposits per fold %s); %d models", split.k,
-             split.block_size, split.counts()["deposits"].tolist(), len(rows))
+    log.info("5 held-out deposits: %d folds of %g m blocks, deposits closer than %.0f m dealt together (%s; "
+             "deposits per fold %s); %d models", split.k, split.block_size, split.link, split.why,
+             split.counts()["deposits"].tolist(), len(rows))
     summaries, ranks, importances, curves, results = [], [], [], [], {}
     for number, row in enumerate(rows, 1):
         result = validation.cross_validate(stack, inputs.deposits, split, _model(row), seed=seed, label=row["label"],
