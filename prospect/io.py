@@ -46,6 +46,81 @@ _TABLE_SUFFIXES = {".csv", ".txt", ".tsv"}
 # "<0.5", "< 0.5", "<0,5" are below-detection values with their detection limit.
 _BDL = re.compile(r"^\s*<\s*([0-9]*[.,]?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*$")
 _MISSING = {"", "na", "nan", "n/a", "null", "none"}
+# "1,640" and "12,500.5": a number with thousands separators (also a decimal comma's 1.640: see _decimal_mark)
+_THOUSANDS = re.compile(r"^[-+]?[1-9][0-9]{0,2}(?:,[0-9]{3})+(?:\.[0-9]+)?$")
+_POINT_DECIMAL = re.compile(r"^[-+<\s]*[0-9]*\.[0-9]+(?:[eE][-+]?[0-9]+)?$")
+_COMMA_DECIMAL = re.compile(r"^[-+<\s]*[0-9]*,[0-9]+(?:[eE][-+]?[0-9]+)?$")
+# Elements 1-92 (tested against pyrolite's list). A survey column is read as an element when its name is
+# one of these or an oxide of one (SiO2, Fe2O3T), alone or followed by a separator and more (Cu_ppm_511,
+# "Au (ppb)", CU_PPM); gases and elements no survey assays are left to an explicit ``elements=[...]``
+# (H, N, O, noble gases, Tc, Pm and the short-lived Po-Pa), since their symbols are also common column names.
+ELEMENT_SYMBOLS = (
+    "H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge As Se Br Kr Rb Sr Y Zr "
+    "Nb Mo Tc Ru Rh Pd Ag Cd In Sn Sb Te I Xe Cs Ba La Ce Pr Nd Pm Sm Eu Gd Tb Dy Ho Er Tm Yb Lu Hf Ta W Re Os Ir "
+    "Pt Au Hg Tl Pb Bi Po At Rn Fr Ra Ac Th Pa U").split()
+_NOT_ASSAYED = frozenset("H He N O Ne Ar Kr Xe Rn Tc Pm Po At Fr Ra Ac Pa".split())
+_SPECIES = r"(?:[A-Z][a-z]?)(?:\d*O\d*T?)?"    # an element or its oxide (SiO2, Fe2O3, Fe2O3T, FeOT)
+_NAMED = re.compile(rf"(?P<el>{_SPECIES})(?P<rest>(?:[\s_.\-(\[].*)?)", re.DOTALL)
+# words after the symbol that make a column an identifier, a coordinate or a date, not an assay (S_ID, B_No)
+_NOT_ASSAY_WORDS = frozenset("id no nr num number code sample year date x y east north easting northing lat lon "
+                             "latitude longitude sheet".split())
+
+
+def element_name(column: str, assayed: bool = True) -> str | None:
+    """The element (or oxide) a survey column is named for, or None.
+
+    ``Cu``, ``Cu_ppm_511``, ``Au (ppb)``, ``SiO2``, ``Fe2O3T``, and the capitals of a lab export followed by more
+    (``CU_PPM``) name an element; ``OBJECTID``, ``Year``, ``Northing``, ``Map_sheet``, ``S_ID`` do not.
+    ``assayed=True`` leaves out gases and elements no survey assays (their symbols are common column names).
+    """
+    column = str(column).strip()
+    match = None
+    if column.isupper() and len(column) > 1:     # a lab export in capitals: CU_PPM, AU_PPB, FE2O3
+        match = _NAMED.fullmatch(column[0] + column[1].lower() + column[2:])
+        if match is not None and not match["rest"] and len(match["el"]) == 2:
+            return None    # a bare pair of capitals (SN, NO, CO, CU) is as often a code as an element
+    match = match or _NAMED.fullmatch(column)
+    if match is None:
+        return None
+    species, rest = match["el"], match["rest"]
+    symbol = re.match(r"[A-Z][a-z]?", species)[0]
+    if symbol not in ELEMENT_SYMBOLS or (assayed and symbol in _NOT_ASSAYED):
+        return None
+    if _NOT_ASSAY_WORDS & set(re.split(r"[\s_.\-()\[\]/]+", rest.lower())):
+        return None
+    return species
+
+
+def _pattern(pattern: str) -> re.Pattern:
+    """``element_pattern`` as a regular expression: ``{el}`` the element, ``{unit}`` its unit, ``*`` any text."""
+    parts = re.split(r"(\{el\}|\{unit\}|\*)", pattern) if isinstance(pattern, str) else []
+    if parts.count("{el}") != 1 or parts.count("{unit}") > 1 or any("{" in p or "}" in p for p in parts[::2]):
+        raise InputError(f"element_pattern={pattern!r}; valid: a column-name pattern with {{el}} once (the element), "
+                         "{unit} at most once (its unit) and * for any text, e.g. '{el}_{unit}_*' for Cu_ppm_511")
+    regex = {"{el}": rf"(?P<el>{_SPECIES})", "{unit}": r"(?P<unit>[A-Za-zµ%‰]+)", "*": ".*"}
+    return re.compile("".join(regex.get(p, re.escape(p)) if i % 2 else re.escape(p) for i, p in enumerate(parts)),
+                      re.DOTALL)
+
+
+def _by_pattern(frame: pd.DataFrame, pattern: str, reserved: set[str], path: Path) -> tuple[dict[str, str], dict]:
+    """The columns ``element_pattern`` names: {column: element} and the units its ``{unit}`` read."""
+    regex, named, units = _pattern(pattern), {}, {}
+    for column in frame.columns:
+        match = None if column in reserved else regex.fullmatch(str(column))
+        if match is None or re.match(r"[A-Z][a-z]?", match["el"])[0] not in ELEMENT_SYMBOLS:
+            continue
+        named[column] = match["el"]
+        if "unit" in regex.groupindex:
+            units[match["el"]] = match["unit"]
+    if not named:
+        raise ColumnError(f"element_pattern={pattern!r} matches no column of {path.name}; columns are "
+                          f"{[c for c in frame.columns if c not in reserved]}")
+    clash = {e: [c for c, n in named.items() if n == e] for e in set(named.values())}
+    clash = {e: c for e, c in clash.items() if len(c) > 1 or (e in frame.columns and e not in named)}
+    if clash:
+        raise ColumnError(f"element_pattern={pattern!r} gives one name to several columns of {path.name}: "
+                          f"{clash}; name the ones to read in elements=[...] or make the pattern narrower")
+    return named, units
 
 
 def _parse_element(values: pd.Series, bdl_factor: float, decimal: str | None = None,
@@ -61,7 +136,10 @@ def _parse_element(values: pd.Series, bdl_factor: float, decimal: str | None = N
     text = values.astype("string").str.strip()
     lowered = text.str.lower()
     missing_mask = (text.isna() | lowered.isin(_MISSING | missing)).to_numpy(dtype=bool)
-    number_text = text if decimal == "." else text.str.replace(",", ".", regex=False)
+    if decimal == ".":   # a comma can only group thousands: 1,640 is 1640
+        number_text = text.where(~text.str.match(_THOUSANDS).fillna(False), text.str.replace(",", "", regex=False))
+    else:
+        number_text = text.str.replace(",", ".", regex=False)
     numbers = pd.to_numeric(number_text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     limit_text = text.str.extract(_BDL, expand=False)
     if decimal != ".":
@@ -74,6 +152,29 @@ def _parse_element(values: pd.Series, bdl_factor: float, decimal: str | None = N
     numbers[missing_mask] = np.nan
     bad = np.isnan(numbers) & ~missing_mask
     return numbers, int(is_bdl.sum()), list(values[bad].items())
+
+
+def _decimal_mark(frame: pd.DataFrame, columns: Sequence[str], path: Path) -> str | None:
+    """With ``decimal=None``: the file's decimal mark where a value like ``1,640`` needs one, read off the
+    other values ("." where some have decimal points and none a decimal comma, and the other way round)."""
+    grouped, points, commas = {}, False, False
+    for column in columns:
+        if pd.api.types.is_numeric_dtype(frame[column]):
+            continue
+        text = frame[column].astype("string").str.strip().dropna()
+        is_grouped = text.str.match(_THOUSANDS)
+        if is_grouped.any():
+            grouped[column] = text[is_grouped].head(3).tolist()
+        points = points or bool(text.str.match(_POINT_DECIMAL).any())
+        commas = commas or bool((text.str.match(_COMMA_DECIMAL) & ~is_grouped).any())
+    if not grouped:
+        return None
+    if points != commas:
+        return "." if points else ","
+    shown = "; ".join(f"{c!r}: {v}" for c, v in list(grouped.items())[:3])
+    raise ColumnError(f"{path.name} has values such as {shown} that read as thousands (1,640 = 1640) or with a "
+                      f"decimal comma (1,640 = 1.64), and its other values do not tell which; pass decimal='.' "
+                      "(commas group thousands) or decimal=',' (commas are decimal marks)")
 
 
 def _read_table(path: Path, sep: str | None, encoding: str) -> pd.DataFrame:
@@ -116,6 +217,7 @@ def read_samples(
     encoding: str = "utf-8-sig",
     na_values: Sequence[str] | None = None,
     units: str | Mapping[str, str] | None = None,
+    element_pattern: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Read a geochemical survey (CSV, GeoPackage or shapefile) as points.
 
@@ -137,10 +239,13 @@ def read_samples(
         coordinates in kilometres such as the MFAF paper's Table 1
         (X = 421.63, Y = 2416.85). Default 1.
     elements : sequence of str, optional
-        Element columns to read. Default: every column (other than coordinates
-        and geometry) whose non-blank values are mostly numbers or
-        below-detection text; other columns (sample ids, notes) are kept as they
-        are, and one that holds some numbers is named in a warning. A named
+        Element columns to read (their names after ``element_pattern``). Default:
+        every column named for an element or oxide (:func:`element_name`: ``Cu``,
+        ``Cu_ppm_511``, ``AU_PPB``, ``SiO2``) whose non-blank values are mostly
+        numbers or below-detection text. Identifiers, coordinates, years, map sheets
+        and notes are never elements however numeric they look (``OBJECTID``,
+        ``Year``, ``Northing``, ``Map_sheet``); numeric columns left out are named
+        in a warning, and one named for an element that holds some text too. A named
         element with no values is an error.
     bdl_factor : float
         Below-detection values written as text, like ``"<0.5"``, become
@@ -165,6 +270,13 @@ def read_samples(
         The elements' units, kept in ``attrs["units"]`` and carried to the band
         metadata of every raster made from them: one for all (``"ppm"``) or per
         element (``{"Au": "ng/g", "Ag": "ng/g", "*": "µg/g"}``, ``"*"`` for the rest).
+        Default: the units ``element_pattern`` reads, if any.
+    element_pattern : str, optional
+        How element columns are named, for clean element names: ``{el}`` is the element
+        (or oxide), ``{unit}`` its unit (letters, ``%``, ``µ``), ``*`` any text. With
+        ``"{el}_{unit}_*"`` the column ``Cu_ppm_511`` is read as the element ``Cu`` in
+        ``ppm``, so bands, screening and the report say ``Cu``; columns the pattern does
+        not match are not elements. Two columns giving one name are an error.
 
     Returns
     -------
@@ -229,8 +341,19 @@ def read_samples(
                          f"{sorted(_TABLE_SUFFIXES | _VECTOR_SUFFIXES)}")
 
     reserved = {x, y, frame.geometry.name}
+    if element_pattern is not None:
+        named, pattern_units = _by_pattern(frame, element_pattern, reserved, path)
+        frame = frame.rename(columns=named)
+        frame.attrs["renamed"] = named
+        units = pattern_units or None if units is None else units
+        reserved |= {c for c in frame.columns if c not in named.values()}   # what the pattern does not name
+    points = (frame.geometry.x.to_numpy(), frame.geometry.y.to_numpy())
     if elements is None:
-        candidates, strict = [c for c in frame.columns if c not in reserved], False
+        candidates, strict = [c for c in frame.columns if c not in reserved and
+                              (element_pattern is not None or element_name(c)) and
+                              not _copies_a_coordinate(frame[c], points)], False
+        _warn_left_out(frame, [c for c in frame.columns if c not in reserved and c not in candidates], bdl_factor,
+                       decimal, missing)
     else:
         elements = [elements] if isinstance(elements, str) else list(elements)
         missing_columns = [e for e in elements if e not in frame.columns]
@@ -239,6 +362,8 @@ def read_samples(
             raise ColumnError(f"elements {missing_columns} are not columns of {path.name}; available: {available}")
         candidates, strict = elements, True
 
+    if decimal is None:
+        decimal = _decimal_mark(frame, candidates, path)
     chosen, bdl_counts, texts = [], {}, {}
     for column in candidates:
         values, n_bdl, bad = _parse_element(frame[column], bdl_factor, decimal, missing)
@@ -273,6 +398,26 @@ def read_samples(
                        text_columns=sorted(texts), units=_units(units, chosen))
     log.info("read %d samples with %d elements from %s", len(frame), len(chosen), path)
     return frame
+
+
+def _copies_a_coordinate(column: pd.Series, points: tuple[np.ndarray, np.ndarray]) -> bool:
+    """Whether a column repeats the points' x or y (a coordinate column named like an element, such as Y)."""
+    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
+    return bool(np.isfinite(values).any()) and any(np.allclose(values, p, equal_nan=True) for p in points)
+
+
+def _warn_left_out(frame: pd.DataFrame, columns: list[str], bdl_factor: float, decimal: str | None,
+                   missing: frozenset[str]) -> None:
+    """Warn of the numeric columns not read as elements: their names name no element (ids, coordinates, years)."""
+    numeric = []
+    for column in columns:
+        values, _, bad = _parse_element(frame[column], bdl_factor, decimal, missing)
+        if np.isfinite(values).sum() > len(bad):
+            numeric.append(str(column))
+    if numeric:
+        warnings.warn(f"numeric columns not read as elements, since their names name no element or oxide (ids, "
+                      f"coordinates, years, codes): {numeric}; name one in elements=[...] to read it as an element",
+                      stacklevel=3)
 
 
 def _units(units: str | Mapping[str, str] | None, elements: list[str]) -> dict[str, str]:

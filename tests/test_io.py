@@ -5,6 +5,7 @@ import warnings
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import rasterio
 import torch
@@ -267,12 +268,29 @@ def test_a_latin1_semicolon_export_with_decimal_commas_reads_like_its_clean_twin
     assert ours.attrs["below_detection"] == {"Au µg/g": 1, "Ag °": 1}
 
 
-def test_decimal_point_refuses_a_comma_instead_of_guessing(tmp_path):
+def test_a_comma_is_read_as_the_file_shows_and_refused_where_it_does_not(tmp_path):
+    # "1,234" alone: thousands (1234) or a decimal comma (1.234)? Nothing in the file says: refused by default
     path = tmp_path / "survey.txt"
     path.write_text("X;Y;Cu\n421000;2416000;1,234\n421300;2416000;5\n421000;2416300;7\n")
-    with pytest.raises(ColumnError, match=r"'Cu' has 1 values .*row 0: '1,234'"):
+    with pytest.raises(ColumnError, match=r"survey.txt has values such as 'Cu': \['1,234'\] that read as thousands "
+                                          r".*pass decimal='.' .* or decimal=','"):
+        pp.io.read_samples(path, crs=32649, sep=";")
+    assert pp.io.read_samples(path, crs=32649, sep=";", decimal=",")["Cu"].iloc[0] == pytest.approx(1.234)
+    assert pp.io.read_samples(path, crs=32649, sep=";", decimal=".")["Cu"].iloc[0] == 1234
+    # a decimal point declared refuses a comma that cannot group thousands
+    path.write_text("X;Y;Cu\n421000;2416000;1,23\n421300;2416000;5\n421000;2416300;7\n")
+    with pytest.raises(ColumnError, match=r"'Cu' has 1 values .*row 0: '1,23'"):
         pp.io.read_samples(path, crs=32649, sep=";", decimal=".")
-    assert pp.io.read_samples(path, crs=32649, sep=";")["Cu"].iloc[0] == pytest.approx(1.234)
+    # a lab export with thousands separators beside decimal points (issue 27: Ba = "1,640" once read as 1.64)
+    lines = ["X,Y,Au,Ba"] + [f'{421000 + 300 * i},2416000,0.{i + 1},"{(1640 if i % 2 else 842):,}"' for i in range(6)]
+    path = tmp_path / "lab.csv"
+    path.write_text("\n".join(lines) + "\n")
+    samples = pp.io.read_samples(path, crs=32649)
+    np.testing.assert_array_equal(samples["Ba"], [842, 1640] * 3)
+    np.testing.assert_allclose(samples["Au"], [0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    # and the European twin: decimal commas beside thousands-like values are decimal commas
+    path.write_text("X;Y;Au;Ba\n" + "".join(f"{421000 + 300 * i};2416000;0,{i + 1};1,640\n" for i in range(6)))
+    np.testing.assert_allclose(pp.io.read_samples(path, crs=32649, sep=";")["Ba"], 1.64)
 
 
 @pytest.mark.parametrize(
@@ -346,3 +364,77 @@ def test_degree_coordinates_in_a_geographic_crs_and_metres_in_a_projected_one_pa
         pp.io.read_samples(path, crs="EPSG:4326")
     path.write_text("X,Y,Cu\n38421630,2416850,5\n38420930,2416800,6\n38420950,2416350,7\n")
     assert len(pp.io.read_samples(path, crs="EPSG:4526")) == 3   # CGCS2000 / 3-degree GK zone 38: with the prefix
+
+
+# ------------------------------------------------------------------------------------------ element columns
+def test_element_symbols_are_pyrolites_first_92():
+    ind = pytest.importorskip("pyrolite.geochem.ind")
+    assert pp.io.ELEMENT_SYMBOLS == ind.common_elements(output="str", cutoff=92)
+
+
+def _kolari_like(tmp_path, n=8):
+    """A survey shaped like a Finnish till export: ids, years, two coordinate systems, map sheets, text
+    fields, assays named Cu_ppm_511 with their flag columns Cu_511P_T."""
+    rng = np.random.default_rng(0)
+    east, north = 400000 + 500 * np.arange(n), 7500000 + 300 * np.arange(n)
+    table = pd.DataFrame({
+        "OBJECTID": np.arange(2259, 2259 + n), "Year": [81, 82] * (n // 2), "Observatio": 49114 + np.arange(n),
+        "Northing": north, "Easting": east, "Northing_k": north + 3145, "Easting_kk": east + 3000134,
+        "Map_sheet_": ["2741"] * n, "Material": ["till"] * n, "Sample_ID": np.arange(n), "S_ID": np.arange(n),
+        "Cu_ppm_511": rng.uniform(10, 100, n).round(1), "Cu_511P_T": [None] * n,
+        "Co_ppm_511": rng.uniform(5, 50, n).round(1), "Zr_ppm_511": [0.0] * (n - 1) + [3.0],
+        "Zr_511P_T": ["<"] * (n - 1) + [None], "Sc": rng.uniform(5, 20, n).round(1),
+    })
+    path = tmp_path / "till.gpkg"
+    gpd.GeoDataFrame(table, geometry=gpd.points_from_xy(east, north), crs="EPSG:3067").to_file(path)
+    return path
+
+
+def test_ids_coordinates_years_and_sheets_are_never_elements(tmp_path):
+    path = _kolari_like(tmp_path)
+    with pytest.warns(UserWarning, match=r"numeric columns not read as elements, since their names name no element "
+                                         r"or oxide.*'OBJECTID', 'Year', 'Observatio', 'Northing', 'Easting', "
+                                         r"'Northing_k', 'Easting_kk', 'Map_sheet_', 'Sample_ID', 'S_ID'"):
+        samples = pp.io.read_samples(path)
+    assert samples.attrs["elements"] == ["Cu_ppm_511", "Co_ppm_511", "Zr_ppm_511", "Sc"]
+    for name in ["OBJECTID", "Year", "Northing", "Easting", "Easting_kk", "Map_sheet_", "Sample_ID", "S_ID"]:
+        assert pp.io.element_name(name) is None
+    # flag columns named for an element hold no numbers (blank or "<"): not elements either
+    assert {"Material", "Cu_511P_T", "Zr_511P_T"}.isdisjoint(samples.attrs["elements"])
+    # a column named like an element that copies a coordinate is a coordinate
+    frame = gpd.read_file(path).assign(Sc=lambda f: f.geometry.y)
+    frame.to_file(tmp_path / "with_y.gpkg")
+    with pytest.warns(UserWarning, match="numeric columns not read"):
+        assert "Sc" not in pp.io.read_samples(tmp_path / "with_y.gpkg").attrs["elements"]
+    # naming a column reads it, whatever its name
+    assert pp.io.read_samples(path, elements=["Year"]).attrs["elements"] == ["Year"]
+
+
+@pytest.mark.parametrize(("column", "element"), [
+    ("Cu", "Cu"), ("Cu_ppm_511", "Cu"), ("Au (ppb)", "Au"), ("SiO2", "SiO2"), ("Fe2O3T", "Fe2O3T"),
+    ("CU_PPM", "Cu"), ("AU_PPB", "Au"), ("FE2O3", "Fe2O3"), ("CO2", "CO2"), ("S", "S"), ("Mn ppm", "Mn"),
+    ("CU", None), ("SN", None), ("NO", None), ("No", None), ("N", None), ("He", None), ("LOI", None),
+    ("ID", None), ("FID", None), ("pH", None), ("Ca/Mg", None), ("SN_NO", None), ("B_No", None), ("Time", None),
+])
+def test_element_name_reads_symbols_oxides_and_lab_capitals(column, element):
+    assert pp.io.element_name(column) == element
+
+
+def test_an_element_pattern_gives_clean_names_and_units(tmp_path):
+    path = _kolari_like(tmp_path)
+    samples = pp.io.read_samples(path, element_pattern="{el}_{unit}_*")
+    assert samples.attrs["elements"] == ["Cu", "Co", "Zr"]
+    assert samples.attrs["units"] == {"Cu": "ppm", "Co": "ppm", "Zr": "ppm"}
+    raw = gpd.read_file(path)
+    np.testing.assert_array_equal(samples["Cu"], raw["Cu_ppm_511"])
+    assert pp.io.read_samples(path, element_pattern="{el}_ppm_*", elements=["Co"]).attrs["elements"] == ["Co"]
+    # the grid's bands take the clean names
+    grid = pp.Grid.from_bounds((399000, 7499000, 405000, 7503000), resolution=500, crs="EPSG:3067")
+    assert list(pp.interpolate.idw(samples, ["Cu"], grid, k=4)["band"].values) == ["Cu"]
+    with pytest.raises(ColumnError, match=r"element_pattern='\{el\}_\*' gives one name to several columns of "
+                                          r"till.gpkg: \{'Cu': \['Cu_ppm_511', 'Cu_511P_T'\]"):
+        pp.io.read_samples(path, element_pattern="{el}_*")
+    with pytest.raises(ColumnError, match=r"element_pattern='\{el\}-ppb' matches no column of till.gpkg"):
+        pp.io.read_samples(path, element_pattern="{el}-ppb")
+    with pytest.raises(InputError, match=r"element_pattern='Cu_\*'; valid: a column-name pattern with \{el\} once"):
+        pp.io.read_samples(path, element_pattern="Cu_*")
