@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = ["deposit_cells", "map_auc", "deposit_ranks", "heldout_summary", "heldout_rate_curve", "success_rate_curve",
-           "prediction_rate_curve", "prediction_area", "deposit_coverage", "targets", "evaluate_map", "plot_map",
-           "plot_rate_curve", "plot_prediction_area"]
+           "consensus", "prediction_rate_curve", "prediction_area", "deposit_coverage", "targets", "evaluate_map",
+           "plot_map", "plot_rate_curve", "plot_prediction_area"]
 
 HELDOUT_AREAS = (0.05, 0.10, 0.20)   # the shares of the area whose deposit capture the held-out table reports
 
@@ -243,10 +243,39 @@ def deposit_coverage(prob: xr.DataArray, deposits: gpd.GeoDataFrame, area_fracti
             "coverage": float((placed.at >= cut).mean()), **placed.info}
 
 
+def consensus(maps: Sequence[xr.DataArray], area_fraction: Annotated[float, UP_TO_ONE] = 0.1,
+              labels: Sequence[str] | None = None) -> xr.DataArray:
+    """Where several models agree: the number of ``maps`` whose top ``area_fraction`` of the area holds each cell.
+
+    Each map's top is cut as :func:`targets` cuts it (its own threshold over its own valid cells). Cells
+    invalid on any map are NaN. ``labels`` name the models in ``attrs["models"]``.
+    """
+    if len(maps) < 1:
+        raise InputError("maps: give at least one map")
+    if not (0 < area_fraction <= 1):
+        raise InputError(f"area_fraction={area_fraction!r} must lie in (0, 1]")
+    surfaces = [_surface(m) for m in maps]
+    grid = surfaces[0][1]
+    for number, (_, other) in enumerate(surfaces[1:], 2):
+        if other != grid:
+            raise GridMismatchError(f"map {number} is on {other}, map 1 on {grid}; give every map on one grid")
+    count = np.zeros(grid.shape, np.float32)
+    valid = np.ones(grid.shape, bool)
+    for values, _ in surfaces:
+        valid &= np.isfinite(values)
+        count += np.isfinite(values) & (values >= _threshold_for(values, None, area_fraction))
+    count[~valid] = np.nan
+    out = grid.wrap(count[None], bands=["models_agreeing"]).squeeze("band", drop=True)
+    out.attrs.update(models=list(labels) if labels is not None else [], area_fraction=float(area_fraction),
+                     long_name="models agreeing", definition=f"the number of the {len(maps)} models whose top "
+                     f"{100 * area_fraction:g} % of the area holds the cell")
+    return out
+
+
 def targets(prob: xr.DataArray, threshold: Annotated[float | None, FRACTION_OPEN] = None,
             area_fraction: Annotated[float | None, UP_TO_ONE] = None, min_area: Annotated[float, NOT_NEGATIVE] = 0.0,
             deposits: gpd.GeoDataFrame | None = None,
-            uncertainty: xr.DataArray | None = None) -> gpd.GeoDataFrame:
+            uncertainty: xr.DataArray | None = None, agreement: xr.DataArray | None = None) -> gpd.GeoDataFrame:
     """Target areas: connected cells at or above a threshold, as ranked polygons.
 
     Parameters
@@ -261,10 +290,15 @@ def targets(prob: xr.DataArray, threshold: Annotated[float | None, FRACTION_OPEN
     uncertainty : DataArray (y, x), optional
         A raster on the same grid (e.g. the spread of fold models' maps), averaged per
         target (``mean_uncertainty``).
+    agreement : DataArray (y, x), optional
+        How many models place each cell in their top (:func:`consensus`): its maximum over a target is
+        ``models_agreeing``, and targets rank by it first, so that targets several models share rank above
+        those one model alone proposes.
 
     Returns
     -------
-    GeoDataFrame with ``rank`` (1 = highest maximum probability), ``area`` (CRS
+    GeoDataFrame with ``rank`` (1 = highest maximum probability; with ``agreement``, most models
+    agreeing first), ``area`` (CRS
     units²), ``area_km2`` (for a CRS in metres), ``centroid_x``, ``centroid_y``,
     ``max_probability``, ``mean_probability`` (and ``n_deposits``,
     ``mean_uncertainty``), in the map's CRS. Cells touching at corners belong to one
@@ -302,7 +336,14 @@ def targets(prob: xr.DataArray, threshold: Annotated[float | None, FRACTION_OPEN
                              geometry=[unary_union(geometries[i]) for i in index], crs=grid.crs)
     if spread is not None:
         frame["mean_uncertainty"] = ndimage.mean(np.nan_to_num(spread), labels, index)
-    frame = frame[frame["area"] >= min_area].sort_values(["max_probability", "area"], ascending=False)
+    order = ["max_probability", "area"]
+    if agreement is not None:
+        agreeing, other = _surface(agreement)
+        if other != grid:
+            raise GridMismatchError(f"agreement is on {other}, the map on {grid}; give both on one grid")
+        frame["models_agreeing"] = ndimage.maximum(np.nan_to_num(agreeing), labels, index).astype(int)
+        order.insert(0, "models_agreeing")
+    frame = frame[frame["area"] >= min_area].sort_values(order, ascending=False)
     frame.insert(0, "rank", np.arange(1, len(frame) + 1))
     if grid.crs.axis_info and grid.crs.axis_info[0].unit_name in ("metre", "meter"):
         frame.insert(2, "area_km2", frame["area"] / 1e6)

@@ -198,6 +198,36 @@ def test_targets_are_ranked_polygons(tmp_path):
     assert len(top) == 1 and top["max_probability"].iloc[0] == pytest.approx(0.95)
 
 
+def test_consensus_counts_the_maps_whose_top_holds_a_cell_and_ranks_shared_targets_first():
+    rng = np.random.default_rng(0)
+    maps = [rng.random(GRID.shape).astype(np.float32) for _ in range(3)]
+    maps[1][0, :5] = np.nan
+    agreement = pp.evaluation.consensus([GRID.wrap(m) for m in maps], area_fraction=0.1, labels=["a", "b", "c"])
+    # brute force: each map's top 10 % of its own valid cells (ceil(0.1 n) cells), counted per cell
+    expected = np.zeros(GRID.shape)
+    for m in maps:
+        valid = np.isfinite(m)
+        cut = np.sort(m[valid])[::-1][int(np.ceil(0.1 * valid.sum())) - 1]
+        expected += valid & (m >= cut)
+    expected[~np.isfinite(maps[1])] = np.nan
+    np.testing.assert_array_equal(agreement.to_numpy(), expected)
+    assert agreement.attrs["models"] == ["a", "b", "c"] and np.nanmax(agreement.to_numpy()) == 3
+    # a target all three share outranks a higher one that a single model proposes
+    values = np.zeros(GRID.shape, np.float32)
+    values[5:10, 5:15] = 0.8
+    values[30:34, 40:44] = 0.95
+    shared = np.zeros(GRID.shape, np.float32)
+    shared[5:10, 5:15] = 3
+    shared[30:34, 40:44] = 1
+    found = targets(GRID.wrap(values), threshold=0.5, agreement=GRID.wrap(shared))
+    assert found["models_agreeing"].tolist() == [3, 1]
+    assert found["max_probability"].tolist() == pytest.approx([0.8, 0.95])
+    assert targets(GRID.wrap(values), threshold=0.5)["max_probability"].tolist() == pytest.approx([0.95, 0.8])
+    other = pp.Grid.from_bounds((0, 0, 600, 480), resolution=10, crs="EPSG:32650")
+    with pytest.raises(pp.errors.GridMismatchError, match=r"map 2 is on .*, map 1 on"):
+        pp.evaluation.consensus([GRID.wrap(maps[0]), other.wrap(maps[1])])
+
+
 def test_probability_geotiff_has_a_qgis_style_and_right_extent(tmp_path):
     prob = predict_map(BandScore(), _stack(), size=16, stride=16, device="cpu")
     path = pp.io.write_geotiff(prob, tmp_path / "prospectivity.tif")

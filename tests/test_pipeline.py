@@ -352,6 +352,44 @@ def test_the_report_lists_the_target_areas_of_targets_gpkg(tiny_run):
         assert shown == f"{spread[cells].mean():.3f}"
 
 
+def test_targets_rank_first_by_how_many_top_held_out_models_share_them(tiny_run, tmp_path):
+    import rasterio.features
+
+    from prospect.pipeline.config import top_heldout_rows
+
+    # the tiny run: ShuffleNetV2's interval does not reach logistic regression's, which stands alone
+    _, out = tiny_run
+    assert top_heldout_rows(pd.read_csv(out / "heldout.csv")) == ["logistic_regression"]
+    assert not (out / "consensus.tif").exists() and "models_agreeing" not in gpd.read_file(out / "targets.gpkg")
+    # two baselines whose intervals overlap: their consensus ranks the targets
+    forest = ('[[experiments.models]]\ntable = "Classical baselines"\nlabel = "Logistic regression"\n',
+              '[[experiments.models]]\ntable = "Classical baselines"\nlabel = "Random forest"\n'
+              'name = "random_forest"\n\n'
+              '[[experiments.models]]\ntable = "Classical baselines"\nlabel = "Logistic regression"\n')
+    config = _tiny(tmp_path, forest, ('rows = ["ShuffleNetV2", "Classical baselines"]',
+                                      'rows = ["Classical baselines"]'))
+    assert cli(["run", str(config), "--out", str(tmp_path / "out")]) == 0
+    out = tmp_path / "out"
+    table = pd.read_csv(out / "heldout.csv")
+    runs = top_heldout_rows(table)
+    assert sorted(runs) == ["logistic_regression", "random_forest"]
+    areas = gpd.read_file(out / "targets.gpkg")
+    with rasterio.open(out / "consensus.tif") as src:
+        agreement, transform = src.read(1, masked=True), src.transform
+        assert src.crs.to_epsg() == 32649
+    assert agreement.min() >= 0 and agreement.max() <= len(runs)
+    for polygon, shown in zip(areas.geometry, areas["models_agreeing"], strict=True):
+        cells = rasterio.features.geometry_mask([polygon], agreement.shape, transform, invert=True)
+        assert shown == agreement[cells].max()
+    ranked = areas.sort_values(["models_agreeing", "max_probability"], ascending=False, kind="stable")
+    assert ranked["rank"].tolist() == areas["rank"].tolist() == list(range(1, len(areas) + 1))
+    text = (out / "report.md").read_text()
+    labels = table.set_index("run").loc[runs, "label"].tolist()
+    assert f"top held-out models ({', '.join(labels)}" in text
+    assert _markdown_table(text, "## Target areas")["models agreeing"].tolist() == \
+        [f"{n} of {len(runs)}" for n in areas["models_agreeing"]]
+
+
 def test_report_html_is_the_report_with_its_figures_inside(tiny_run):
     import re
 

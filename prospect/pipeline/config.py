@@ -29,7 +29,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 __all__ = ["RunConfig", "load_config", "select_rows", "chosen_rows", "run_key", "map_row", "best_heldout_row",
-           "tile_rows", "SECTIONS",
+           "top_heldout_rows", "tile_rows", "SECTIONS",
            "IMAGE_SECTIONS", "describe_sections"]
 
 
@@ -471,6 +471,20 @@ def map_row(config: RunConfig) -> dict[str, Any] | None:
                           f"but neither stage trains it; add it to [heldout] rows (now {evaluated}) or [experiments] "
                           "rows")
     return next(row for row in config.models if row["label"] == chosen)
+
+
+def top_heldout_rows(table: Any, most: int = 5) -> list[str]:
+    """The runs (``run`` column) a held-out table cannot tell from its best row, best first: the best usable row
+    (as :func:`best_heldout_row` ranks) and every usable row whose AUC interval reaches the best's lower end,
+    at most ``most``."""
+    scored = table[~table["collapsed"].astype(bool)] if "collapsed" in table else table
+    if not len(scored):
+        return []
+    ranked = scored.assign(_auc=scored["auc"].round(3)).sort_values(["_auc", "seconds"], ascending=[False, True],
+                                                                   kind="stable")
+    best = ranked.iloc[0]
+    close = ranked.iloc[1:][ranked["auc_high"].iloc[1:] >= best["auc_low"]]
+    return [best["run"], *close["run"].tolist()][:most]
 
 
 def best_heldout_row(config: RunConfig, table: Any) -> tuple[dict[str, Any], str]:

@@ -156,7 +156,11 @@ def _heldout(results: dict[str, Any]) -> list[str]:
     counts = split.counts()["deposits"].tolist()
     text = [f"Spatial {split.k}-fold cross-validation: blocks of {split.block_size / 1000:g} km dealt into {split.k} "
             f"folds ({', '.join(map(str, counts))} known deposits per fold"
-            f"{f'; training kept {split.buffer:g} m away' if split.buffer else ''}). For each fold every model is "
+            f"{f'; training kept {split.buffer:g} m away' if split.buffer else ''}). "
+            + (f"Deposits closer than {split.link / 1000:.2f} km to one another ({split.why}) are dealt into one fold "
+               "together with their blocks, so no held-out deposit has a training deposit nearer than that. "
+               if split.link else f"No deposits are dealt together ({split.why}). ")
+            + "For each fold every model is "
             "trained on the other folds only (no training pixel or window touches the held-out blocks), maps the "
             "whole area, and that fold's deposits are ranked against every valid cell. *AUC* is the mean over all "
             "held-out deposits (the deposit-weighted mean of the fold AUCs), *95 % CI* a bootstrap over deposits; "
@@ -341,10 +345,18 @@ def _targets(results: dict[str, Any], shown: int = 30) -> list[str]:
             row["known deposits inside"] = line.n_deposits
         if "mean_uncertainty" in areas:
             row["mean uncertainty"] = f"{line.mean_uncertainty:.3f}"
+        if "models_agreeing" in areas:
+            row["models agreeing"] = f"{line.models_agreeing} of {len(results['consensus']['models'])}"
         rows.append(row)
     evaluation = results["evaluation"]
+    agreeing = results.get("consensus") or {"models": []}
     text = [f"The connected areas of the top {100 * evaluation['coverage_area_fraction']:.0f} % of the map "
-            f"(`targets.gpkg`, labelled by rank in `project.qgs`), ranked by their highest probability; centroids in "
+            f"(`targets.gpkg`, labelled by rank in `project.qgs`), ranked "
+            + (f"first by how many of the {len(agreeing['models'])} top held-out models "
+               f"({', '.join(agreeing['models'])}: the best and those whose interval reaches it) place the area in "
+               f"their own top {100 * agreeing['area_fraction']:g} % (`consensus.tif`), so that targets several "
+               "models share rank above those one model alone proposes, then " if agreeing["models"] else "")
+            + "by their highest probability; centroids in "
             f"{crs_label(results['grid'].crs)}"
             + ("; *uncertainty* is the mean spread of the map there (`uncertainty.tif`): a high value says the "
                "models disagree." if "mean_uncertainty" in areas else ".")

@@ -24,7 +24,15 @@ from prospect import io, layers, registry, screening
 from prospect.errors import ConfigError, InputError
 from prospect.pipeline import experiments as exp
 from prospect.pipeline import viewing
-from prospect.pipeline.config import RunConfig, best_heldout_row, chosen_rows, map_row, run_key, tile_rows
+from prospect.pipeline.config import (
+    RunConfig,
+    best_heldout_row,
+    chosen_rows,
+    map_row,
+    run_key,
+    tile_rows,
+    top_heldout_rows,
+)
 from prospect.pipeline.inputs import Inputs, planned_grid, point_names, user_notes
 from prospect.pipeline.runfolder import RunFolder
 
@@ -224,7 +232,11 @@ def map_(study: Study) -> Results:
         folder.geotiff(spread, "uncertainty.tif")
     target_options = {"area_fraction": 0.1, **config["targets"]} if "threshold" not in config["targets"] \
         else dict(config["targets"])
-    areas = evaluation.targets(prob, deposits=inputs.deposits, uncertainty=spread, **target_options)
+    agreement = _consensus(study, target_options.get("area_fraction") or 0.1)
+    if agreement is not None:
+        folder.geotiff(agreement, "consensus.tif")
+    areas = evaluation.targets(prob, deposits=inputs.deposits, uncertainty=spread, agreement=agreement,
+                               **target_options)
     folder.vectors({"targets": areas}, "targets.gpkg")
     summary = evaluation.evaluate_map(prob, inputs.deposits, **config["evaluation"])
     success = evaluation.success_rate_curve(prob, inputs.deposits)
@@ -247,7 +259,9 @@ def map_(study: Study) -> Results:
     folder.figure(evaluation.plot_prediction_area(evaluation.prediction_area(prob, inputs.deposits)),
                   "prediction_area.png")
     found = {"evaluation": summary, "map_model": row["label"], "map_source": source, "map_why": why, "targets": areas,
-             "uncertainty": spread.attrs.get("definition", "") if spread is not None else ""}
+             "uncertainty": spread.attrs.get("definition", "") if spread is not None else "",
+             "consensus": {} if agreement is None else {"models": agreement.attrs["models"],
+                                                        "area_fraction": agreement.attrs["area_fraction"]}}
     hidden = "" if inputs.undiscovered is None else \
         f" and {100 * summary['undiscovered_coverage']:.0f} % of the undiscovered ones"
     log.info("6 map: %s maps: %s", row["label"], why)
@@ -256,6 +270,23 @@ def map_(study: Study) -> Results:
                    f"{summary['success_rate_auc']:.3f} (known deposits: a fit); top "
                    f"{100 * summary['coverage_area_fraction']:.0f} % of the area holds "
                    f"{100 * summary['coverage']:.0f} % of the known deposits{hidden}; {len(areas)} target areas")
+
+
+def _consensus(study: Study, area_fraction: float) -> Any:
+    """How many of the top held-out models (:func:`top_heldout_rows`) place each cell in their top
+    ``area_fraction`` of the area, from their fold-mean maps; None unless the held-out stage found two or more."""
+    from prospect import evaluation
+
+    if "heldout" not in study.results:
+        return None
+    table, maps = study.results["heldout"], study.results["heldout_maps"]
+    runs = top_heldout_rows(table)
+    if len(runs) < 2:
+        return None
+    labels = table.set_index("run").loc[runs, "label"].tolist()
+    agreement = evaluation.consensus([maps[run].mean for run in runs], area_fraction, labels=labels)
+    log.info("6 map: consensus of %s (top %g %% of the area each)", ", ".join(labels), 100 * area_fraction)
+    return agreement
 
 
 def _tile_map(study: Study, row: dict[str, Any]) -> tuple[Any, Any]:

@@ -97,6 +97,9 @@ def write_project(config: Any, inputs: Any, out: Path, title: str) -> Path:
     layers.append(qgis.raster_layer(out / "prospectivity.tif", name="prospectivity (ore probability)"))
     if (out / "uncertainty.tif").exists():
         layers.append(qgis.raster_layer(out / "uncertainty.tif", name="uncertainty", visible=False))
+    if (out / "consensus.tif").exists():
+        layers.append(qgis.raster_layer(out / "consensus.tif", name="models agreeing (top models' top areas)",
+                                        visible=False))
     layers += qgis.band_layers(out / "stack.tif", group="evidence layers (stack.tif)", visible=False)
     path = qgis.write_project(out / "project.qgs", layers, title=title, overwrite=True)
     log.info("QGIS project: %s (%d layers, paths relative to the folder)", path, len(layers))
