@@ -7,7 +7,7 @@
 The map is cut into square blocks of ``block_size`` (CRS units) and the blocks are dealt into ``k``
 folds so that every fold holds deposits: blocks with deposits first, each to the fold that has the
 fewest so far, then the empty blocks to the fold with the fewest cells. Deposits cluster, so deposits
-closer than ``link`` to one another (single linkage; default the deposits' median nearest-neighbour
+within ``link`` of one another (single linkage; default the deposits' median nearest-neighbour
 distance) are dealt into one fold together with their blocks: no held-out deposit then has a training
 deposit nearer than ``link``, and at least half the deposits share a fold with their nearest neighbour.
 For fold ``f`` a model is trained only on pixels (or windows) that touch no cell within ``buffer`` of
@@ -52,9 +52,9 @@ class SpatialFolds:
     grid : Grid
     seed : int
     link : float
-        Deposits closer than this (CRS units, single linkage) share a fold; 0 when none are joined.
-    why : str
-        Where ``link`` came from, in a sentence for the report.
+        Deposits within this distance of one another (CRS units, single linkage) share a fold; 0: none joined.
+    why, block_why : str
+        Where ``link`` and ``block_size`` came from, for the report.
     """
 
     fold: np.ndarray
@@ -69,6 +69,7 @@ class SpatialFolds:
     seed: int
     link: float = 0.0
     why: str = ""
+    block_why: str = ""
 
     def held_out(self, fold: int) -> np.ndarray:
         """Boolean mask over the placed deposits: those in ``fold``."""
@@ -108,12 +109,13 @@ class SpatialFolds:
 
 
 def _groups(xy: np.ndarray, link: float) -> np.ndarray:
-    """Single-linkage groups of points: the group of each point when points closer than ``link`` are joined."""
+    """Single-linkage groups of points: the group of each point when points within ``link`` are joined (to a
+    relative 1e-9, so that a pair at exactly ``link`` is joined whatever the rounding)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
     from scipy.spatial import cKDTree
 
-    pairs = cKDTree(xy).query_pairs(np.nextafter(link, 0), output_type="ndarray") if link > 0 else np.empty((0, 2))
+    pairs = cKDTree(xy).query_pairs(link * (1 + 1e-9), output_type="ndarray") if link > 0 else np.empty((0, 2))
     graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(xy), len(xy)))
     return connected_components(graph, directed=False)[1]
 
@@ -146,9 +148,8 @@ def _default_link(xy: np.ndarray, deposit_block: np.ndarray, k: int) -> tuple[fl
     if len(xy) < 2:
         return 0.0, "one deposit: none joined"
     nearest = cKDTree(xy).query(xy, k=2)[0][:, 1]
-    median = float(np.median(nearest))
+    median = float(np.sort(nearest)[(len(nearest) - 1) // 2])   # the lower median: one deposit's distance
     for link in sorted({median, *nearest[nearest < median]}, reverse=True):
-        link = float(np.nextafter(link, np.inf))    # the pair at exactly this distance is joined
         if len(np.unique(_joined(deposit_block, _groups(xy, link))[1])) >= k:
             reason = "the deposits' median nearest-neighbour distance" if link >= median else (
                 f"the largest nearest-neighbour distance below their median ({median:.0f}) that leaves {k} folds "
@@ -172,7 +173,9 @@ def spatial_folds(stack: xr.DataArray | Grid, deposits: gpd.GeoDataFrame, k: Ann
         Number of folds, ≥ 2. Each fold's deposits are judged on a map trained without them.
     block_size : float, optional
         Side of the square blocks in CRS units (metres). Default: a tenth of the grid's longer
-        side (3.9 km on the 39 km case-study area). Blocks far larger than the reach of the
+        side (3.9 km on the 39 km case-study area), shrunk by steps of 0.8 while the deposits that must
+        share a fold (those of one block, or of one ``link`` group with all its blocks) are more than
+        twice a fold's share; ``SpatialFolds.block_why`` says which. Blocks far larger than the reach of the
         evidence (halo, fault influence) make folds independent; too large and few blocks hold deposits.
     buffer : float
         Training samples are kept this far (CRS units) from the held-out blocks, on top of
@@ -180,7 +183,7 @@ def spatial_folds(stack: xr.DataArray | Grid, deposits: gpd.GeoDataFrame, k: Ann
     seed : int
         Order in which blocks are dealt.
     link : float, optional
-        Deposits closer than this to one another (CRS units; single linkage, so a chain of close
+        Deposits within this distance of one another (CRS units; single linkage, so a chain of close
         deposits is one group) are dealt into the same fold, with every block they lie in: no held-out
         deposit has a training deposit nearer than ``link``. Default: the deposits' median
         nearest-neighbour distance (shortened, down to 0, while fewer than ``k`` groups would remain);
@@ -199,39 +202,58 @@ def spatial_folds(stack: xr.DataArray | Grid, deposits: gpd.GeoDataFrame, k: Ann
         raise InputError(f"k={k!r} must be a whole number of folds ≥ 2")
     k = int(k)
     longer = max(grid.shape[0] * grid.resolution[1], grid.shape[1] * grid.resolution[0])
-    block_size = longer / 10 if block_size is None else float(block_size)
-    if not (np.isfinite(block_size) and block_size > 0):
+    if block_size is not None and not (np.isfinite(block_size) and block_size > 0):
         raise InputError(f"block_size={block_size!r} must be a positive distance in CRS units")
     if not (np.isfinite(buffer) and buffer >= 0):
         raise InputError(f"buffer={buffer!r} must be a distance ≥ 0 in CRS units")
+    if link is not None and not (np.isfinite(link) and link >= 0):
+        raise InputError(f"link={link!r} must be a distance ≥ 0 in CRS units (0 joins no deposits)")
     row, col, inside = deposit_pixels(deposits, grid)
     if inside.sum() < k:
         raise InputError(f"deposits: {int(inside.sum())} of {len(deposits)} lie on the grid, fewer than k={k} folds; "
                          "use fewer folds (one deposit each at least), or check the deposits' CRS")
     index = np.flatnonzero(inside)
     row, col = row[inside], col[inside]
-
-    if link is not None and not (np.isfinite(link) and link >= 0):
-        raise InputError(f"link={link!r} must be a distance ≥ 0 in CRS units (0 joins no deposits)")
-
-    cells = np.indices(grid.shape).reshape(2, -1)
-    block = block_ids(cells[0], cells[1], (grid.resolution[1], grid.resolution[0]), block_size)
-    deposit_block = block.reshape(grid.shape)[row, col]
-    holding = len(np.unique(deposit_block))
-    if holding < k:
-        raise InputError(f"k={k}: the deposits fall in only {holding} blocks of block_size={block_size:g}, so a fold "
-                         f"would hold none; use a smaller block_size or k ≤ {holding}")
     points = deposits.iloc[index]
     points = (points.to_crs(grid.crs) if points.crs != grid.crs else points).geometry.representative_point()
     xy = np.column_stack([points.x, points.y])
-    if link is None:
-        link, why = _default_link(xy, deposit_block, k)
-    else:
-        link, why = float(link), "as given"
+
+    # Default blocks: a tenth of the longer side, shrunk (x 0.8) while the deposits dealt together (a block's,
+    # or a group's across blocks) would be more than twice a fold's share: one fold must not hold most deposits.
+    share = 2 * len(xy) / k
+    sizes = [float(block_size)] if block_size is not None else [longer / 10 * 0.8 ** i for i in range(12)]
+    cells = np.indices(grid.shape).reshape(2, -1)
+    tried = []
+    for size in sizes:
+        block = block_ids(cells[0], cells[1], (grid.resolution[1], grid.resolution[0]), size)
+        deposit_block = block.reshape(grid.shape)[row, col]
+        holding = len(np.unique(deposit_block))
+        if holding < k:
+            if block_size is not None:
+                raise InputError(f"k={k}: the deposits fall in only {holding} blocks of block_size={size:g}, so a "
+                                 f"fold would hold none; use a smaller block_size or k ≤ {holding}")
+            continue
+        joined, why = (_default_link(xy, deposit_block, k) if link is None else (float(link), "as given"))
+        blocks, unit = _joined(deposit_block, _groups(xy, joined))
+        largest = int(np.bincount(unit[np.searchsorted(blocks, deposit_block)]).max())
+        tried.append((largest > share, size, joined, why, largest))
+        if largest <= share:
+            break
+    if not tried:
+        raise InputError(f"k={k}: the deposits fall in fewer than {k} blocks even of {sizes[-1]:.0f} (a tenth of the "
+                         f"grid's longer side x 0.8^{len(sizes) - 1}), so a fold would hold none; use fewer folds")
+    _, block_size, link, why, largest = min(tried, key=lambda t: (t[0], -t[1]))  # the largest balanced size
+    block_why = "as given" if len(sizes) == 1 else (
+        "a tenth of the grid's longer side" if block_size == sizes[0] else
+        f"a tenth of the grid's longer side ({sizes[0]:.0f}) shrunk until the deposits dealt together hold at most "
+        f"twice a fold's share ({share:.1f})" if largest <= share else
+        f"the largest size tried that spreads the deposits best; {largest} of them must still share a fold")
+    block = block_ids(cells[0], cells[1], (grid.resolution[1], grid.resolution[0]), block_size)
+    deposit_block = block.reshape(grid.shape)[row, col]
     block = _units(block, deposit_block, _groups(xy, link))
     holding = len(np.unique(block.reshape(grid.shape)[row, col]))
     if holding < k:
-        raise InputError(f"k={k}: deposits closer than link={link:g} to one another share a fold, which leaves "
+        raise InputError(f"k={k}: deposits within link={link:g} of one another share a fold, which leaves "
                          f"{holding} groups for {k} folds; use a smaller link (0 joins none) or k ≤ {holding}")
     deposits_in_cell = np.bincount(np.ravel_multi_index((row, col), grid.shape), minlength=block.size)
     # Blocks with deposits first (most first), each to the fold with the fewest deposits; ties at random.
@@ -239,4 +261,4 @@ def spatial_folds(stack: xr.DataArray | Grid, deposits: gpd.GeoDataFrame, k: Ann
     fold_of_cell = owner.reshape(grid.shape).astype(np.int16)
     return SpatialFolds(fold_of_cell, row.astype(np.int64), col.astype(np.int64),
                         fold_of_cell[row, col].astype(np.int64), index.astype(np.int64), k, block_size,
-                        float(buffer), grid, int(seed), link, why)
+                        float(buffer), grid, int(seed), link, why, block_why)

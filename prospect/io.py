@@ -340,12 +340,14 @@ def read_samples(
         raise InputError(f"path={str(path)!r} has suffix {suffix!r}; readable surveys are "
                          f"{sorted(_TABLE_SUFFIXES | _VECTOR_SUFFIXES)}")
 
-    reserved = {x, y, frame.geometry.name}
+    # a CSV's coordinate columns; a vector layer's coordinates are its geometry (x and y name no column)
+    reserved = {x, y, frame.geometry.name} if suffix in _TABLE_SUFFIXES else {frame.geometry.name}
+    read_units = {}
     if element_pattern is not None:
         named, pattern_units = _by_pattern(frame, element_pattern, reserved, path)
         frame = frame.rename(columns=named)
         frame.attrs["renamed"] = named
-        units = pattern_units or None if units is None else units
+        read_units = pattern_units if units is None else {}
         reserved |= {c for c in frame.columns if c not in named.values()}   # what the pattern does not name
     points = (frame.geometry.x.to_numpy(), frame.geometry.y.to_numpy())
     if elements is None:
@@ -395,7 +397,8 @@ def read_samples(
         warnings.warn(f"{total} below-detection values replaced by {bdl_factor:g} x their detection limit: "
                       f"{bdl_counts}", stacklevel=2)
     frame.attrs.update(elements=chosen, below_detection=bdl_counts, bdl_factor=bdl_factor, source=str(path),
-                       text_columns=sorted(texts), units=_units(units, chosen))
+                       text_columns=sorted(texts), units=_units(units, chosen) if not read_units else
+                       {e: u for e, u in read_units.items() if e in chosen})
     log.info("read %d samples with %d elements from %s", len(frame), len(chosen), path)
     return frame
 

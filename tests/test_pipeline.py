@@ -127,6 +127,11 @@ def test_config_mistakes_name_the_key_and_the_valid_ones(tmp_path, old, new, err
     ("coord_scale = 1000", "coord_scale = 1", CRSError, r"spans only 38.9 x 38.9 metre .*pass coord_scale=1000"),
     ("sigma = 2000", "sigma = 2000\nband = 2", InputError, r"band=2; magnetics.tif has bands 1 to 1"),
     ('crs = "EPSG:32649"', 'crs = "EPSG:4326"', CRSError, r"\[samples\] crs='EPSG:4326' is geographic"),
+    ("k = 3\n", "k = 40\n", ConfigError, r"\[heldout\]: deposits: 32 of 32 lie on the grid, fewer than k=40 folds"),
+    ("block_size = 8000", "block_size = 80000", ConfigError,
+     r"\[heldout\]: k=3: the deposits fall in only 1 blocks of block_size=80000, so a fold would hold none"),
+    ("block_size = 8000", "block_size = 8000\nlink = 50000", ConfigError,
+     r"\[heldout\]: k=3: deposits within link=50000 of one another share a fold, which leaves 1 groups for 3 folds"),
     ('model_label = "MFAF-ShuffleNetV2"', 'model_label = "MFAF"', ConfigError,
      r"model_label='MFAF' is not the label of an experiments row; valid: \['MFAF-ShuffleNetV2', 'ShuffleNetV2',"
      r" 'Logistic regression'\]"),

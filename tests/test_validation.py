@@ -97,12 +97,13 @@ def test_deposits_closer_than_the_link_share_a_fold():
     distance = _distances(deposits)
     nearest = np.sort(distance, axis=1)[:, 1]
     folds = pp.folds.spatial_folds(GRID, deposits, k=4, block_size=2000, seed=0)
-    # the default: the median nearest-neighbour distance, found by brute force; every pair it joins shares a fold
-    assert folds.link == pytest.approx(np.median(nearest)) and "median" in folds.why
+    # the default: the (lower) median nearest-neighbour distance, found by brute force; every pair it joins
+    # shares a fold
+    assert folds.link == pytest.approx(np.sort(nearest)[(len(nearest) - 1) // 2]) and "median" in folds.why
     order = np.argsort(folds.deposit_index)
     fold_of = folds.deposit_fold[order]
     apart = fold_of[:, None] != fold_of[None]
-    assert distance[apart].min() >= folds.link
+    assert distance[apart].min() > folds.link
     assert (fold_of == fold_of[np.argsort(distance, axis=1)[:, 1]]).mean() >= 0.5
     # the two clusters each lie in one fold although they straddle blocks
     assert len(set(fold_of[16:20])) == 1 and len(set(fold_of[20:24])) == 1
@@ -116,7 +117,7 @@ def test_deposits_closer_than_the_link_share_a_fold():
     # a link given is used as given
     given = pp.folds.spatial_folds(GRID, deposits, k=4, block_size=2000, seed=0, link=1000)
     fold_of = given.deposit_fold[np.argsort(given.deposit_index)]
-    assert given.link == 1000 and distance[fold_of[:, None] != fold_of[None]].min() >= 1000
+    assert given.link == 1000 and distance[fold_of[:, None] != fold_of[None]].min() > 1000
 
 
 def test_the_default_link_shortens_until_every_fold_can_hold_a_group():
@@ -126,7 +127,7 @@ def test_the_default_link_shortens_until_every_fold_can_hold_a_group():
     folds = pp.folds.spatial_folds(GRID, deposits, k=4, block_size=2000, seed=0)
     assert folds.link == 0 and "fewer than k=4 groups" in folds.why
     assert pp.folds.spatial_folds(GRID, deposits, k=3, block_size=2000, seed=0).link == pytest.approx(300)
-    with pytest.raises(InputError, match=r"deposits closer than link=500 to one another share a fold, which leaves 3 "
+    with pytest.raises(InputError, match=r"deposits within link=500 of one another share a fold, which leaves 3 "
                                          r"groups for 4 folds; use a smaller link"):
         pp.folds.spatial_folds(GRID, deposits, k=4, block_size=2000, link=500)
     with pytest.raises(InputError, match=r"link=-1 must be a distance ≥ 0"):
@@ -143,7 +144,7 @@ def test_folds_refuse_what_cannot_be_judged():
         pp.folds.spatial_folds(GRID, clustered, k=3, block_size=4000)
     with pytest.raises(InputError, match=r"k=1 must be a whole number of folds ≥ 2"):
         pp.folds.spatial_folds(GRID, deposits, k=1)
-    with pytest.raises(InputError, match=r"block_size=-5.0 must be a positive distance"):
+    with pytest.raises(InputError, match=r"block_size=-5 must be a positive distance"):
         pp.folds.spatial_folds(GRID, deposits, k=2, block_size=-5)
 
 
@@ -356,3 +357,37 @@ def test_the_distance_to_the_nearest_training_deposit_and_the_isolated_auc():
                                            positive_radius=300, seed=0, importance=False)
     assert default.isolated_distance == 600          # 2 x positive_radius
     assert default.summary()["isolated_deposits"] == int((default.ranks["nearest_training"] > 600).sum())
+
+
+def _largest_unit(xy, size, link):
+    """Brute force: deposits joined when in one block or within link, transitively; the largest count."""
+    block = [(int((x - 400000) // size), int((2560000 - y) // size)) for x, y in xy]
+    parent = list(range(len(xy)))
+
+    def root(i):
+        while parent[i] != i:
+            i = parent[i]
+        return i
+    for i in range(len(xy)):
+        for j in range(i):
+            if block[i] == block[j] or np.hypot(*(xy[i] - xy[j])) <= link:
+                parent[root(i)] = root(j)
+    return max(np.bincount([root(i) for i in range(len(xy))]))
+
+
+def test_the_default_block_shrinks_until_no_fold_must_take_most_deposits():
+    # two chains of 5 deposits 600 m apart beside 6 scattered ones on a 160 km square: on 16 km blocks the
+    # chains share a block (a unit of 10), over twice a fold's share (2 x 16 / 4 = 8); smaller blocks part them
+    wide = pp.Grid.from_bounds((400000, 2400000, 560000, 2560000), resolution=1000, crs=CRS)
+    chains = [Point(x + 600 * i, 2431000) for x in (431000, 440000) for i in range(5)]
+    rng = np.random.default_rng(1)
+    scattered = [Point(x, y) for x, y in rng.uniform((460000, 2405000), (555000, 2555000), size=(6, 2))]
+    deposits = gpd.GeoDataFrame(geometry=chains + scattered, crs=CRS)
+    folds = pp.folds.spatial_folds(wide, deposits, k=4, seed=0)
+    assert folds.link == pytest.approx(600)
+    xy = np.column_stack([deposits.geometry.x, deposits.geometry.y])
+    expected = next(size for size in [16000 * 0.8 ** i for i in range(12)]
+                    if _largest_unit(xy, size, folds.link) <= 8)
+    assert folds.block_size == pytest.approx(expected) and expected < 16000 and "shrunk" in folds.block_why
+    assert folds.counts()["deposits"].max() <= 8
+    assert pp.folds.spatial_folds(wide, deposits, k=4, block_size=16000).block_why == "as given"

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prospect.errors import ConfigError, MissingFileError
+from prospect.errors import ConfigError, InputError, MissingFileError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -430,6 +430,21 @@ def run_key(row: dict[str, Any]) -> str:
     parts = [options.pop("name")] + [f"{k}-{'-'.join(map(str, v)) if isinstance(v, list) else v}"
                                      for k, v in sorted(options.items())]
     return re.sub(r"[^A-Za-z0-9_.=-]+", "", "_".join(str(p) for p in parts).replace(" ", ""))
+
+
+FOLD_KEYS = ("k", "block_size", "buffer", "link")   # the [heldout] keys of prospect.folds.spatial_folds
+
+
+def heldout_folds(config: RunConfig, grid: Any, deposits: Any) -> Any:
+    """The held-out stage's folds (:func:`prospect.folds.spatial_folds` with the ``[heldout]`` keys and the
+    run's first seed); what they refuse is refused naming the section."""
+    from prospect import folds
+
+    options = {key: config["heldout"][key] for key in FOLD_KEYS if key in config["heldout"]}
+    try:
+        return folds.spatial_folds(grid, deposits, seed=config.seeds[0], **options)
+    except InputError as exc:
+        raise ConfigError(f"[heldout]: {exc}") from exc
 
 
 def chosen_rows(config: RunConfig) -> list[dict[str, Any]]:

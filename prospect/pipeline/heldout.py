@@ -15,12 +15,11 @@ from typing import Any
 
 import pandas as pd
 
-from prospect.pipeline.config import REPORT_KEYS, chosen_rows, run_key
+from prospect.pipeline.config import FOLD_KEYS, REPORT_KEYS, chosen_rows, heldout_folds, run_key
 
 __all__ = ["chosen_rows", "run_heldout"]
 
 log = logging.getLogger("prospect.workflow")
-FOLD_KEYS = ("k", "block_size", "buffer", "link")
 
 
 def _model(row: dict[str, Any]) -> dict[str, Any]:
@@ -32,7 +31,7 @@ def run_heldout(study: Any) -> tuple[dict[str, Any], str | None]:
 
     Nothing to do (summary None) when ``[heldout] k = 0`` or no row is chosen.
     """
-    from prospect import evaluation, folds, validation
+    from prospect import evaluation, validation
 
     config, inputs, stack, folder = study.config, study.inputs, study.stack, study.folder
     rows = chosen_rows(config)
@@ -40,14 +39,15 @@ def run_heldout(study: Any) -> tuple[dict[str, Any], str | None]:
         return {}, None
     options = dict(config["heldout"])
     options.pop("rows", None)
-    fold_options = {key: options.pop(key) for key in FOLD_KEYS if key in options}
+    for key in FOLD_KEYS:
+        options.pop(key, None)
     options.setdefault("device", config["trainer"].get("device", "auto"))
     seed = config.seeds[0]
-    split = folds.spatial_folds(stack, inputs.deposits, seed=seed, **fold_options)
+    split = heldout_folds(config, stack, inputs.deposits)
     folder.csv(split.counts(), "folds.csv", index=False)
-    log.info("5 held-out deposits: %d folds of %g m blocks, deposits closer than %.0f m dealt together (%s; "
-             "deposits per fold %s); %d models", split.k, split.block_size, split.link, split.why,
-             split.counts()["deposits"].tolist(), len(rows))
+    log.info("5 held-out deposits: %d folds of %.0f m blocks (%s), deposits within %.0f m of one another dealt "
+             "together (%s; deposits per fold %s); %d models", split.k, split.block_size, split.block_why, split.link,
+             split.why, split.counts()["deposits"].tolist(), len(rows))
     summaries, ranks, importances, curves, results = [], [], [], [], {}
     for number, row in enumerate(rows, 1):
         result = validation.cross_validate(stack, inputs.deposits, split, _model(row), seed=seed, label=row["label"],

@@ -18,7 +18,7 @@ from pyproj.transformer import Transformer
 from prospect import geochem, io, layers
 from prospect.errors import ColumnError, ConfigError, InputError
 from prospect.grid import Grid, as_crs, require_projected
-from prospect.pipeline.config import RunConfig, map_row
+from prospect.pipeline.config import RunConfig, chosen_rows, heldout_folds, map_row
 from prospect.pipeline.values import check_values
 
 __all__ = ["Inputs", "check_inputs", "planned_grid", "external_layers", "user_notes", "point_names"]
@@ -90,6 +90,11 @@ def check_inputs(config: RunConfig) -> Inputs:
             layers.check_overlap(polygons.to_crs(grid.crs), grid, f"[mask] {Path(read['path']).name}")
             inputs.mask = layers.study_area(polygons, grid, **options)
     inputs.notes += user_notes(caught)
+    if chosen_rows(config):   # the held-out folds need only the grid and the deposits: refused here, not at stage 5
+        split = heldout_folds(config, grid, inputs.deposits)
+        inputs.notes.append(f"held-out folds: {split.k} of {split.block_size:.0f} m blocks ({split.block_why}), "
+                            f"deposits per fold {split.counts()['deposits'].tolist()}; deposits within "
+                            f"{split.link:.0f} m of one another dealt together ({split.why})")
     map_row(config)     # the map model: a row that one of the stages trains
     return inputs
 

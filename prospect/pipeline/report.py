@@ -154,10 +154,12 @@ def _heldout(results: dict[str, Any]) -> list[str]:
     """The headline: which model ranks deposits it never saw, with intervals."""
     table, split = results["heldout"], results["folds"]
     counts = split.counts()["deposits"].tolist()
-    text = [f"Spatial {split.k}-fold cross-validation: blocks of {split.block_size / 1000:g} km dealt into {split.k} "
+    size = f"{split.block_size / 1000:.3g} km" + (f" ({split.block_why})" if split.block_why not in ("", "as given")
+                                                 else "")
+    text = [f"Spatial {split.k}-fold cross-validation: blocks of {size} dealt into {split.k} "
             f"folds ({', '.join(map(str, counts))} known deposits per fold"
             f"{f'; training kept {split.buffer:g} m away' if split.buffer else ''}). "
-            + (f"Deposits closer than {split.link / 1000:.2f} km to one another ({split.why}) are dealt into one fold "
+            + (f"Deposits within {split.link / 1000:.2f} km of one another ({split.why}) are dealt into one fold "
                "together with their blocks, so no held-out deposit has a training deposit nearer than that. "
                if split.link else f"No deposits are dealt together ({split.why}). ")
             + "For each fold every model is "
