@@ -113,6 +113,18 @@ def test_svm_scores_are_cross_validated_and_seeded():
     assert abs(a.at["noise", "auc"] - 0.5) < 0.12 and not a.at["noise", "selected"]
 
 
+def test_signal_free_elements_score_around_half_out_of_fold_and_below_it_is_not_depletion():
+    # 40 pure-noise elements: their out-of-fold AUCs scatter around 0.5 (the mean no higher), several below 0.45,
+    # and none is selected; the same elements scored by value sit around 0.5 too
+    rng = np.random.default_rng(11)
+    labels = np.r_[np.ones(80), np.zeros(80)].astype(int)
+    frame = pd.DataFrame({f"e{i}": rng.lognormal(0, 1, 160) for i in range(40)})
+    svm = screen_elements(frame, labels=labels, seed=0)
+    assert 0.45 < svm["auc"].mean() <= 0.51 and (svm["auc"] < 0.45).sum() >= 2 and not svm["selected"].any()
+    value = screen_elements(frame, labels=labels, method="value")
+    assert abs(value["auc"].mean() - 0.5) < 0.03
+
+
 @pytest.fixture(scope="module")
 def qinhang():
     with warnings.catch_warnings():

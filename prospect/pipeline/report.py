@@ -70,6 +70,14 @@ def _screening(results: dict[str, Any], paper: dict[str, Any] | None) -> list[st
     text = [f"{table.attrs['n_pos']} ore-related and {table.attrs['n_neg']} background samples (radius "
             f"{table.attrs['radius']:.0f} m, {table.attrs['method']} scores); critical Z at alpha = "
             f"{table.attrs['alpha']}: {table.attrs['critical']:.2f}.", "", _table(pd.DataFrame(rows)), ""]
+    below = table.index[table["auc"] < 0.5].tolist()
+    if table.attrs["method"] == "svm" and below:
+        text += [f"An AUC below 0.5 ({', '.join(below)}) is not depletion: the support-vector scores are "
+                 "out-of-fold, and where an element carries no signal they scatter around 0.5, a little below "
+                 "it more often than above (a model fitted without a sample leans away from it). Such an element "
+                 "has nothing the model could learn; whether it is higher or lower near ore is its `direction` "
+                 "in `screening.csv` (from the values themselves), and `[screening] method = \"value\"` scores the "
+                 "concentrations as they are.", ""]
     if paper:
         ours = set(table.index[table["selected"]])
         theirs = {e for e, (_, z) in paper["table2"].items() if z > paper["critical"]}
