@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 import textwrap
@@ -160,6 +161,20 @@ def test_corrupt_checkpoint_is_refused_and_nothing_overwritten(tmp_path):
     with pytest.raises(CheckpointError, match=r"last.pt' is corrupt or truncated"):
         Trainer.resume(tmp_path, _fresh(), **{**KWARGS, "epochs": 1})
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_a_foreign_checkpoint_is_refused_in_one_line(tmp_path):
+    Trainer(_fresh(), out_dir=tmp_path, **{**KWARGS, "epochs": 1}).fit(_data())
+    other = _fresh()
+    other.head[1] = torch.nn.Linear(other.head[1].in_features, 5)     # another model: five classes, one more layer
+    other.extra = torch.nn.Linear(2, 2)
+    with pytest.raises(CheckpointError) as raised:
+        Trainer.resume(tmp_path, other, **{**KWARGS, "epochs": 1})
+    message = str(raised.value)
+    assert re.search(r"last.pt holds the weights of another model \(2 of the model's tensors missing \(e.g. "
+                     r"extra.weight, extra.bias\); 2 of another shape, saved vs model \(e.g. head.1.weight \(2, \d+\) "
+                     r"vs \(5, \d+\), head.1.bias \(2,\) vs \(5,\)\)\); train afresh", message), message
+    assert len(message) < 500
 
 
 def test_freeze_backbone_epochs(tmp_path):

@@ -44,3 +44,16 @@ def _plain(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     return str(value)
+
+
+def state_mismatch(model: torch.nn.Module, state: dict[str, Any], shown: int = 3) -> str:
+    """How a saved state dict differs from ``model``'s, in a line ("" when it fits): counts and a few names."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
+              if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape)]
+    parts = [f"{len(items)} {what} (e.g. {', '.join(items[:shown])})"
+             for items, what in ((missing, "of the model's tensors missing"), (unexpected, "tensors it does not have"),
+                                 (shapes, "of another shape, saved vs model")) if items]
+    return "; ".join(parts)

@@ -29,7 +29,7 @@ from prospect.models import MFAFLoss, MFAFOutput, probabilities
 from prospect.training._batchnorm import batchnorm_layers, freeze_statistics, recalibrate
 from prospect.training._checks import _check_classes, _check_finite, _class_counts, check_options
 from prospect.training._data import _distributed, _EpochSampler, _seed_worker
-from prospect.training.checkpoint import CheckpointError, _plain, load_checkpoint
+from prospect.training.checkpoint import CheckpointError, _plain, load_checkpoint, state_mismatch
 from prospect.training.metrics import classification_metrics
 
 __all__ = ["Trainer", "PRESETS", "CheckpointError", "load_checkpoint"]
@@ -66,6 +66,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 _RUN_FILES = ("last.pt", "best.pt", "history.csv", "model.safetensors", "config.json")
 _ADDED = {"precise_bn": 0, "restore_best": True}   # settings newer than some checkpoints, with the value they had
+
 
 
 class Trainer:
@@ -578,10 +579,11 @@ class Trainer:
         if trainer.config["epochs"] < done:
             raise CheckpointError(f"epochs={trainer.config['epochs']} but {path} already holds {done} epochs; "
                                   f"resume with epochs of at least {done}, or train afresh")
-        try:
-            model.load_state_dict(state["model"])
-        except RuntimeError as exc:
-            raise CheckpointError(f"{path} holds weights of another model: {exc}") from exc
+        mismatch = state_mismatch(model, state["model"])
+        if mismatch:
+            raise CheckpointError(f"{path} holds the weights of another model ({mismatch}); train afresh (without "
+                                  "--resume, or in an empty folder)")
+        model.load_state_dict(state["model"])
         trainer.optimizer.load_state_dict(state["optimizer"])
         if trainer.scheduler is not None and state["scheduler"] is not None:
             trainer.scheduler.load_state_dict(state["scheduler"])
