@@ -12,9 +12,16 @@ from prospect.files import output_problem
 
 def prepare_output(out: Path, overwrite: bool) -> str | None:
     """Create ``out``; return an error message instead when it holds files and ``overwrite`` is False."""
+    import os
+
     problem = output_problem(out, overwrite)
     if problem is None:
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            return f"--out {str(out)!r} cannot be created ({exc.strerror}); choose a folder you may write in"
+        if not os.access(out, os.W_OK | os.X_OK):
+            return f"--out {str(out)!r} is not writable; choose a folder you may write in"
     return problem
 
 
@@ -27,12 +34,17 @@ def stage_logging(path: Path, append: bool = False) -> Iterator[logging.Logger]:
     workflow.setLevel(logging.INFO)
     formatter = logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S")
     handlers: list[logging.Handler] = [logging.StreamHandler(), logging.FileHandler(path, mode="a" if append else "w")]
+    shown = logging.getLogger("py.warnings")     # every warning not caught by a stage reaches the log too
     for handler in handlers:
         handler.setFormatter(formatter)
         package.addHandler(handler)
+        shown.addHandler(handler)
+    logging.captureWarnings(True)
     try:
         yield workflow
     finally:
+        logging.captureWarnings(False)
         for handler in handlers:
             package.removeHandler(handler)
+            shown.removeHandler(handler)
             handler.close()

@@ -166,3 +166,34 @@ def test_ore_image_models_take_their_own_input_size(tmp_path, capsys):
     assert images.main(["--config", str(config), "--out", str(tmp_path / "bad")]) == 2
     assert "[[models]] size='huge'; valid: a whole number of pixels ≥ 8, or 'native'" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_ore_image_workflow_checks_the_images_before_writing_and_logs_what_they_lack(tmp_path, capsys):
+    import os
+    import shutil
+
+    images = _ore_workflow()
+    # a folder with no images: refused in one line, nothing written (run.log included)
+    (tmp_path / "empty" / "pyrite").mkdir(parents=True)
+    assert images.main(["--root", str(tmp_path / "empty"), "--out", str(tmp_path / "none")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1 and not (tmp_path / "none").exists()
+    # an --out that cannot be created: one line, no OSError traceback (root may write anywhere: not tested as root)
+    if os.geteuid() != 0:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        assert images.main(["--out", str(locked / "out"), "--models", "mobilenet_v2"]) == 2
+        assert "cannot be created" in capsys.readouterr().err
+    # a class with a single image lands in training only: run.log says so, the macro average leaves it out
+    root = tmp_path / "ore"
+    shutil.copytree(ROOT / "data_samples" / "ore_images", root)
+    for extra in sorted((root / "gold").glob("*.png"))[1:]:
+        extra.unlink()
+    out = tmp_path / "out"
+    assert images.main(["--root", str(root), "--out", str(out), "--size", "32", "--epochs", "1",
+                        "--models", "mobilenet_v2"]) == 0
+    log = (out / "run.log").read_text()
+    assert "class(es) ['gold'] have no test image (images in all: {'gold': 1})" in log
+    report = pd.read_csv(out / "mobilenet_v2" / "report.csv", index_col=0)
+    assert report.loc["gold", "support"] == 0
+    present = report.loc[["arsenopyrite", "chalcopyrite", "pyrite", "stibnite"], "f1"]
+    assert report.loc["macro avg", "f1"] == pytest.approx(present.mean(), abs=1e-4)

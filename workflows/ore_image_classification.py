@@ -21,6 +21,7 @@ import hashlib
 import logging
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
                                         "'native' (the size the architecture was made for: 299 for inception_v3)")
         check_values(config)     # every value, the Trainer's settings and the device, before any work
         settings = trainer_settings(config, int(config["study"].get("seed", 0)))
+        with warnings.catch_warnings(record=True) as caught:   # the images, read before a file is written
+            warnings.simplefilter("always")
+            data = dict(config["data"])
+            root = data.pop("root")
+            first = pp.imagery.ImageFolderSplit(root, seed=settings["seed"], **data)
     except ProspectError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -86,8 +92,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     with stage_logging(args.out / "run.log"):
+        for warning in caught:       # what reading the images said (skipped files, classes missing from a side)
+            if not issubclass(warning.category, (DeprecationWarning, FutureWarning)):
+                log.warning("data: %s", warning.message)
         try:
-            return _run(config, settings, args.out, args.overwrite)
+            return _run(config, settings, args.out, args.overwrite, first)
         except ProspectError as exc:      # e.g. a loss that stopped being a number: one line, no traceback
             log.error("error: %s", exc)
             return 2
@@ -111,11 +120,11 @@ def _score(name: str, folder: Path, split: Any, probs: Any, started: float, repo
     return row
 
 
-def _run(config, settings: dict, out: Path, overwrite: bool) -> int:
+def _run(config, settings: dict, out: Path, overwrite: bool, first: Any) -> int:
     seed = settings["seed"]
     data = dict(config["data"])
     root = data.pop("root")
-    splits: dict[int, Any] = {}
+    splits: dict[int, Any] = {data.get("size", 224): first}    # the split main() read (and checked) already
 
     def split_at(size: int) -> Any:
         """The split at one input size: the same images on the same sides, whatever the size (same seed)."""

@@ -284,6 +284,16 @@ class ImageFolderSplit:
             return ImageDataset([paths[i] for i in chosen], [labels[i] for i in chosen], transform, self.classes)
 
         self.train, self.val, self.test = subset(0, training), subset(1, plain), subset(2, plain)
+        for part, name in ((2, "test"), (1, "validation")):
+            if split[part] == 0:
+                continue
+            held = set(np.asarray(labels)[side == part].tolist())
+            absent = [c for k, c in enumerate(self.classes) if k not in held]
+            if absent:
+                counts = {c: labels.count(self.classes.index(c)) for c in absent}
+                left_out = " and leave them out of the macro averages" if part == 2 else ""
+                warnings.warn(f"class(es) {absent} have no {name} image (images in all: {counts}); the {name} scores "
+                              f"say nothing about them{left_out}; add images of them", stacklevel=2)
         log.info("%d images in %d classes: train %d, val %d, test %d", len(paths), len(self.classes),
                  len(self.train), len(self.val), len(self.test))
 

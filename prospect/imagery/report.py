@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,9 @@ def classification_report(y_true: Any, y_prob: Any, classes: Sequence[str]) -> p
     """Precision, recall, F1 and support per class, then macro and weighted averages and accuracy.
 
     ``y_prob`` is (N, classes) probabilities (from ``Trainer.predict``); the
-    prediction is their argmax. Undefined ratios are 0 (scikit-learn's ``zero_division=0``).
+    prediction is their argmax. Undefined ratios are 0 (scikit-learn's ``zero_division=0``). The macro
+    average is over the classes that have test images (support > 0): a class with none has no F1 to
+    average (a warning names it).
     """
     from prospect.training.metrics import classification_metrics
 
@@ -32,7 +35,12 @@ def classification_report(y_true: Any, y_prob: Any, classes: Sequence[str]) -> p
     table = pd.DataFrame({"precision": metrics["precision"], "recall": metrics["recall"], "f1": metrics["f1"],
                           "support": support}, index=list(classes))
     weights = support / max(support.sum(), 1)
-    table.loc["macro avg"] = [metrics["precision_macro"], metrics["recall_macro"], metrics["f1_macro"], support.sum()]
+    present = support > 0
+    if not present.all():
+        warnings.warn(f"class(es) {[c for c, p in zip(classes, present, strict=True) if not p]} have no test image: "
+                      "left out of the macro averages", stacklevel=2)
+    table.loc["macro avg"] = [float(np.mean(np.asarray(metrics[k])[present])) for k in ("precision", "recall", "f1")] \
+        + [support.sum()]
     table.loc["weighted avg"] = [float(np.dot(weights, metrics[k])) for k in ("precision", "recall", "f1")] + \
         [support.sum()]
     table.loc["accuracy"] = [np.nan, np.nan, metrics["accuracy"], support.sum()]
