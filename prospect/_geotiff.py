@@ -97,6 +97,9 @@ def write_geotiff(
     targets = [Path(path), *([Path(path).with_suffix(".qml")] if style else []),
                *([Path(f"{path}.aux.xml")] if categorical else [])]
     for target in targets:   # every path, before writing
+        if target.is_dir():
+            raise OutputExistsError(f"{str(target)!r} is a folder, not a file; give a file name inside it (e.g. "
+                                    f"{str(target / 'prospectivity.tif')!r}), overwrite or not")
         if target.exists() and not overwrite:
             raise OutputExistsError(f"{str(target)!r} exists; pass overwrite=True to replace it")
     if not np.isfinite(nodata):

@@ -202,7 +202,11 @@ def from_raster(
                 window = None
             if window is None or window.width < 1 or window.height < 1:
                 raise CRSError(_no_overlap(label, src_crs, dataset.bounds, grid))
-            values = dataset.read(bands, window=window, out_dtype="float32")
+            try:
+                values = dataset.read(bands, window=window, out_dtype="float32")
+            except rasterio.errors.RasterioIOError as exc:
+                raise InputError(f"source={str(path)!r}: GDAL opens it but cannot read its cells ({exc}); the file "
+                                 "is truncated or damaged - copy or export it again") from exc
             src_transform = dataset.window_transform(window)
             stem = path.stem
     else:
@@ -236,6 +240,10 @@ def from_raster(
     reproject(values, out, src_transform=src_transform, src_crs=src_crs, src_nodata=np.nan,
               dst_transform=grid.transform, dst_crs=dst_crs, dst_nodata=np.nan,
               resampling=Resampling[resampling])
+    if not np.isfinite(values).any():
+        raise InputError(f"{label} holds no data where it covers the grid: every cell read is nodata"
+                         f"{'' if missing is None else f' ({missing:g})'} or NaN; check the file (gdalinfo -stats) or "
+                         "its nodata value")
     if not np.isfinite(out).any():
         raise CRSError(_no_overlap(label, src_crs, None, grid))
     covered = float(np.isfinite(out).all(axis=0).mean())

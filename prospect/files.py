@@ -49,6 +49,9 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
     the temporary file is removed and ``path`` is left as it was.
     """
     path = Path(path)
+    if path.is_dir():
+        raise OutputExistsError(f"{str(path)!r} is a folder, not a file; give a file name inside it (e.g. "
+                                f"{str(path / ('output' + (path.suffix or '.tif')))!r}), overwrite or not")
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{str(path)!r} exists; pass overwrite=True to replace it")
     if not path.parent.exists():

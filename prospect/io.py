@@ -115,7 +115,7 @@ def _by_pattern(frame: pd.DataFrame, pattern: str, reserved: set[str], path: Pat
     if not named:
         raise ColumnError(f"element_pattern={pattern!r} matches no column of {path.name}; columns are "
                           f"{[c for c in frame.columns if c not in reserved]}")
-    clash = {e: [c for c, n in named.items() if n == e] for e in set(named.values())}
+    clash = {e: [c for c, n in named.items() if n == e] for e in dict.fromkeys(named.values())}   # in file order
     clash = {e: c for e, c in clash.items() if len(c) > 1 or (e in frame.columns and e not in named)}
     if clash:
         raise ColumnError(f"element_pattern={pattern!r} gives one name to several columns of {path.name}: "
@@ -188,11 +188,21 @@ def _read_table(path: Path, sep: str | None, encoding: str) -> pd.DataFrame:
         raise InputError(f"{path.name} is not {encoding!r} text (byte {exc.object[exc.start:exc.start + 1]!r} at "
                          f"position {exc.start}); a Windows or older lab export is often encoding='cp1252' or "
                          "'latin-1' (run-file key [samples] encoding)") from exc
+    except UnicodeError as exc:   # e.g. utf-16 asked of a file without its byte-order mark
+        raise InputError(f"{path.name} cannot be read as encoding={encoding!r} ({exc}); most surveys are 'utf-8' "
+                         "(the default), older Windows exports 'cp1252' or 'latin-1' (run-file key [samples] "
+                         "encoding)") from exc
     except pd.errors.EmptyDataError as exc:
         raise InputError(f"{path.name} is empty: no header, no rows") from exc
     except pd.errors.ParserError as exc:
         raise InputError(f"{path.name} could not be split into columns with sep={separator!r} ({exc}); pass "
                          "sep=';' or sep='\\t' to name the separator") from exc
+    names = pd.read_csv(path, sep=separator, engine="c" if separator and len(separator) == 1 else "python",
+                        header=None, nrows=1, dtype=str, keep_default_na=False, encoding=encoding).iloc[0]
+    twice = sorted({str(n).strip() for n in names if (names.str.strip() == str(n).strip()).sum() > 1})
+    if twice:
+        raise ColumnError(f"{path.name} names the column(s) {twice} more than once; which is meant is not ours to "
+                          "guess - rename or drop the copies in the file")
     if table.shape[1] == 1:
         header = str(table.columns[0])
         found = [s for s in (";", "\t", "|", ",") if s in header and s != separator]
@@ -366,7 +376,7 @@ def read_samples(
 
     if decimal is None:
         decimal = _decimal_mark(frame, candidates, path)
-    chosen, bdl_counts, texts = [], {}, {}
+    chosen, bdl_counts, texts, blank = [], {}, {}, []
     for column in candidates:
         values, n_bdl, bad = _parse_element(frame[column], bdl_factor, decimal, missing)
         n_numbers = int(np.isfinite(values).sum())
@@ -378,6 +388,8 @@ def read_samples(
                               "them in na_values=[...]")
         if strict and n_numbers == 0:
             raise ColumnError(f"element column {column!r} of {path.name} has no values (every cell is blank)")
+        if n_values == 0:
+            blank.append(column)
         if bad or n_values == 0:
             if n_numbers:  # partly numbers: perhaps an element whose "n.d." or "-" codes we do not know
                 texts[column] = (n_numbers, len(bad), sorted({str(v) for _, v in bad})[:3])
@@ -397,7 +409,8 @@ def read_samples(
         warnings.warn(f"{total} below-detection values replaced by {bdl_factor:g} x their detection limit: "
                       f"{bdl_counts}", stacklevel=2)
     frame.attrs.update(elements=chosen, below_detection=bdl_counts, bdl_factor=bdl_factor, source=str(path),
-                       text_columns=sorted(texts), units=_units(units, chosen) if not read_units else
+                       text_columns=sorted(texts), blank_columns=blank,
+                       units=_units(units, chosen) if not read_units else
                        {e: u for e, u in read_units.items() if e in chosen})
     log.info("read %d samples with %d elements from %s", len(frame), len(chosen), path)
     return frame
@@ -474,7 +487,14 @@ def read_vector(path: str | os.PathLike, crs: Any = None, layer: str | None = No
     import geopandas as gpd
 
     path = existing(path)
-    frame = gpd.read_file(path, layer=layer)
+    try:
+        frame = gpd.read_file(path, layer=layer)
+    except (ValueError, OSError, RuntimeError) as exc:   # pyogrio's DataSourceError is a RuntimeError
+        raise InputError(f"{path.name} is not a vector layer GDAL can read"
+                         f"{'' if layer is None else f' (layer={layer!r})'}: {exc}") from exc
+    if len(frame) == 0:
+        raise InputError(f"{path.name} holds no features{'' if layer is None else f' in layer {layer!r}'}: "
+                         "an empty file (or layer) adds nothing; give the file with the features, or leave it out")
     if frame.crs is None:
         if crs is None:
             raise CRSError(f"{path.name} has no CRS; pass crs=... (e.g. crs='EPSG:32649') to say what it is")

@@ -182,6 +182,11 @@ def test_write_geotiff_refuses_existing_and_leaves_no_partial_file(tmp_path, sma
     with pytest.raises(InputError, match=r"nodata=1.0 occurs among the raster's real values"):
         pp.io.write_geotiff(da, tmp_path / "clash.tif", nodata=1.0)
     assert sorted(os.listdir(tmp_path)) == ["out.qml", "out.tif"]     # the map and its QGIS style
+    (tmp_path / "maps").mkdir()     # a folder named as the output: refused as a folder, overwrite or not
+    for overwrite in (False, True):
+        with pytest.raises(OutputExistsError, match=r"maps' is a folder, not a file; give a file name inside it"):
+            pp.io.write_geotiff(da, tmp_path / "maps", overwrite=overwrite)
+    assert list((tmp_path / "maps").iterdir()) == []
     pp.io.write_geotiff(small_grid.full(2.0), path, overwrite=True)
     assert float(pp.io.read_geotiff(path).values.max()) == 2.0
 
