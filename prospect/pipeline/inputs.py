@@ -18,7 +18,7 @@ from pyproj.transformer import Transformer
 from prospect import geochem, io, layers
 from prospect.errors import ColumnError, ConfigError, InputError
 from prospect.grid import Grid, as_crs, require_projected
-from prospect.pipeline.config import RunConfig, chosen_rows, heldout_folds, map_row
+from prospect.pipeline.config import RunConfig, chosen_rows, heldout_folds, map_row, tile_rows
 from prospect.pipeline.values import check_values
 
 __all__ = ["Inputs", "check_inputs", "planned_grid", "external_layers", "user_notes", "point_names"]
@@ -37,6 +37,8 @@ class Inputs:
     grid: Grid | None = None
     rasters: list[Any] = field(default_factory=list)      # external rasters on the grid, with derived layers
     mask: Any = None                                      # the study area on the grid, or None
+    screening: Any = None                                 # the screening table (stage 1 reuses it)
+    elements: list[str] = field(default_factory=list)     # the elements IDW will interpolate
 
 
 def _split_read(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -79,17 +81,28 @@ def check_inputs(config: RunConfig) -> Inputs:
                                   f"{Path(read['path']).name}; valid: {columns}")
             extent = max(grid.bounds[2] - grid.bounds[0], grid.bounds[3] - grid.bounds[1])
             layers.check_overlap(gdf.to_crs(grid.crs), grid, label, reach=extent if section == "distance" else 0.0)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                layers.check_polygons(gdf.to_crs(grid.crs), grid, label, section, options.get("field"))
+            inputs.notes += user_notes(caught)
             target.append((gdf, options))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        for body in config["raster"]:
-            inputs.rasters += external_layers(body, grid)
+        for number, body in enumerate(config["raster"], 1):
+            try:
+                inputs.rasters += external_layers(body, grid)
+            except InputError as exc:    # name the table: the message names the file and the argument
+                raise type(exc)(f"[[raster]] #{number}: {exc}") from exc
         if config["mask"]:
             read, options = _split_read(config["mask"])
             polygons = io.read_vector(**read)
             layers.check_overlap(polygons.to_crs(grid.crs), grid, f"[mask] {Path(read['path']).name}")
             inputs.mask = layers.study_area(polygons, grid, **options)
     inputs.notes += user_notes(caught)
+    _check_sizes(config, grid)
+    if samples is not None:
+        _check_survey(config, inputs, grid)
+    _check_names(config, inputs)
     if chosen_rows(config):   # the held-out folds need only the grid and the deposits: refused here, not at stage 5
         split = heldout_folds(config, grid, inputs.deposits)
         inputs.notes.append(f"held-out folds: {split.k} of {split.block_size:.0f} m blocks ({split.block_why}), "
@@ -99,6 +112,100 @@ def check_inputs(config: RunConfig) -> Inputs:
     return inputs
 
 
+def _check_sizes(config: RunConfig, grid: Grid) -> None:
+    """Tiles and held-out windows that fit the grid (stages 3 and 5 need them)."""
+    import inspect
+
+    from prospect import registry, validation
+
+    rows, cols = grid.shape
+    size = int(config["tiles"].get("size", 128))
+    if tile_rows(config) and size > min(rows, cols):
+        raise ConfigError(f"[tiles] size={size} is larger than the grid ({rows} x {cols} cells); valid: at most "
+                          f"{min(rows, cols)}, or a finer [grid] resolution")
+    networks = [row for row in chosen_rows(config) if registry.get(row["name"]).kind == "network"]
+    if networks:
+        defaults = inspect.signature(validation.cross_validate).parameters
+        window = config["heldout"].get("window")
+        if window is None:    # cross_validate's rule: the positive radius on either side of the centre cell
+            radius = config["heldout"].get("positive_radius", defaults["positive_radius"].default)
+            window = 2 * int(np.ceil(radius / min(grid.resolution))) + 1
+            key = f"the window made from [heldout] positive_radius={radius:g}"
+        else:
+            key = f"[heldout] window={window}"
+        if window > min(rows, cols):
+            raise ConfigError(f"{key} is larger than the grid ({rows} x {cols} cells), so no network row "
+                              f"({', '.join(r['label'] for r in networks)}) could cut one; valid: at most "
+                              f"{min(rows, cols)} cells")
+
+
+def _check_survey(config: RunConfig, inputs: Inputs, grid: Grid) -> None:
+    """Screening (reused by stage 1), then what IDW will refuse or make useless, for the elements it will get."""
+    from scipy.spatial import cKDTree
+
+    from prospect import interpolate, screening
+
+    table = screening.screen_elements(inputs.samples, inputs.deposits, seed=config.seeds[0], **config["screening"])
+    wanted = config["idw"].get("elements", "screen")
+    elements = table.index[table["selected"]].tolist() if wanted == "screen" else list(wanted)
+    if not elements:
+        raise ConfigError(f"no element passed the screening (Z_AUC above {table.attrs['critical']:.2f}); name the "
+                          "elements in [idw] elements = [...] or relax [screening] alpha")
+    values = inputs.samples[elements]
+    constant = [e for e in elements if values[e].nunique(dropna=True) < 2]
+    if constant:
+        raise ConfigError(f"[idw] elements: {constant} hold one value in every sample (all below detection?), a band "
+                          f"with nothing to learn; leave them out of [idw] elements"
+                          + (" (screening selected them)" if wanted == "screen" else ""))
+    options = {k: v for k, v in config["idw"].items() if k in ("power", "k", "radius", "min_points", "log",
+                                                                  "max_distance")}
+    try:
+        problem = interpolate._prepare(inputs.samples, elements, grid, options.get("power", 2), options.get("k"),
+                                       options.get("radius"), options.get("min_points", 1), options.get("log", False),
+                                       "cpu", 2**19, options.get("max_distance", "auto"))
+    except InputError as exc:
+        raise type(exc)(f"[idw]: {exc}") from exc
+    reach = min(r for r in (problem.radius, problem.max_distance) if r is not None and np.isfinite(r)) \
+        if any(r is not None and np.isfinite(r) for r in (problem.radius, problem.max_distance)) else None
+    if reach is not None:   # the cells IDW will fill: min_points samples within reach of the cell centre
+        gx, gy = np.meshgrid(grid.x, grid.y)
+        step = max(1, int(np.ceil(np.sqrt(gx.size / 250_000))))    # a lattice of at most ~250,000 centres
+        centres = np.column_stack([gx[::step, ::step].ravel(), gy[::step, ::step].ravel()])
+        xy = np.column_stack([inputs.samples.geometry.x, inputs.samples.geometry.y])
+        kth = cKDTree(xy).query(centres, k=[int(options.get("min_points", 1))], distance_upper_bound=reach)[0]
+        filled = float(np.isfinite(kth).mean())
+        if filled < 0.01:
+            raise ConfigError(f"[idw] radius={problem.radius}, max_distance={problem.max_distance}: only "
+                              f"{100 * filled:.2f} % of the grid lies within that of {options.get('min_points', 1)} "
+                              f"sample(s), so the element rasters would be almost all nodata; valid: a distance "
+                              f"near the sample spacing ({problem.spacing:.4g} CRS units, the median), or none")
+    inputs.screening, inputs.elements = table, elements
+
+
+def _check_names(config: RunConfig, inputs: Inputs) -> None:
+    """Band names the stack would hold twice (stage 2 refuses them)."""
+    names: dict[str, list[str]] = {}
+    for element in inputs.elements:
+        names.setdefault(element, []).append("[samples]/[idw] element")
+    for number, (gdf, options) in enumerate(inputs.categorical, 1):
+        if options.get("one_hot"):
+            bands = [f"{options['field']}={v}" for v in sorted(gdf[options["field"]].dropna().unique(), key=str)]
+        else:
+            bands = [options["field"]]
+        for band in bands:
+            names.setdefault(str(band), []).append(f"[[categorical]] #{number}")
+    for number, (_, options) in enumerate(inputs.distance, 1):
+        names.setdefault(str(options.get("name", "distance")), []).append(f"[[distance]] #{number}")
+    for layer in inputs.rasters:
+        for band in layer["band"].values:
+            names.setdefault(str(band), []).append(f"[[raster]] {layer.attrs.get('source', '')}".strip())
+    twice = {name: where for name, where in names.items() if len(where) > 1}
+    if twice:
+        shown = "; ".join(f"{name!r} from {' and '.join(where)}" for name, where in twice.items())
+        raise ConfigError(f"band names the stack would hold twice: {shown}; give one of each a name = \"...\" "
+                          "(or rename the element)")
+
+
 def _read_survey(config: RunConfig) -> tuple[gpd.GeoDataFrame | None, list[str]]:
     """The survey of ``[samples]`` (transformed as ``[transform]`` asks) and what reading it noted; None without one."""
     if not config["samples"]:
@@ -106,7 +213,10 @@ def _read_survey(config: RunConfig) -> tuple[gpd.GeoDataFrame | None, list[str]]
     reading = dict(config["samples"])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        samples = io.read_samples(reading.pop("path"), **reading)
+        try:
+            samples = io.read_samples(reading.pop("path"), **reading)
+        except InputError as exc:    # name the section: the message names the file and the key
+            raise type(exc)(f"[samples] {exc}") from exc
         if samples.crs is None:
             raise ConfigError("[samples] has no crs and the file carries none; add crs = \"EPSG:...\" (a projected "
                               "CRS in metres, e.g. the UTM zone of the survey)")
@@ -120,6 +230,11 @@ def _read_survey(config: RunConfig) -> tuple[gpd.GeoDataFrame | None, list[str]]
         wanted = config[section].get("elements")
         if isinstance(wanted, list):
             missing = [e for e in wanted if e not in known]
+            blank = [e for e in missing if e in samples.attrs.get("blank_columns", [])]
+            if blank:
+                raise ColumnError(f"[{section}] elements: {blank} are columns of "
+                                  f"{Path(config['samples']['path']).name} but every cell of them is blank: no value "
+                                  "to screen or interpolate; leave them out")
             if missing:
                 raise ColumnError(f"[{section}] elements: {missing} are not element columns of "
                                   f"{Path(config['samples']['path']).name}"

@@ -23,13 +23,14 @@ from __future__ import annotations
 import logging
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 from prospect.pipeline import stages
 from prospect.pipeline.config import RunConfig
 from prospect.pipeline.heldout import run_heldout
-from prospect.pipeline.inputs import Inputs, check_inputs
+from prospect.pipeline.inputs import Inputs, check_inputs, user_notes
 from prospect.pipeline.runfolder import RunFolder
 
 __all__ = ["Inputs", "check_inputs", "check_output", "run", "clear_run", "STAGES"]
@@ -59,8 +60,14 @@ def run(config: RunConfig, inputs: Inputs, out: str | os.PathLike | RunFolder, *
         log.info("note: %s", note)
     for name, stage in STAGES:
         started = time.perf_counter()
-        found, summary = stage(study)
+        with warnings.catch_warnings(record=True) as caught:   # every warning of a stage reaches run.log and notes
+            warnings.simplefilter("always")
+            found, summary = stage(study)
         results.update(found)
+        for note in dict.fromkeys(user_notes(caught)):
+            if note not in results["notes"]:
+                log.warning("%s: %s", name, note)
+                results["notes"].append(note)
         if summary is not None:
             results["timings"][name] = time.perf_counter() - started
             log.info("%s%s (%.1f s)", name, summary, results["timings"][name])

@@ -70,7 +70,8 @@ def screen(study: Study) -> Results:
     if inputs.samples is None:
         return {"elements": [], "skipped": ["screening and IDW: no survey ([samples])"]}, \
             ": skipped - no survey ([samples]), so no element to screen or interpolate"
-    table = screening.screen_elements(inputs.samples, inputs.deposits, seed=config.seeds[0], **config["screening"])
+    table = inputs.screening if inputs.screening is not None else \
+        screening.screen_elements(inputs.samples, inputs.deposits, seed=config.seeds[0], **config["screening"])
     folder.csv(table.drop(columns="note"), "screening.csv")
     folder.figure(screening.plot_z(table), "screening_z.png")
     folder.figure(screening.plot_roc(table), "screening_roc.png")
