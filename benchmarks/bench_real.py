@@ -38,9 +38,8 @@ import prospect as pp
 
 ROOT = Path(__file__).resolve().parents[1]
 KOLARI = ROOT.parent / "shared" / "data" / "kolari"
-ELEMENTS = ["Al_ppm_511", "Ba_ppm_511", "Ca_ppm_511", "Co_ppm_511", "Cr_ppm_511", "Cu_ppm_511", "Fe_ppm_511",
-            "K_ppm_511P", "La_ppm_511", "Mg_ppm_511", "Mn_ppm_511", "Ni_ppm_511", "Sc_ppm_511", "Th_ppm_511",
-            "Ti_ppm_511", "V_ppm_511P", "Zn_ppm_511"]
+# the till columns are named Cu_ppm_511: read as Cu (ppm) by the element pattern; these 17 are the issue's
+ELEMENTS = ["Al", "Ba", "Ca", "Co", "Cr", "Cu", "Fe", "K", "La", "Mg", "Mn", "Ni", "Sc", "Th", "Ti", "V", "Zn"]
 RASTERS = ["Rcls_EM_Inp", "Rcls_EM_Ratio", "Rcls_Mag_Anom", "Rcls_Mag_As", "Rcls_Rd_EM_Quad", "Rcls_Rd_K",
            "Rcls_Rd_Th_eq", "Rcls_Rd_U_eq", "Rcls_Rd_total_Count", "Tectonic_Settings_100m"]
 # What every row shares (the issue's set-up): labels within 1 km of a deposit, 5 negatives per positive,
@@ -60,7 +59,7 @@ def kolari(rasters: bool = False):
     """The Kolari stack and deposits, built from the API."""
     data = KOLARI
     samples = pp.io.read_samples(data / "Geochemical_Data/Vector_files/IOCG_CLB_Till_Geochem_reg_511p.shp",
-                                 elements=ELEMENTS)
+                                 elements=ELEMENTS, element_pattern="{el}_{unit}_*")
     samples = pp.geochem.transform(samples, "log10", elements=ELEMENTS)
     deposits = pp.io.read_vector(data / "Discretized_data/IOCG_Deps_Prosp_Occs_2.shp")
     grid = pp.Grid.from_bounds((346002.6493, 7465680.6857, 414002.6493, 7540080.6857), resolution=200,

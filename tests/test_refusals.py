@@ -194,3 +194,19 @@ def test_a_vector_file_gdal_cannot_read_is_one_line(tmp_path, capsys):
     assert cli(["check", str(config)]) == 2
     err = capsys.readouterr().err
     assert re.search(r"faults.gpkg is not a vector layer GDAL can read", err) and err.count("\n") == 1
+
+
+def test_a_deposit_on_nodata_is_one_line_in_run_log_and_the_report(tmp_path):
+    from shapely.geometry import Point
+
+    deposits = gpd.read_file(QINHANG / "deposits.gpkg")
+    outside = gpd.GeoDataFrame({"name": ["Outside-1"]}, geometry=[Point(400250, 2419750)], crs=deposits.crs)
+    path = tmp_path / "deposits.gpkg"
+    pd.concat([deposits, outside], ignore_index=True).to_file(path)      # off the study area: every band nodata
+    config = _tiny(tmp_path, (str(QINHANG / "deposits.gpkg"), str(path)),
+                   ('rows = ["ShuffleNetV2", "Classical baselines"]', 'rows = ["Classical baselines"]'))
+    assert cli(["run", str(config), "--out", str(tmp_path / "out")]) == 0
+    line = "[deposits]: 1 of 33 lie on cells where a band has no value (nodata), so no model sees them there: Outside-1"
+    log = (tmp_path / "out" / "run.log").read_text()
+    assert sum(line in row for row in log.splitlines()) == 1
+    assert f"- {line}" in (tmp_path / "out" / "report.md").read_text()

@@ -188,11 +188,13 @@ def test_ore_image_workflow_checks_the_images_before_writing_and_logs_what_they_
     shutil.copytree(ROOT / "data_samples" / "ore_images", root)
     for extra in sorted((root / "gold").glob("*.png"))[1:]:
         extra.unlink()
+    (root / "pyrite" / "broken.png").write_bytes(b"not a picture")     # skipped, and run.log says so
     out = tmp_path / "out"
     assert images.main(["--root", str(root), "--out", str(out), "--size", "32", "--epochs", "1",
                         "--models", "mobilenet_v2"]) == 0
     log = (out / "run.log").read_text()
     assert "class(es) ['gold'] have no test image (images in all: {'gold': 1})" in log
+    assert "data: skipped 1 unreadable files" in log and "broken.png" in log
     report = pd.read_csv(out / "mobilenet_v2" / "report.csv", index_col=0)
     assert report.loc["gold", "support"] == 0
     present = report.loc[["arsenopyrite", "chalcopyrite", "pyrite", "stibnite"], "f1"]
