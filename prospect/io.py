@@ -69,14 +69,14 @@ _NOT_ASSAY_WORDS = frozenset("id no nr num number code sample year date x y east
 def element_name(column: str, assayed: bool = True) -> str | None:
     """The element (or oxide) a survey column is named for, or None.
 
-    ``Cu``, ``Cu_ppm_511``, ``Au (ppb)``, ``SiO2``, ``Fe2O3T``, and the capitals of a lab export followed by more
-    (``CU_PPM``) name an element; ``OBJECTID``, ``Year``, ``Northing``, ``Map_sheet``, ``S_ID`` do not.
+    ``Cu``, ``Cu_ppm_511``, ``Au (ppb)``, ``SiO2``, ``Fe2O3T``, and a lab export's capitals or small letters
+    followed by more (``CU_PPM``, ``au_ppb``) name an element; ``OBJECTID``, ``Year``, ``Northing``, ``Map_sheet``, ``S_ID`` do not.
     ``assayed=True`` leaves out gases and elements no survey assays (their symbols are common column names).
     """
     column = str(column).strip()
     match = None
-    if column.isupper() and len(column) > 1:     # a lab export in capitals: CU_PPM, AU_PPB, FE2O3
-        match = _NAMED.fullmatch(column[0] + column[1].lower() + column[2:])
+    if (column.isupper() or column.islower()) and len(column) > 1:   # one case throughout: CU_PPM, au_ppb, FE2O3
+        match = _NAMED.fullmatch(column[0].upper() + column[1].lower() + column[2:])
         if match is not None and not match["rest"] and len(match["el"]) == 2:
             return None    # a bare pair of capitals (SN, NO, CO, CU) is as often a code as an element
     match = match or _NAMED.fullmatch(column)

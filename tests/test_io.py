@@ -418,6 +418,7 @@ def test_ids_coordinates_years_and_sheets_are_never_elements(tmp_path):
 @pytest.mark.parametrize(("column", "element"), [
     ("Cu", "Cu"), ("Cu_ppm_511", "Cu"), ("Au (ppb)", "Au"), ("SiO2", "SiO2"), ("Fe2O3T", "Fe2O3T"),
     ("CU_PPM", "Cu"), ("AU_PPB", "Au"), ("FE2O3", "Fe2O3"), ("CO2", "CO2"), ("S", "S"), ("Mn ppm", "Mn"),
+    ("cu_ppm", "Cu"), ("au_ppb", "Au"), ("cu", None), ("k", None), ("year", None), ("sample_id", None),
     ("CU", None), ("SN", None), ("NO", None), ("No", None), ("N", None), ("He", None), ("LOI", None),
     ("ID", None), ("FID", None), ("pH", None), ("Ca/Mg", None), ("SN_NO", None), ("B_No", None), ("Time", None),
 ])

@@ -34,6 +34,15 @@ def _tiny(tmp_path, *replacements, name="run.toml"):
     return path
 
 
+def _two_baselines(tmp_path, label):
+    """The tiny run file with a random-forest row labelled ``label`` beside logistic regression, and the held-out
+    stage on those two baselines only."""
+    second = ('[[experiments.models]]\ntable = "Classical baselines"\nlabel = "Logistic regression"\n',
+              f'[[experiments.models]]\ntable = "Classical baselines"\nlabel = "{label}"\nname = "random_forest"\n\n'
+              '[[experiments.models]]\ntable = "Classical baselines"\nlabel = "Logistic regression"\n')
+    return _tiny(tmp_path, second, ('rows = ["ShuffleNetV2", "Classical baselines"]', 'rows = ["Classical baselines"]'))
+
+
 def _without_time(frame):
     return frame.drop(columns=[c for c in frame.columns if c == "seconds"])
 
@@ -367,12 +376,7 @@ def test_targets_rank_first_by_how_many_top_held_out_models_share_them(tiny_run,
     assert top_heldout_rows(pd.read_csv(out / "heldout.csv")) == ["logistic_regression"]
     assert not (out / "consensus.tif").exists() and "models_agreeing" not in gpd.read_file(out / "targets.gpkg")
     # two baselines whose intervals overlap: their consensus ranks the targets
-    forest = ('[[experiments.models]]\ntable = "Classical baselines"\nlabel = "Logistic regression"\n',
-              '[[experiments.models]]\ntable = "Classical baselines"\nlabel = "Random forest"\n'
-              'name = "random_forest"\n\n'
-              '[[experiments.models]]\ntable = "Classical baselines"\nlabel = "Logistic regression"\n')
-    config = _tiny(tmp_path, forest, ('rows = ["ShuffleNetV2", "Classical baselines"]',
-                                      'rows = ["Classical baselines"]'))
+    config = _two_baselines(tmp_path, "Random forest")
     assert cli(["run", str(config), "--out", str(tmp_path / "out")]) == 0
     out = tmp_path / "out"
     table = pd.read_csv(out / "heldout.csv")
@@ -442,12 +446,7 @@ def test_a_constant_model_is_flagged_collapsed_and_never_called_best(tmp_path, m
     built = prospect.validation.build_baseline
     monkeypatch.setattr(prospect.validation, "build_baseline", lambda name, **kw: DummyClassifier(strategy="prior")
                         if name == "random_forest" else built(name, **kw))
-    planted = ('[[experiments.models]]\ntable = "Classical baselines"\nlabel = "Logistic regression"\n',
-               '[[experiments.models]]\ntable = "Classical baselines"\nlabel = "Planted constant"\n'
-               'name = "random_forest"\n\n'
-               '[[experiments.models]]\ntable = "Classical baselines"\nlabel = "Logistic regression"\n')
-    config = _tiny(tmp_path, planted, ('rows = ["ShuffleNetV2", "Classical baselines"]',
-                                       'rows = ["Classical baselines"]'))
+    config = _two_baselines(tmp_path, "Planted constant")
     assert cli(["run", str(config), "--out", str(tmp_path / "out")]) == 0
     table = pd.read_csv(tmp_path / "out" / "heldout.csv").set_index("label")
     assert table.loc["Planted constant", "collapsed"] and not table.loc["Logistic regression", "collapsed"]

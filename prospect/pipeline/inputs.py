@@ -171,8 +171,7 @@ def _check_survey(config: RunConfig, inputs: Inputs, grid: Grid) -> None:
         gx, gy = np.meshgrid(grid.x, grid.y)
         step = max(1, int(np.ceil(np.sqrt(gx.size / 250_000))))    # a lattice of at most ~250,000 centres
         centres = np.column_stack([gx[::step, ::step].ravel(), gy[::step, ::step].ravel()])
-        xy = np.column_stack([inputs.samples.geometry.x, inputs.samples.geometry.y])
-        kth = cKDTree(xy).query(centres, k=[int(options.get("min_points", 1))], distance_upper_bound=reach)[0]
+        kth = cKDTree(problem.xy).query(centres, k=[int(options.get("min_points", 1))], distance_upper_bound=reach)[0]
         filled = float(np.isfinite(kth).mean())
         if filled < 0.01:
             raise ConfigError(f"[idw] radius={problem.radius}, max_distance={problem.max_distance}: only "
