@@ -49,7 +49,7 @@ RASTERS = ["Rcls_EM_Inp", "Rcls_EM_Ratio", "Rcls_Mag_Anom", "Rcls_Mag_As", "Rcls
 LABELS = {"kolari": dict(positive_radius=1000.0, negative_ratio=5.0, max_positives=2000),
           "synthetic": dict(positive_radius=1000.0, negative_ratio=5.0, max_positives=500)}
 NETWORK = {"kolari": dict(window=11, map_stride=2), "synthetic": dict(window=11, map_stride=3)}
-BASELINES = ["logistic_regression", "random_forest", "gradient_boosting"]
+BASELINES = ["logistic_regression", "random_forest", "gradient_boosting", "weights_of_evidence"]
 # ResNet18 as measured before the window network (6 epochs of NETWORK_TRAINING, no augmentation).
 RESNET = {"name": "resnet18", "augment": False, "tta": False, "pretrain": False, "pu_prior": None,
           "trainer": {"epochs": 6}}
@@ -130,7 +130,7 @@ def main() -> None:
          **{k: v for k, v in ablation().items() if k in (args.models or list(ablation())[:-1])}} if args.ablation else
         {name: (recommended if name == "recommended" else RESNET if name == "resnet18" else
                 ablation()[name] if name in ablation() else {"name": name})
-         for name in (args.models or ["logistic_regression", "random_forest", "gradient_boosting", "recommended"])})
+         for name in (args.models or [*BASELINES, "recommended"])})
     if args.epochs is not None:
         rows = {k: {**v, "trainer": {"epochs": args.epochs}} if pp.registry.get(v["name"]).kind == "network" else v
                 for k, v in rows.items()}

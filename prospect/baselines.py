@@ -20,6 +20,7 @@ import pandas as pd
 from prospect import registry
 from prospect.errors import InputError
 from prospect.grid import Grid
+from prospect.layers import categorical_bands  # the stack's own marks; kept here too for callers
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -41,7 +42,7 @@ def build_baseline(name: str, seed: int = 0, categorical: list[int] | None = Non
 
     Parameters
     ----------
-    name : {"random_forest", "gradient_boosting", "logistic_regression"}
+    name : {"random_forest", "gradient_boosting", "logistic_regression", "weights_of_evidence"}
     seed : int
         ``random_state`` of the estimator.
     categorical : list of int, optional
@@ -71,6 +72,10 @@ def build_baseline(name: str, seed: int = 0, categorical: list[int] | None = Non
         raise InputError(f"class_weight={class_weight!r}; valid: 'balanced', None")
     categorical = [int(i) for i in (categorical or [])]
     try:
+        if name == "weights_of_evidence":    # counts, not a loss: class weights change its prior, not its ranking
+            from prospect.wofe import WeightsOfEvidence
+
+            return WeightsOfEvidence(categorical=categorical, **options)
         if name == "random_forest":
             settings = {"n_estimators": 300, "min_samples_leaf": 2, "max_samples": 0.5, "n_jobs": -1, **options}
             return RandomForestClassifier(random_state=seed, class_weight=class_weight, **settings)
@@ -97,17 +102,6 @@ def _pu_bagging(estimator: Any, bags: Any, seed: int) -> Any:
     # the positives (bootstrap=False), so each bag sees every positive (PU bagging's rule)
     return BalancedBaggingClassifier(estimator, n_estimators=bags, sampling_strategy=1.0, replacement=False,
                                      bootstrap=False, random_state=seed)
-
-
-def categorical_bands(stack: xr.DataArray) -> list[int]:
-    """Positions of the stack's categorical bands (those with a legend, from :func:`prospect.layers.stack`).
-
-    Ordered classes (``<band>_ordinal``: reclassified bins of a continuous quantity) are not among them: the
-    models keep their order as numbers.
-    """
-    bands = [str(b) for b in stack["band"].to_numpy()]
-    return [i for i, band in enumerate(bands) if f"{band}_legend" in stack.attrs and f"{band}_ordinal" not in
-            stack.attrs]
 
 
 def predict_stack(model: Any, stack: xr.DataArray, chunk: int = 2**18) -> xr.DataArray:

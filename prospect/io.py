@@ -70,7 +70,8 @@ def element_name(column: str, assayed: bool = True) -> str | None:
     """The element (or oxide) a survey column is named for, or None.
 
     ``Cu``, ``Cu_ppm_511``, ``Au (ppb)``, ``SiO2``, ``Fe2O3T``, and a lab export's capitals or small letters
-    followed by more (``CU_PPM``, ``au_ppb``) name an element; ``OBJECTID``, ``Year``, ``Northing``, ``Map_sheet``, ``S_ID`` do not.
+    followed by more (``CU_PPM``, ``au_ppb``) name an element; ``OBJECTID``, ``Year``, ``Northing``,
+    ``Map_sheet``, ``S_ID`` do not.
     ``assayed=True`` leaves out gases and elements no survey assays (their symbols are common column names).
     """
     column = str(column).strip()

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["rasterize_categorical", "distance_to", "deposit_layer", "deposit_pixels", "stack", "legend",
            "from_raster", "class_table", "slope", "smooth", "high_pass", "study_area", "apply_mask", "check_overlap",
-           "check_polygons"]
+           "check_polygons", "categorical_bands"]
 
 
 def check_overlap(gdf: gpd.GeoDataFrame, grid: Grid, argument: str, reach: float = 0.0) -> None:
@@ -379,3 +379,14 @@ def apply_mask(layer: xr.DataArray, mask: xr.DataArray) -> xr.DataArray:
     out.attrs = dict(layer.attrs)
     out.attrs["masked_fraction"] = float(1 - inside.mean())
     return out.astype(np.float32)
+
+
+def categorical_bands(stack: xr.DataArray) -> list[int]:
+    """Positions of the stack's categorical bands (those with a legend, from :func:`prospect.layers.stack`).
+
+    Ordered classes (``<band>_ordinal``: reclassified bins of a continuous quantity) are not among them: the
+    models keep their order as numbers.
+    """
+    bands = [str(b) for b in stack["band"].to_numpy()]
+    return [i for i, band in enumerate(bands) if f"{band}_legend" in stack.attrs and f"{band}_ordinal" not in
+            stack.attrs]

@@ -99,6 +99,8 @@ _ENTRIES: tuple[ModelEntry, ...] = (
     ModelEntry("gradient_boosting", "pixel", "histogram gradient boosting (scikit-learn), balanced class weights"),
     ModelEntry("logistic_regression", "pixel", "logistic regression on standardised bands (categorical bands "
                "one-hot), balanced"),
+    ModelEntry("weights_of_evidence", "pixel", "weights of evidence (Bonham-Carter 1994): each band generalised to "
+               "the binary pattern of maximum studentized contrast (prospect.wofe)"),
 )
 _BY_NAME = {entry.name: entry for entry in _ENTRIES}
 

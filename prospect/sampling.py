@@ -173,8 +173,8 @@ def one_hot(stack: xr.DataArray) -> xr.DataArray:
     its number would otherwise be standardised and convolved as if class 7 were more than class 6 (the
     logistic regression one-hot encodes the same bands, :func:`prospect.baselines.build_baseline`).
     """
-    from prospect.baselines import categorical_bands
     from prospect.files import parse_legend
+    from prospect.layers import categorical_bands
 
     coded = set(categorical_bands(stack))
     if not coded:
