@@ -291,9 +291,9 @@ def targets(prob: xr.DataArray, threshold: Annotated[float | None, FRACTION_OPEN
         A raster on the same grid (e.g. the spread of fold models' maps), averaged per
         target (``mean_uncertainty``).
     agreement : DataArray (y, x), optional
-        How many models place each cell in their top (:func:`consensus`): its mean over a target's cells
-        (to 2 decimals) is ``models_agreeing``, and targets rank by it first, so that targets several models
-        share rank above those one model alone proposes.
+        How many models place each cell in their top (:func:`consensus`): its lower median over a target's
+        cells (at least half the target is in that many models' tops) is ``models_agreeing``, and targets rank
+        by it first, so that targets several models share rank above those one model alone proposes.
 
     Returns
     -------
@@ -341,7 +341,10 @@ def targets(prob: xr.DataArray, threshold: Annotated[float | None, FRACTION_OPEN
         agreeing, other = _surface(agreement)
         if other != grid:
             raise GridMismatchError(f"agreement is on {other}, the map on {grid}; give both on one grid")
-        frame["models_agreeing"] = np.round(ndimage.mean(np.nan_to_num(agreeing), labels, index), 2)
+        # the lower median over the target: at least half its cells are in that many models' tops (a mean would
+        # put one-cell targets, trivially agreed on, above a large target most models share)
+        frame["models_agreeing"] = ndimage.labeled_comprehension(
+            np.nan_to_num(agreeing), labels, index, lambda v: np.sort(v)[(len(v) - 1) // 2], np.float64, 0).astype(int)
         order.insert(0, "models_agreeing")
     frame = frame[frame["area"] >= min_area].sort_values(order, ascending=False)
     frame.insert(0, "rank", np.arange(1, len(frame) + 1))

@@ -218,10 +218,14 @@ def test_consensus_counts_the_maps_whose_top_holds_a_cell_and_ranks_shared_targe
     values[30:34, 40:44] = 0.95
     shared = np.zeros(GRID.shape, np.float32)
     shared[5:10, 5:15] = 3
-    shared[5, 5] = 1            # the mean over the 50 cells: (49 * 3 + 1) / 50 = 2.96
-    shared[30:34, 40:44] = 1
+    shared[5:8, 5:15] = 1       # 30 of the 50 cells agreed on by 1 model, 20 by 3: the lower median is 1
+    shared[30:34, 40:44] = 2
     found = targets(GRID.wrap(values), threshold=0.5, agreement=GRID.wrap(shared))
-    assert found["models_agreeing"].tolist() == [2.96, 1.0]
+    assert found["models_agreeing"].tolist() == [2, 1]
+    assert found["max_probability"].tolist() == pytest.approx([0.95, 0.8])
+    shared[5:8, 5:15] = 3       # now all 50 cells by 3 models: the lower 0.8 target outranks the 0.95 one
+    found = targets(GRID.wrap(values), threshold=0.5, agreement=GRID.wrap(shared))
+    assert found["models_agreeing"].tolist() == [3, 2]
     assert found["max_probability"].tolist() == pytest.approx([0.8, 0.95])
     assert targets(GRID.wrap(values), threshold=0.5)["max_probability"].tolist() == pytest.approx([0.95, 0.8])
     other = pp.Grid.from_bounds((0, 0, 600, 480), resolution=10, crs="EPSG:32650")

@@ -356,7 +356,7 @@ def _targets(results: dict[str, Any], shown: int = 30) -> list[str]:
         if "mean_uncertainty" in areas:
             row["mean uncertainty"] = f"{line.mean_uncertainty:.3f}"
         if "models_agreeing" in areas:
-            row["models agreeing"] = f"{line.models_agreeing:.2f} of {len(results['consensus']['models'])}"
+            row["models agreeing"] = f"{line.models_agreeing} of {len(results['consensus']['models'])}"
         rows.append(row)
     evaluation = results["evaluation"]
     agreeing = results.get("consensus") or {"models": []}
@@ -364,9 +364,9 @@ def _targets(results: dict[str, Any], shown: int = 30) -> list[str]:
             f"(`targets.gpkg`, labelled by rank in `project.qgs`), ranked "
             + (f"first by how many of the {len(agreeing['models'])} top held-out models "
                f"({', '.join(agreeing['models'])}: the best and those whose interval reaches it) place the area in "
-               f"their own top {100 * agreeing['area_fraction']:g} % (`consensus.tif`; *models agreeing* is its mean "
-               "over the area), so that targets several models share rank above those one model alone proposes, "
-               "then " if agreeing["models"] else "")
+               f"their own top {100 * agreeing['area_fraction']:g} % (`consensus.tif`; *models agreeing*: at least "
+               "half the area lies in that many models' top), so that targets several models share rank above those "
+               "one model alone proposes, then " if agreeing["models"] else "")
             + "by their highest probability; centroids in "
             f"{crs_label(results['grid'].crs)}"
             + ("; *uncertainty* is the mean spread of the map there (`uncertainty.tif`): a high value says the "
