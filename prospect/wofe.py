@@ -26,7 +26,7 @@ No torch here.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -138,10 +138,8 @@ class WeightsOfEvidence(ClassifierMixin, BaseEstimator):
         return ([("descending", f">= {t:.6g}", lambda v, t=t: v >= t) for t in breaks]
                 + [("ascending", f"<= {t:.6g}", lambda v, t=t: v <= t) for t in breaks])
 
-    def weights(self, X: Any) -> np.ndarray:
-        """The weight every band gives every sample: W+ inside its pattern, W- outside, 0 without a value."""
-        X = np.asarray(X, float)
-        out = np.zeros(X.shape)
+    def _placed(self, X: np.ndarray) -> Iterator[tuple[int, dict[str, float], np.ndarray, np.ndarray]]:
+        """For every band with a pattern: its weights, which samples lie inside it, which have a value."""
         for band, chosen in enumerate(self.patterns_):
             if chosen is None:
                 continue
@@ -149,6 +147,13 @@ class WeightsOfEvidence(ClassifierMixin, BaseEstimator):
             known = np.isfinite(X[:, band])
             inside = np.zeros(len(X), bool)
             inside[known] = rule(X[known, band])
+            yield band, line, inside, known
+
+    def weights(self, X: Any) -> np.ndarray:
+        """The weight every band gives every sample: W+ inside its pattern, W- outside, 0 without a value."""
+        X = np.asarray(X, float)
+        out = np.zeros(X.shape)
+        for band, line, inside, known in self._placed(X):
             out[:, band] = np.where(inside, line["w_plus"], line["w_minus"]) * known
         return out
 
@@ -167,13 +172,7 @@ class WeightsOfEvidence(ClassifierMixin, BaseEstimator):
         """Standard deviation of the posterior probability from the weights' variances (and the prior's, 1 / D)."""
         X = np.asarray(X, float)
         variance = np.full(len(X), 1 / self.deposits_)
-        for band, chosen in enumerate(self.patterns_):
-            if chosen is None:
-                continue
-            rule, line = chosen
-            known = np.isfinite(X[:, band])
-            inside = np.zeros(len(X), bool)
-            inside[known] = rule(X[known, band])
+        for _, line, inside, known in self._placed(X):
             variance += np.where(inside, line["s_w_plus"] ** 2, line["s_w_minus"] ** 2) * known
         return self.predict_proba(X)[:, 1] * np.sqrt(variance)
 
