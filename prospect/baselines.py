@@ -42,7 +42,7 @@ def build_baseline(name: str, seed: int = 0, categorical: list[int] | None = Non
 
     Parameters
     ----------
-    name : {"random_forest", "gradient_boosting", "logistic_regression", "weights_of_evidence"}
+    name : {"random_forest", "gradient_boosting", "logistic_regression", "weights_of_evidence", "fuzzy_overlay"}
     seed : int
         ``random_state`` of the estimator.
     categorical : list of int, optional
@@ -76,6 +76,10 @@ def build_baseline(name: str, seed: int = 0, categorical: list[int] | None = Non
             from prospect.wofe import WeightsOfEvidence
 
             return WeightsOfEvidence(categorical=categorical, **options)
+        if name == "fuzzy_overlay":          # set by hand: nothing is fitted, the labels only judge it
+            from prospect.fuzzy import FuzzyOverlay
+
+            return FuzzyOverlay(**options)
         if name == "random_forest":
             settings = {"n_estimators": 300, "min_samples_leaf": 2, "max_samples": 0.5, "n_jobs": -1, **options}
             return RandomForestClassifier(random_state=seed, class_weight=class_weight, **settings)

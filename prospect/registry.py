@@ -101,6 +101,8 @@ _ENTRIES: tuple[ModelEntry, ...] = (
                "one-hot), balanced"),
     ModelEntry("weights_of_evidence", "pixel", "weights of evidence (Bonham-Carter 1994): each band generalised to "
                "the binary pattern of maximum studentized contrast (prospect.wofe)"),
+    ModelEntry("fuzzy_overlay", "pixel", "a fuzzy overlay set by hand (prospect.fuzzy.FuzzyOverlay: memberships per "
+               "band, and/or/product/sum/gamma); fitted to nothing, judged like the rest"),
 )
 _BY_NAME = {entry.name: entry for entry in _ENTRIES}
 
