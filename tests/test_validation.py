@@ -206,7 +206,8 @@ def test_baseline_probabilities_equal_scikit_learn(name):
 
 
 def test_baselines_refuse_unknown_names_and_options():
-    with pytest.raises(InputError, match=r"unknown baseline 'svm'; valid: \['gradient_boosting', 'logistic_"):
+    with pytest.raises(InputError, match=r"unknown baseline 'svm'; valid: \['fuzzy_overlay', 'gradient_boosting', "
+                                         r"'logistic_regression', 'random_forest', 'weights_of_evidence'\]"):
         pp.baselines.build_baseline("svm")
     with pytest.raises(InputError, match=r"random_forest: .*n_trees"):
         pp.baselines.build_baseline("random_forest", n_trees=5)
