@@ -242,7 +242,8 @@ def spatial_folds(stack: xr.DataArray | Grid, deposits: gpd.GeoDataFrame, k: Ann
     if not tried:
         raise InputError(f"k={k}: the deposits fall in fewer than {k} blocks even of {sizes[-1]:.0f} (a tenth of the "
                          f"grid's longer side x 0.8^{len(sizes) - 1}), so a fold would hold none; use fewer folds")
-    _, block_size, link, why, largest = min(tried, key=lambda t: (t[0], -t[1]))  # the largest balanced size
+    # the balanced size (the loop stops at the first); failing that, the one whose largest unit is smallest
+    _, block_size, link, why, largest = min(tried, key=lambda t: (t[0], t[4], -t[1]))
     block_why = "as given" if len(sizes) == 1 else (
         "a tenth of the grid's longer side" if block_size == sizes[0] else
         f"a tenth of the grid's longer side ({sizes[0]:.0f}) shrunk until the deposits dealt together hold at most "
