@@ -41,8 +41,8 @@ if TYPE_CHECKING:
     import geopandas as gpd
     import xarray as xr
 
-__all__ = ["CrossValidation", "cross_validate", "ensemble", "percentile_ranks", "NETWORK_TRAINING", "RECIPE",
-           "RECOMMENDED_NETWORK"]
+__all__ = ["CrossValidation", "cross_validate", "ensemble", "percentile_ranks", "default_window",
+           "NETWORK_TRAINING", "RECIPE", "RECOMMENDED_NETWORK"]
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +167,11 @@ def _spec(model: str | dict[str, Any] | Callable[[int], Any]) -> tuple[str, dict
     raise InputError(f"model={model!r}: give a baseline or network name, or a dict with 'name' and its options")
 
 
+def default_window(positive_radius: float, grid: Grid) -> int:
+    """The networks' window when none is given: the positive radius on either side of the centre cell."""
+    return 2 * int(np.ceil(positive_radius / max(grid.resolution))) + 1
+
+
 def _check_bands(stack: xr.DataArray) -> None:
     values = stack.to_numpy()
     empty = [str(b) for b, band in zip(stack["band"].to_numpy(), values, strict=True) if not np.isfinite(band).any()]
@@ -250,9 +255,8 @@ def cross_validate(
     _check_bands(stack)
     if network:
         stack = sampling.one_hot(stack)     # a class code is a name: one 0/1 band per class
-    resolution = max(grid.resolution)
     if window is None:
-        window = 2 * int(np.ceil(positive_radius / resolution)) + 1
+        window = default_window(positive_radius, grid)
     if int(window) != window or window < 1:
         raise InputError(f"window={window!r} must be a positive whole number of cells")
     bands = [str(b) for b in stack["band"].to_numpy()]

@@ -127,9 +127,9 @@ def _check_sizes(config: RunConfig, grid: Grid) -> None:
     if networks:
         defaults = inspect.signature(validation.cross_validate).parameters
         window = config["heldout"].get("window")
-        if window is None:    # cross_validate's rule: the positive radius on either side of the centre cell
+        if window is None:    # cross_validate's own rule
             radius = config["heldout"].get("positive_radius", defaults["positive_radius"].default)
-            window = 2 * int(np.ceil(radius / min(grid.resolution))) + 1
+            window = validation.default_window(radius, grid)
             key = f"the window made from [heldout] positive_radius={radius:g}"
         else:
             key = f"[heldout] window={window}"
@@ -139,18 +139,29 @@ def _check_sizes(config: RunConfig, grid: Grid) -> None:
                               f"{min(rows, cols)} cells")
 
 
-def _check_survey(config: RunConfig, inputs: Inputs, grid: Grid) -> None:
-    """Screening (reused by stage 1), then what IDW will refuse or make useless, for the elements it will get."""
-    from scipy.spatial import cKDTree
+def screened(config: RunConfig, inputs: Inputs) -> tuple[Any, list[str]]:
+    """The screening table (the one ``check`` made, when it did) and the elements IDW gets from it or
+    ``[idw] elements``; none at all is refused."""
+    from prospect import screening
 
-    from prospect import interpolate, screening
-
-    table = screening.screen_elements(inputs.samples, inputs.deposits, seed=config.seeds[0], **config["screening"])
+    table = inputs.screening if inputs.screening is not None else \
+        screening.screen_elements(inputs.samples, inputs.deposits, seed=config.seeds[0], **config["screening"])
     wanted = config["idw"].get("elements", "screen")
     elements = table.index[table["selected"]].tolist() if wanted == "screen" else list(wanted)
     if not elements:
         raise ConfigError(f"no element passed the screening (Z_AUC above {table.attrs['critical']:.2f}); name the "
                           "elements in [idw] elements = [...] or relax [screening] alpha")
+    return table, elements
+
+
+def _check_survey(config: RunConfig, inputs: Inputs, grid: Grid) -> None:
+    """Screening (reused by stage 1), then what IDW will refuse or make useless, for the elements it will get."""
+    from scipy.spatial import cKDTree
+
+    from prospect import interpolate
+
+    table, elements = screened(config, inputs)
+    wanted = config["idw"].get("elements", "screen")
     values = inputs.samples[elements]
     constant = [e for e in elements if values[e].nunique(dropna=True) < 2]
     if constant:

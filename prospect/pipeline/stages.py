@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from prospect import io, layers, registry, screening
-from prospect.errors import ConfigError, InputError
+from prospect.errors import InputError
 from prospect.pipeline import experiments as exp
 from prospect.pipeline import viewing
 from prospect.pipeline.config import (
@@ -33,7 +33,7 @@ from prospect.pipeline.config import (
     tile_rows,
     top_heldout_rows,
 )
-from prospect.pipeline.inputs import Inputs, planned_grid, point_names, user_notes
+from prospect.pipeline.inputs import Inputs, planned_grid, point_names, screened, user_notes
 from prospect.pipeline.runfolder import RunFolder
 
 __all__ = ["Study", "screen", "evidence", "tiles", "experiments", "map_", "report"]
@@ -70,16 +70,10 @@ def screen(study: Study) -> Results:
     if inputs.samples is None:
         return {"elements": [], "skipped": ["screening and IDW: no survey ([samples])"]}, \
             ": skipped - no survey ([samples]), so no element to screen or interpolate"
-    table = inputs.screening if inputs.screening is not None else \
-        screening.screen_elements(inputs.samples, inputs.deposits, seed=config.seeds[0], **config["screening"])
+    table, elements = screened(config, inputs)     # check_inputs screened already: the same table
     folder.csv(table.drop(columns="note"), "screening.csv")
     folder.figure(screening.plot_z(table), "screening_z.png")
     folder.figure(screening.plot_roc(table), "screening_roc.png")
-    wanted = config["idw"].get("elements", "screen")
-    elements = table.index[table["selected"]].tolist() if wanted == "screen" else list(wanted)
-    if not elements:
-        raise ConfigError(f"no element passed the screening (Z_AUC above {table.attrs['critical']:.2f}); name the "
-                          "elements in [idw] elements = [...] or relax [screening] alpha")
     return {"screening": table, "elements": elements}, (
         f": {table.attrs['n_pos']} ore-related and {table.attrs['n_neg']} background samples, radius "
         f"{table.attrs['radius']:.0f} m; elements {', '.join(elements)}")
