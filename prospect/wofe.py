@@ -168,13 +168,17 @@ class WeightsOfEvidence(ClassifierMixin, BaseEstimator):
     def predict(self, X: Any) -> np.ndarray:
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
 
-    def predict_std(self, X: Any) -> np.ndarray:
-        """Standard deviation of the posterior probability from the weights' variances (and the prior's, 1 / D)."""
+    def log_odds_variance(self, X: Any) -> np.ndarray:
+        """Variance of the posterior log-odds from the weights' variances and the prior's (1 / D)."""
         X = np.asarray(X, float)
         variance = np.full(len(X), 1 / self.deposits_)
         for _, line, inside, known in self._placed(X):
             variance += np.where(inside, line["s_w_plus"] ** 2, line["s_w_minus"] ** 2) * known
-        return self.predict_proba(X)[:, 1] * np.sqrt(variance)
+        return variance
+
+    def predict_std(self, X: Any) -> np.ndarray:
+        """Standard deviation of the posterior probability: P × sqrt(:meth:`log_odds_variance`)."""
+        return self.predict_proba(X)[:, 1] * np.sqrt(self.log_odds_variance(X))
 
 
 @dataclass(frozen=True)
@@ -246,7 +250,7 @@ def weights_of_evidence(stack: xr.DataArray, deposits: gpd.GeoDataFrame, unit_ar
     probability = np.full(values.shape[0], np.nan)
     spread = np.full(values.shape[0], np.nan)
     probability[valid] = model.predict_proba(values[valid])[:, 1]
-    spread[valid] = model.predict_std(values[valid])
+    spread[valid] = probability[valid] * np.sqrt(model.log_odds_variance(values[valid]))   # predict_std, scored once
     expected = float(np.nansum(probability) * unit)
     s_expected = float(np.sqrt(np.nansum((spread * unit) ** 2)))
     z = (expected - count) / s_expected if s_expected > 0 else np.nan
