@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import xarray as xr
 
 __all__ = ["BASELINES", "list_baselines", "build_baseline", "categorical_bands", "predict_stack",
-           "permutation_importance", "contributions", "contribution_stack"]
+           "permutation_importance"]
 
 BASELINES = registry.descriptions("pixel")   # name -> what it is (prospect.registry says what each is)
 
@@ -37,7 +37,8 @@ def list_baselines() -> dict[str, str]:
 
 
 def build_baseline(name: str, seed: int = 0, categorical: list[int] | None = None,
-                   class_weight: str | None = "balanced", pu_bags: int | None = None, **options: Any) -> Any:
+                   class_weight: str | None = "balanced", pu_bags: int | None = None,
+                   bands: list[str] | None = None, **options: Any) -> Any:
     """A scikit-learn classifier for pixel values ``(n, bands)``.
 
     Parameters
@@ -54,6 +55,8 @@ def build_baseline(name: str, seed: int = 0, categorical: list[int] | None = Non
         Positive-unlabelled bagging (Mordelet & Vert 2014): that many estimators, each fitted on every
         positive and an equal-sized random draw of the background (the unlabelled cells), their
         probabilities averaged (imbalanced-learn's ``BalancedBaggingClassifier``). None: one estimator.
+    bands : list of str, optional
+        The names of the columns, for a fuzzy overlay whose memberships are given by band name.
     **options
         Passed to the estimator (e.g. ``n_estimators``, ``max_depth``, ``C``); they override the
         defaults (forest: 300 trees, ``min_samples_leaf=2``, ``max_samples=0.5``, all cores).
@@ -65,7 +68,8 @@ def build_baseline(name: str, seed: int = 0, categorical: list[int] | None = Non
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     if pu_bags is not None:
-        return _pu_bagging(build_baseline(name, seed, categorical, class_weight, **options), pu_bags, seed)
+        return _pu_bagging(build_baseline(name, seed, categorical, class_weight, bands=bands, **options), pu_bags,
+                           seed)
     if name not in BASELINES:
         raise InputError(f"unknown baseline {name!r}; valid: {sorted(BASELINES)}")
     if class_weight not in ("balanced", None):
@@ -79,7 +83,7 @@ def build_baseline(name: str, seed: int = 0, categorical: list[int] | None = Non
         if name == "fuzzy_overlay":          # set by hand: nothing is fitted, the labels only judge it
             from prospect.fuzzy import FuzzyOverlay
 
-            return FuzzyOverlay(**options)
+            return FuzzyOverlay(**{"bands": bands, **options})
         if name == "random_forest":
             settings = {"n_estimators": 300, "min_samples_leaf": 2, "max_samples": 0.5, "n_jobs": -1, **options}
             return RandomForestClassifier(random_state=seed, class_weight=class_weight, **settings)
@@ -125,71 +129,6 @@ def predict_stack(model: Any, stack: xr.DataArray, chunk: int = 2**18) -> xr.Dat
         result[part] = model.predict_proba(np.ascontiguousarray(flat[:, part].T, dtype=np.float32))[:, 1]
     return grid.wrap(result.reshape(grid.shape), name="probability",
                      attrs={"kind": "probability", "model": type(model).__name__})
-
-
-def contributions(model: Any, x: np.ndarray) -> np.ndarray:
-    """Why each cell scores as it does: every band's exact share of the log-odds, ``(n, bands)``.
-
-    For weights of evidence, the weight of the band's pattern at the cell (W+ inside, W- outside, 0 without a
-    value): the bands' shares plus the prior are the posterior log-odds. For logistic regression (the
-    pipeline :func:`build_baseline` makes, one-hot categorical bands included), the coefficients times the
-    cell's transformed values less their mean over the cells given: the shares sum to the cell's log-odds
-    less the mean log-odds of those cells, so a positive share says the band lifts the cell above the average
-    one. Other models have no exact decomposition here (an :class:`~prospect.errors.InputError`).
-    """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-
-    from prospect.wofe import WeightsOfEvidence
-
-    x = np.asarray(x, float)
-    if isinstance(model, WeightsOfEvidence):
-        return model.weights(x)
-    if not (isinstance(model, Pipeline) and isinstance(model[-1], LogisticRegression)):
-        raise InputError(f"contributions: exact shares exist for logistic regression and weights of evidence, not "
-                         f"for {type(model).__name__}")
-    transform, linear = model[:-1], model[-1]
-    z = np.asarray(transform.transform(x), float)
-    z = z.toarray() if hasattr(z, "toarray") else z
-    shares = (z - z.mean(axis=0)) * linear.coef_[0]
-    owner = _feature_bands(transform[-1], x.shape[1])
-    out = np.zeros((len(x), x.shape[1]))
-    for feature, band in enumerate(owner):
-        out[:, band] += shares[:, feature]
-    return out
-
-
-def _feature_bands(step: Any, bands: int) -> list[int]:
-    """The band each transformed feature comes from: one per band after a scaler, one per class of a one-hot band."""
-    from sklearn.compose import ColumnTransformer
-
-    if not isinstance(step, ColumnTransformer):
-        return list(range(bands))
-    owner = [0] * sum(s.stop - s.start for s in step.output_indices_.values())
-    for name, transformer, columns in step.transformers_:
-        where = step.output_indices_[name]
-        if where.stop == where.start:
-            continue
-        if hasattr(transformer, "categories_"):      # one-hot: the classes of each band in turn
-            widths = [len(c) for c in transformer.categories_]
-            owner[where] = [band for band, width in zip(columns, widths, strict=True) for _ in range(width)]
-        else:
-            owner[where] = list(columns)
-    return owner
-
-
-def contribution_stack(model: Any, stack: xr.DataArray) -> xr.DataArray:
-    """:func:`contributions` at every cell of ``stack`` as a ``(band, y, x)`` raster (NaN where any band is NaN),
-    one band per evidence band: the layer group a geologist opens beside the map."""
-    grid = Grid.from_dataarray(stack)
-    values = stack.to_numpy().reshape(stack.sizes["band"], -1)
-    valid = np.isfinite(values).all(axis=0)
-    out = np.full(values.shape, np.nan, np.float32)
-    out[:, valid] = contributions(model, values[:, valid].T).T
-    bands = [str(b) for b in stack["band"].to_numpy()]
-    return grid.wrap(out.reshape(len(bands), *grid.shape), bands=bands, name="contributions",
-                     attrs={"kind": "contributions", "model": type(model).__name__,
-                            "definition": "each band's share of the cell's log-odds"})
 
 
 def permutation_importance(model: Any, x: np.ndarray, y: np.ndarray, bands: list[str], repeats: int = 5,

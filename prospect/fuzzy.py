@@ -23,12 +23,13 @@ sum ** γ × product ** (1 - γ) (An et al. 1991). A cell without a value in any
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from prospect.errors import InputError
+from prospect.ranges import FRACTION_CLOSED
 
 __all__ = ["membership", "overlay", "FuzzyOverlay", "FUNCTIONS", "OVERLAYS"]
 
@@ -118,33 +119,68 @@ class FuzzyOverlay(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    memberships : sequence
+    memberships : sequence or mapping
         One per band, in the stack's order: None (the band is not used) or ``(function, a, b)`` with
         ``a, b`` = ``low, high`` for ``linear``, ``midpoint, spread`` otherwise, or ``("classes", {code: value})``.
+        Or a mapping of band name to such a spec (the run file's form: ``memberships = { Cu = ["large", 40, 5] }``),
+        with ``bands`` naming the columns.
     how : {"and", "or", "product", "sum", "gamma"}
     gamma : float
+    bands : sequence of str, optional
+        The names of the columns of ``X``, in order; needed when ``memberships`` is a mapping.
     """
 
-    def __init__(self, memberships: Sequence[Any] = (), how: str = "gamma", gamma: float = 0.9) -> None:
+    def __init__(self, memberships: Sequence[Any] | Mapping[str, Any] = (),
+                 how: Literal["and", "or", "product", "sum", "gamma"] = "gamma",
+                 gamma: Annotated[float, FRACTION_CLOSED] = 0.9, bands: Sequence[str] | None = None) -> None:
         self.memberships = memberships
         self.how = how
         self.gamma = gamma
+        self.bands = bands
+
+    def _specs(self, columns: int) -> list[Any]:
+        """One spec (or None) per column."""
+        if isinstance(self.memberships, Mapping):
+            if self.bands is None or len(self.bands) != columns:
+                raise InputError(f"memberships by band name need bands= naming the {columns} columns; got "
+                                 f"{self.bands!r}")
+            unknown = sorted(set(self.memberships) - {str(b) for b in self.bands})
+            if unknown:
+                raise InputError(f"memberships: {unknown} name no band; valid: {[str(b) for b in self.bands]}")
+            return [self.memberships.get(str(band)) for band in self.bands]
+        if len(self.memberships) != columns:
+            raise InputError(f"memberships: {len(self.memberships)} given for {columns} bands; give one per band "
+                             "(None for a band not used)")
+        return list(self.memberships)
 
     def fit(self, X: Any, y: Any = None) -> FuzzyOverlay:
         X = np.asarray(X, float)
-        if len(self.memberships) != X.shape[1]:
-            raise InputError(f"memberships: {len(self.memberships)} given for {X.shape[1]} bands; give one per band "
-                             "(None for a band not used)")
-        if all(m is None for m in self.memberships):
+        specs = self._specs(X.shape[1])
+        if all(m is None for m in specs):
             raise InputError("memberships: every one is None; set at least one band's")
+        for spec in specs:
+            if spec is not None and (isinstance(spec, str | bytes) or not isinstance(spec, Sequence)
+                                     or not 2 <= len(spec) <= 3 or spec[0] not in FUNCTIONS):
+                raise InputError(f"memberships: {spec!r}; valid: [function, a, b] with function one of "
+                                 f"{list(FUNCTIONS)}, or ['classes', {{code: membership}}]")
+        self.specs_ = specs
         self.classes_ = np.array([0, 1])
         self.n_features_in_ = X.shape[1]
         return self
 
+    def memberships_of(self, X: Any) -> np.ndarray:
+        """``(n, bands)``: every used band's membership at each cell, 0 for a band not used."""
+        X = np.asarray(X, float)
+        out = np.zeros(X.shape)
+        for band, spec in enumerate(self.specs_):
+            if spec is not None:
+                out[:, band] = _membership(X[:, band], spec[0], spec[1], spec[2] if len(spec) > 2 else None)
+        return out
+
     def predict_proba(self, X: Any) -> np.ndarray:
         X = np.asarray(X, float)
-        used = [(band, spec) for band, spec in enumerate(self.memberships) if spec is not None]
-        values = [_membership(X[:, band], spec[0], spec[1], spec[2] if len(spec) > 2 else None) for band, spec in used]
+        values = [_membership(X[:, band], spec[0], spec[1], spec[2] if len(spec) > 2 else None)
+                  for band, spec in enumerate(self.specs_) if spec is not None]
         p = overlay(values, self.how, self.gamma)
         return np.column_stack([1 - p, p])
 

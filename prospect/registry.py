@@ -100,9 +100,11 @@ _ENTRIES: tuple[ModelEntry, ...] = (
     ModelEntry("logistic_regression", "pixel", "logistic regression on standardised bands (categorical bands "
                "one-hot), balanced"),
     ModelEntry("weights_of_evidence", "pixel", "weights of evidence (Bonham-Carter 1994): each band generalised to "
-               "the binary pattern of maximum studentized contrast (prospect.wofe)"),
+               "the binary pattern of maximum studentized contrast (prospect.wofe)",
+               options="prospect.wofe.WeightsOfEvidence"),
     ModelEntry("fuzzy_overlay", "pixel", "a fuzzy overlay set by hand (prospect.fuzzy.FuzzyOverlay: memberships per "
-               "band, and/or/product/sum/gamma); fitted to nothing, judged like the rest"),
+               "band, and/or/product/sum/gamma); fitted to nothing, judged like the rest",
+               options="prospect.fuzzy.FuzzyOverlay"),
 )
 _BY_NAME = {entry.name: entry for entry in _ENTRIES}
 

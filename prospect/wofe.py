@@ -28,13 +28,14 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from prospect.errors import InputError
+from prospect.ranges import NOT_NEGATIVE, POSITIVE, whole
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -88,8 +89,9 @@ class WeightsOfEvidence(ClassifierMixin, BaseEstimator):
         Unit cells of area each non-deposit sample stands for (1: the samples are the unit cells).
     """
 
-    def __init__(self, classes: int = 10, categorical: Sequence[int] = (), min_studentized: float = 1.96,
-                 unit: float = 1.0) -> None:
+    def __init__(self, classes: Annotated[int, whole(2)] = 10, categorical: Sequence[int] = (),
+                 min_studentized: Annotated[float, NOT_NEGATIVE] = 1.96,
+                 unit: Annotated[float, POSITIVE] = 1.0) -> None:
         self.classes = classes
         self.categorical = categorical
         self.min_studentized = min_studentized
