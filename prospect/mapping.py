@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import torch
     import xarray as xr
 
-__all__ = ["predict_map", "predict_centres", "model_in_channels"]
+__all__ = ["predict_map", "predict_centres", "integrated_gradients", "model_in_channels"]
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +199,35 @@ def _device(device: str) -> torch.device:
     return chosen
 
 
+class _Lattice:
+    """The cells scored at ``stride``: every ``stride``-th row and column (and the last), where a valid cell takes
+    part of their score (within ``stride - 1`` cells); :meth:`surface` spreads values on them bilinearly."""
+
+    def __init__(self, valid: np.ndarray, stride: int) -> None:
+        from scipy.ndimage import maximum_filter
+
+        rows, cols = valid.shape
+        self.valid, self.stride = valid, stride
+        self.rows = np.unique(np.r_[np.arange(0, rows, stride), rows - 1])
+        self.cols = np.unique(np.r_[np.arange(0, cols, stride), cols - 1])
+        near = maximum_filter(valid, size=2 * stride - 1, mode="constant") if stride > 1 else valid
+        self.needed = near[np.ix_(self.rows, self.cols)]
+        self.centres = [(self.rows[i], self.cols[j]) for i, j in np.argwhere(self.needed)]
+
+    def surface(self, scores: np.ndarray) -> np.ndarray:
+        """``(rows, cols)`` from one value per centre; unscored centres weigh 0 in every valid cell's interpolation."""
+        from scipy.interpolate import RegularGridInterpolator
+
+        lattice = np.zeros(self.needed.shape, np.float32)
+        lattice[self.needed] = scores
+        if self.stride == 1:
+            return lattice
+        rows, cols = self.valid.shape
+        interpolate = RegularGridInterpolator((self.rows, self.cols), lattice, method="linear")
+        rr, cc = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
+        return interpolate(np.column_stack([rr.ravel(), cc.ravel()])).reshape(rows, cols)
+
+
 def predict_centres(
     model: torch.nn.Module,
     stack: xr.DataArray,
@@ -235,8 +264,6 @@ def predict_centres(
     DataArray (y, x) float32, NaN where any band of the stack is NaN, ``attrs["kind"] = "probability"``.
     """
     import torch
-    from scipy.interpolate import RegularGridInterpolator
-    from scipy.ndimage import maximum_filter
 
     from prospect.models import probabilities
     from prospect.sampling import padded
@@ -252,14 +279,10 @@ def predict_centres(
     valid = np.isfinite(stack.to_numpy()).all(axis=0)
     if not valid.any():
         raise InputError("the stack has no cell that is valid in every band: nothing to map")
-    size, rows, cols = int(size), *grid.shape
+    size = int(size)
     source = padded(stack, size, normalization)
-    lattice_rows = np.unique(np.r_[np.arange(0, rows, stride), rows - 1])
-    lattice_cols = np.unique(np.r_[np.arange(0, cols, stride), cols - 1])
-    # a lattice centre is scored when a valid cell takes part of its score (within stride - 1 cells of it)
-    near = maximum_filter(valid, size=2 * int(stride) - 1, mode="constant") if stride > 1 else valid
-    needed = near[np.ix_(lattice_rows, lattice_cols)]
-    centres = [(lattice_rows[i], lattice_cols[j]) for i, j in np.argwhere(needed)]
+    lattice = _Lattice(valid, int(stride))
+    centres = lattice.centres
     chosen = _device(device)
     model = model.to(chosen).eval()
     scores = np.full(len(centres), np.nan, np.float32)
@@ -273,15 +296,93 @@ def predict_centres(
             scores[start:start + len(chunk)] = probabilities(output)[:, ore_class].float().cpu().numpy()
     seconds = time.perf_counter() - started
     log.info("scored %d centred windows in %.1f s", len(centres), seconds)
-    lattice = np.zeros(needed.shape, np.float32)   # unscored centres weigh 0 in every valid cell's interpolation
-    lattice[needed] = scores
-    if stride == 1:
-        surface = lattice
-    else:
-        interpolate = RegularGridInterpolator((lattice_rows, lattice_cols), lattice, method="linear")
-        rr, cc = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
-        surface = interpolate(np.column_stack([rr.ravel(), cc.ravel()])).reshape(rows, cols)
+    surface = lattice.surface(scores)
     probability = np.where(valid, surface, np.nan).astype(np.float32)
     return grid.wrap(probability, name="probability",
                      attrs={"kind": "probability", "size": size, "stride": int(stride), "label": "center cell",
                             "windows": len(centres), "model": type(model).__name__, "seconds": round(seconds, 3)})
+
+
+def integrated_gradients(
+    model: torch.nn.Module,
+    stack: xr.DataArray,
+    size: int,
+    stride: int = 1,
+    normalization: dict | None = None,
+    steps: Annotated[int, whole(2)] = 64,
+    batch_size: int = 64,
+    device: str = "auto",
+    ore_class: Annotated[int, whole(0)] = 1,
+) -> xr.DataArray:
+    """Why each cell scores as it does under a window network: every band's share of its ore log-odds.
+
+    Integrated gradients (Sundararajan et al. 2017) from the all-mean window (0 once standardised, the
+    "no evidence" window) to the cell's window, ``steps`` midpoint steps along the straight path, summed over
+    the window's cells per band. The shares add up to the window's log-odds less the all-mean window's
+    (completeness, up to the path integral's discretisation; ``attrs["completeness"]`` is the summed gap over
+    the scored windows relative to their summed absolute log-odds difference). Windows are centred on the same
+    lattice as :func:`predict_centres` and spread between lattice cells bilinearly.
+
+    Returns
+    -------
+    DataArray (band, y, x) float32, NaN where any band is NaN; ``attrs`` ``unit`` ("log-odds"), ``expected``
+    (the all-mean window's log-odds) and ``completeness``.
+    """
+    import torch
+
+    from prospect.models import probabilities
+    from prospect.sampling import padded
+
+    grid = Grid.from_dataarray(stack)
+    bands = [str(b) for b in stack["band"].to_numpy()]
+    _check_bands(model, bands)
+    for name, value, least in (("size", size, 1), ("stride", stride, 1), ("steps", steps, 2),
+                               ("batch_size", batch_size, 1)):
+        if int(value) != value or value < least:
+            raise InputError(f"{name}={value!r} must be a whole number >= {least}")
+    valid = np.isfinite(stack.to_numpy()).all(axis=0)
+    if not valid.any():
+        raise InputError("the stack has no cell that is valid in every band: nothing to explain")
+    size, steps = int(size), int(steps)
+    source = padded(stack, size, normalization)
+    lattice = _Lattice(valid, int(stride))
+    chosen = _device(device)
+    model = model.to(chosen).eval()
+
+    def log_odds(x: torch.Tensor) -> torch.Tensor:
+        p = probabilities(model(x)).double().clamp_min(1e-12)
+        return torch.log(p[:, ore_class]) - torch.log1p(-p[:, ore_class].clamp_max(1 - 1e-12))
+
+    alphas = (torch.arange(steps, dtype=torch.float32, device=chosen) + 0.5) / steps
+    shares = np.zeros((len(lattice.centres), len(bands)), np.float64)
+    gaps = np.zeros((len(lattice.centres), 2))      # |shares' sum - log-odds difference|, |difference|
+    started = time.perf_counter()
+    with torch.no_grad():
+        expected = float(log_odds(torch.zeros((1, len(bands), size, size), device=chosen))[0])
+    for start in range(0, len(lattice.centres), int(batch_size)):
+        chunk = lattice.centres[start:start + int(batch_size)]
+        x = torch.from_numpy(np.stack([source[:, r:r + size, c:c + size] for r, c in chunk])).to(chosen)
+        total = torch.zeros_like(x)
+        for alpha in alphas:
+            point = (alpha * x).requires_grad_(True)
+            (gradient,) = torch.autograd.grad(log_odds(point).sum(), point)
+            total += gradient
+        attribution = (x * total / steps).double().sum(dim=(2, 3)).cpu().numpy()
+        with torch.no_grad():
+            difference = log_odds(x).cpu().numpy() - expected
+        shares[start:start + len(chunk)] = attribution
+        gaps[start:start + len(chunk)] = np.column_stack([np.abs(attribution.sum(axis=1) - difference),
+                                                          np.abs(difference)])
+    seconds = time.perf_counter() - started
+    completeness = float(gaps[:, 0].sum() / max(gaps[:, 1].sum(), 1e-12))
+    log.info("integrated gradients of %d centred windows (%d steps) in %.1f s; completeness gap %.2g of the "
+             "log-odds differences", len(lattice.centres), steps, seconds, completeness)
+    out = np.stack([np.where(valid, lattice.surface(shares[:, b].astype(np.float32)), np.nan)
+                    for b in range(len(bands))]).astype(np.float32)
+    return grid.wrap(out, bands=bands, name="contributions",
+                     attrs={"kind": "contributions", "model": type(model).__name__, "unit": "log-odds",
+                            "expected": expected, "completeness": completeness, "steps": steps,
+                            "size": size, "stride": int(stride), "seconds": round(seconds, 3),
+                            "definition": "integrated gradients from the all-mean window, summed over the window "
+                                          "per band; they add up to the cell's log-odds less the all-mean "
+                                          "window's"})

@@ -283,3 +283,26 @@ def test_centre_windows_skip_only_lattice_cells_no_valid_cell_uses():
     valid = np.isfinite(values).all(axis=0)
     np.testing.assert_allclose(got.to_numpy()[valid], expected[valid], rtol=1e-5, atol=1e-6)
     assert np.isnan(got.to_numpy()[~valid]).all() and got.attrs["windows"] < len(rows) * len(cols)
+
+
+def test_integrated_gradients_of_a_linear_score_are_its_terms_and_a_network_is_complete():
+    # BandScore's log-odds is the mean of band a over the window: integrated gradients from the all-zero window
+    # give band a exactly that mean (standardised) and band b nothing
+    stack = _stack()
+    stats = pp.sampling.fit_normalization(stack)
+    shares = pp.mapping.integrated_gradients(BandScore(), stack, size=3, normalization=stats, steps=4, device="cpu")
+    source = pp.sampling.padded(stack, 3, stats)
+    by_hand = np.array([[source[0, r:r + 3, c:c + 3].mean() for c in range(GRID.shape[1])]
+                        for r in range(GRID.shape[0])])
+    np.testing.assert_allclose(shares.sel(band="a").to_numpy(), by_hand, atol=1e-5)
+    np.testing.assert_allclose(shares.sel(band="b").to_numpy(), 0, atol=1e-7)
+    assert shares.attrs["expected"] == 0 and shares.attrs["unit"] == "log-odds"
+    # the window network: the shares add up to the log-odds less the all-mean window's within 1 %
+    torch.manual_seed(0)
+    net = pp.models.build("window_net", in_channels=2).eval()
+    got = pp.mapping.integrated_gradients(net, stack, size=9, stride=4, normalization=stats, steps=64, device="cpu")
+    assert got.attrs["completeness"] < 0.01
+    prob = pp.mapping.predict_centres(net, stack, size=9, stride=1, normalization=stats, device="cpu").to_numpy()
+    r, c = 8, 12                         # a lattice centre: its shares are its own, not interpolated
+    logit = np.log(prob[r, c]) - np.log1p(-prob[r, c])
+    np.testing.assert_allclose(got.to_numpy()[:, r, c].sum() + got.attrs["expected"], logit, rtol=0.01, atol=1e-3)
