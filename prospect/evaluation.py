@@ -19,7 +19,7 @@ from prospect._stats import binary_auc
 from prospect.errors import GridMismatchError, InputError
 from prospect.grid import Grid, crs_label
 from prospect.layers import deposit_pixels
-from prospect.ranges import FRACTION_OPEN, NOT_NEGATIVE, UP_TO_ONE
+from prospect.ranges import FRACTION_OPEN, NOT_NEGATIVE, UP_TO_ONE, whole
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -272,10 +272,29 @@ def consensus(maps: Sequence[xr.DataArray], area_fraction: Annotated[float, UP_T
     return out
 
 
+def _drivers(contributions: xr.DataArray, grid: Any, labels: np.ndarray, index: np.ndarray,
+             top: int) -> tuple[list[str], list[str]]:
+    """Per labelled target: its ``top`` bands by mean share (largest first) as text, and the first band."""
+    from scipy import ndimage
+
+    if contributions.dims != ("band", "y", "x") or Grid.from_dataarray(contributions) != grid:
+        raise GridMismatchError(f"contributions must be (band, y, x) on the map's grid {grid}; got "
+                                f"{contributions.dims} on {Grid.from_dataarray(contributions)}")
+    bands = [str(b) for b in contributions["band"].to_numpy()]
+    means = np.array([ndimage.mean(np.nan_to_num(layer), labels, index) for layer in contributions.to_numpy()])
+    text, first = [], []
+    for column in means.T:
+        order = np.argsort(-column, kind="stable")[:top]
+        text.append("; ".join(f"{bands[b]} {column[b]:+.2g}" for b in order))
+        first.append(bands[order[0]])
+    return text, first
+
+
 def targets(prob: xr.DataArray, threshold: Annotated[float | None, FRACTION_OPEN] = None,
             area_fraction: Annotated[float | None, UP_TO_ONE] = None, min_area: Annotated[float, NOT_NEGATIVE] = 0.0,
             deposits: gpd.GeoDataFrame | None = None,
-            uncertainty: xr.DataArray | None = None, agreement: xr.DataArray | None = None) -> gpd.GeoDataFrame:
+            uncertainty: xr.DataArray | None = None, agreement: xr.DataArray | None = None,
+            contributions: xr.DataArray | None = None, drivers: Annotated[int, whole(1)] = 3) -> gpd.GeoDataFrame:
     """Target areas: connected cells at or above a threshold, as ranked polygons.
 
     Parameters
@@ -294,6 +313,13 @@ def targets(prob: xr.DataArray, threshold: Annotated[float | None, FRACTION_OPEN
         How many models place each cell in their top (:func:`consensus`): its lower median over a target's
         cells (at least half the target is in that many models' tops) is ``models_agreeing``, and targets rank
         by it first, so that targets several models share rank above those one model alone proposes.
+    contributions : DataArray (band, y, x), optional
+        Every band's share of each cell's score (:mod:`prospect.explain`,
+        :meth:`prospect.validation.CrossValidation.contributions`): averaged over each target, the ``drivers``
+        bands with the largest mean share name why it is a target (``drivers``, e.g. ``"Cu +0.84; fault_distance
+        +0.51; unit +0.20"``, in the shares' ``unit``) and ``top_band`` the first.
+    drivers : int
+        How many bands ``drivers`` names.
 
     Returns
     -------
@@ -336,6 +362,8 @@ def targets(prob: xr.DataArray, threshold: Annotated[float | None, FRACTION_OPEN
                              geometry=[unary_union(geometries[i]) for i in index], crs=grid.crs)
     if spread is not None:
         frame["mean_uncertainty"] = ndimage.mean(np.nan_to_num(spread), labels, index)
+    if contributions is not None:
+        frame["drivers"], frame["top_band"] = _drivers(contributions, grid, labels, index, int(drivers))
     order = ["max_probability", "area"]
     if agreement is not None:
         agreeing, other = _surface(agreement)

@@ -23,7 +23,7 @@ __all__ = ["write_style", "write_qml", "raster_renderer", "ramp_renderer", "pale
            "band_info", "qml_colour", "RAMPS", "PALETTE"]
 
 # The colour ramp of each kind of raster: probability as the map figure; uncertainty and evidence distinct from it.
-RAMPS = {"probability": "magma", "uncertainty": "viridis", "evidence": "cividis"}
+RAMPS = {"probability": "magma", "uncertainty": "viridis", "evidence": "cividis", "contributions": "RdBu_r"}
 PALETTE = "tab20"
 
 
@@ -102,7 +102,8 @@ def band_info(path: Path, band: int) -> dict[str, Any]:
     stats = {k: float(band_tags[f"STATISTICS_{k.upper()}"]) for k in ("minimum", "maximum", "mean", "stddev")
              if f"STATISTICS_{k.upper()}" in band_tags}
     legend = tags.get(f"{name}_legend") or (tags.get("legend") if info["count"] == 1 else None)
-    kind = "categorical" if legend else (tags.get("kind", "evidence") if info["count"] == 1 else "evidence")
+    every = tags.get("kind") == "contributions"     # a kind that holds for every band of a multi-band file
+    kind = "categorical" if legend else (tags.get("kind", "evidence") if info["count"] == 1 or every else "evidence")
     return {**info, **stats, "kind": kind, "legend": parse_legend(legend) if legend else None}
 
 
@@ -111,8 +112,9 @@ def raster_renderer(path: str | os.PathLike, band: int = 1) -> str:
 
     Probability: ``magma`` fitted to the data's range; uncertainty: ``viridis`` from 0 to its maximum;
     categorical codes (a ``legend`` tag, as :func:`prospect.layers.rasterize_categorical` makes): one colour
-    and label per code; anything else: ``cividis`` over mean ± 2 standard deviations within the data's range
-    (QGIS's own default stretch).
+    and label per code; contributions (a band's share of the score): ``RdBu_r`` symmetric about 0 over the
+    larger side of mean ± 2 standard deviations, so red lifts the score and blue lowers it; anything else:
+    ``cividis`` over mean ± 2 standard deviations within the data's range (QGIS's own default stretch).
     """
     info = band_info(Path(path), band)
     if info["legend"]:
@@ -125,6 +127,9 @@ def raster_renderer(path: str | os.PathLike, band: int = 1) -> str:
     elif "mean" in info:
         low = max(low, info["mean"] - 2 * info["stddev"])
         high = min(high, info["mean"] + 2 * info["stddev"])
+    if info["kind"] == "contributions":
+        high = max(abs(low), abs(high))
+        low = -high
     if not high > low:    # a constant band: any ramp around its value
         low, high = low - 0.5, low + 0.5
     return ramp_renderer(band, low, high, RAMPS.get(info["kind"], RAMPS["evidence"]))

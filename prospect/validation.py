@@ -95,6 +95,9 @@ class CrossValidation:
         settings (its ``epochs``) and the window.
     pretraining : DataFrame or None
         Networks pretrained on the stack: the reconstruction loss per epoch.
+    models : list or None
+        With ``keep_models=True``: each fold's fitted estimator, or for a network its modules (one per member,
+        on the CPU), the normalisation and the window; what :meth:`contributions` explains.
     """
 
     label: str
@@ -107,6 +110,42 @@ class CrossValidation:
     fold_maps: np.ndarray | None = None
     settings: dict[str, Any] | None = None
     pretraining: pd.DataFrame | None = None
+    models: list[Any] | None = None
+
+    def contributions(self, stack: xr.DataArray, centres: Annotated[int, whole(1)] = 4000,
+                      steps: Annotated[int, whole(2)] = 64, device: str = "auto") -> xr.DataArray:
+        """Why each cell of the fold-mean map scores as it does: the mean over the fold models of every band's
+        share (:mod:`prospect.explain` for the pixel models; integrated gradients for networks, on a lattice of
+        about ``centres`` windows spread bilinearly, :func:`prospect.mapping.integrated_gradients`).
+
+        Needs ``cross_validate(..., keep_models=True)`` on this ``stack``. Returns ``(band, y, x)`` float32 with
+        the ``unit``, ``definition`` and ``expected`` (mean over folds) of the shares in ``attrs``; a network's
+        bands are those it saw (one per class of a categorical band).
+        """
+        from prospect.explain import contribution_stack
+
+        if self.models is None:
+            raise InputError(f"{self.label}: no fold models kept; run cross_validate(..., keep_models=True)")
+        rasters = []
+        for fitted in self.models:
+            if not isinstance(fitted, dict):
+                rasters.append(contribution_stack(fitted, stack))
+                continue
+            from prospect.mapping import integrated_gradients
+
+            seen = sampling.one_hot(stack)
+            stride = max(1, int(np.ceil(np.sqrt(seen.sizes["y"] * seen.sizes["x"] / int(centres)))))
+            rasters += [integrated_gradients(module, seen, size=fitted["window"], stride=stride,
+                                             normalization=fitted["normalization"], steps=steps, device=device)
+                        for module in fitted["modules"]]
+        mean = rasters[0].copy(data=np.mean([r.to_numpy() for r in rasters], axis=0, dtype=np.float64)
+                               .astype(np.float32))
+        mean.attrs = {**rasters[0].attrs, "model": self.label, "expected": float(np.mean(
+            [r.attrs["expected"] for r in rasters])), "definition": f"mean over {len(rasters)} fold models of: "
+                      f"{rasters[0].attrs['definition']}"}
+        if "completeness" in rasters[0].attrs:
+            mean.attrs["completeness"] = float(max(r.attrs["completeness"] for r in rasters))
+        return mean
 
     def summary(self, level: float = 0.95, resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
         """Held-out AUC (deposit-weighted over folds) with its bootstrap interval, top 5/10/20 % capture, the
@@ -197,6 +236,7 @@ def cross_validate(
     seed: int = 0,
     label: str | None = None,
     isolated_distance: Annotated[float | None, POSITIVE] = None,
+    keep_models: bool = False,
 ) -> CrossValidation:
     """Train ``model`` once per fold without that fold's deposits, map the area, rank the held-out deposits.
 
@@ -238,6 +278,8 @@ def cross_validate(
         evidence. Default: ``2 × positive_radius`` (no training positive lies within ``positive_radius``
         of the held-out deposit's own labelled zone). Every deposit's distance is in ``ranks``
         (``nearest_training``).
+    keep_models : bool
+        Keep each fold's fitted model in the result (:meth:`CrossValidation.contributions` explains them).
     """
     from prospect.evaluation import deposit_ranks
 
@@ -269,7 +311,7 @@ def cross_validate(
         if recipe["pretrain"]:
             pretrained, history = _pretrained(name, options, stack, int(window), device, seed)
     fold_maps = np.empty((folds.k, *grid.shape), np.float32)
-    ranks, rows, importances = [], [], []
+    ranks, rows, importances, kept = [], [], [], []
     for fold in range(folds.k):
         started = time.perf_counter()
         held = folds.held_out(fold)
@@ -280,16 +322,19 @@ def cross_validate(
                                         negative_ratio=negative_ratio, negative_distance=negative_distance,
                                         max_positives=max_positives, seed=seed + fold)
         if network:
-            prob = _fit_network(name, options, recipe, pretrained, stack, points, allowed, int(window),
-                                int(map_stride), trainer, device, seed + fold)
+            prob, fitted = _fit_network(name, options, recipe, pretrained, stack, points, allowed, int(window),
+                                        int(map_stride), trainer, device, seed + fold)
         else:
-            estimator = build_baseline(name, seed=seed + fold, categorical=categorical_bands(stack), **options)
+            estimator = build_baseline(name, seed=seed + fold, categorical=categorical_bands(stack), bands=bands,
+                                       **options)
             estimator.fit(sampling.pixel_values(stack, points), points.y)
-            prob = predict_stack(estimator, stack)
+            prob, fitted = predict_stack(estimator, stack), estimator
             if importance:
                 importances.append(_held_out_importance(estimator, stack, deposits, folds, fold, positive_radius,
                                                         negative_ratio, negative_distance, bands, seed + fold))
         fold_maps[fold] = prob.to_numpy()
+        if keep_models:
+            kept.append(fitted)
         held_deposits = deposits.iloc[folds.deposit_index[held]]
         fold_ranks = deposit_ranks(prob, held_deposits)
         nearest = _nearest_training(held_deposits, training_deposits, grid)
@@ -317,7 +362,8 @@ def cross_validate(
         grid.wrap(std.astype(np.float32), name="uncertainty",
                   attrs={**attrs, "kind": "uncertainty", "definition": "std of the fold models' maps"}),
         pd.DataFrame(rows), importance_table,
-        float(2 * positive_radius if isolated_distance is None else isolated_distance), fold_maps, settings, history)
+        float(2 * positive_radius if isolated_distance is None else isolated_distance), fold_maps, settings, history,
+        kept if keep_models else None)
 
 
 def percentile_ranks(values: np.ndarray) -> np.ndarray:
@@ -455,7 +501,7 @@ def _pretrained(name: str, options: dict[str, Any], stack: xr.DataArray, window:
 
 def _fit_network(name: str, options: dict[str, Any], recipe: dict[str, Any], pretrained: dict[str, Any] | None,
                  stack: xr.DataArray, points: sampling.Points, allowed: np.ndarray, window: int, map_stride: int,
-                 trainer: dict[str, Any] | None, device: str, seed: int) -> xr.DataArray:
+                 trainer: dict[str, Any] | None, device: str, seed: int) -> tuple[xr.DataArray, dict[str, Any]]:
     from prospect.mapping import predict_centres
     from prospect.models import DihedralAverage, DihedralWindows
     from prospect.training import Trainer
@@ -466,7 +512,7 @@ def _fit_network(name: str, options: dict[str, Any], recipe: dict[str, Any], pre
     tiles = sampling.windows(stack, points, window, normalization=stats)
     data = DihedralWindows(tiles.as_torch()) if recipe["augment"] else tiles
     settings = {**NETWORK_TRAINING, **(trainer or {}), "device": device}
-    maps = []
+    maps, modules = [], []
     for member in range(recipe["members"]):
         member_seed = seed + 1000 * member
         model = _build(name, options, stack.sizes["band"], member_seed)
@@ -475,10 +521,12 @@ def _fit_network(name: str, options: dict[str, Any], recipe: dict[str, Any], pre
         loss = None if recipe["pu_prior"] is None else NonNegativePULoss(recipe["pu_prior"])
         Trainer(model, loss=loss, **{**settings, "seed": member_seed}).fit(data)
         mapper = DihedralAverage(model) if recipe["tta"] else model
+        modules.append(mapper)
         maps.append(predict_centres(mapper, stack, size=window, stride=map_stride, normalization=stats,
                                     batch_size=256 if not recipe["tta"] else 64, device=device))
+    fitted = {"modules": [m.cpu() for m in modules], "normalization": stats, "window": window}
     if len(maps) == 1:
-        return maps[0]
+        return maps[0], fitted
     mean = maps[0].copy(data=np.mean([m.to_numpy() for m in maps], axis=0).astype(np.float32))
     mean.attrs["members"] = len(maps)
-    return mean
+    return mean, fitted

@@ -734,3 +734,106 @@ def test_a_run_killed_by_sigkill_resumes(tmp_path):
     for name in ("experiments.csv", "tables.csv"):
         pd.testing.assert_frame_equal(_without_time(pd.read_csv(cut / name)), _without_time(pd.read_csv(whole / name)))
     assert os.path.getsize(cut / "prospectivity.tif") > 0
+
+
+def _classical(tmp_path, rows):
+    """The tiny run file with only classical rows (``rows``: TOML text of [[experiments.models]] tables), the
+    held-out stage on them, and the map from the best of them."""
+    linear = '[[experiments.models]]\ntable = "Classical baselines"\nlabel = "Logistic regression"\n'
+    return _tiny(tmp_path, (linear, rows + linear),
+                 ('rows = ["ShuffleNetV2", "Classical baselines"]', 'rows = ["Classical baselines"]'),
+                 ('model_label = "MFAF-ShuffleNetV2"\n', ''),
+                 ("seeds = [0, 1]", 'seeds = [0]\nrows = ["Classical baselines"]'))
+
+
+FUZZY_AND_WOFE = '''[[experiments.models]]
+table = "Classical baselines"
+label = "Fuzzy near faults in Devonian"
+name = "fuzzy_overlay"
+memberships = { fault_distance = ["small", 1500.0, 3.0], unit = ["classes", { 1 = 0.5, 2 = 1, 3 = 0.5, 4 = 0.5 }] }
+how = "gamma"
+gamma = 0.5
+
+[[experiments.models]]
+table = "Classical baselines"
+label = "Weights of evidence"
+name = "weights_of_evidence"
+classes = 5
+
+'''
+
+
+@pytest.fixture(scope="module")
+def classical_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("classical")
+    config = _classical(folder, FUZZY_AND_WOFE)
+    assert cli(["run", str(config), "--out", str(folder / "out")]) == 0
+    return folder / "out"
+
+
+def test_weights_of_evidence_and_a_fuzzy_overlay_set_in_the_run_file_are_judged_and_the_map_is_explained(
+        classical_run):
+    out = classical_run
+    table = pd.read_csv(out / "heldout.csv")
+    assert set(table["label"]) == {"Fuzzy near faults in Devonian", "Weights of evidence", "Logistic regression"}
+    assert table["auc"].between(0, 1).all() and (table["seconds"] >= 0).all()
+    best = table.iloc[0]
+    with rasterio.open(out / "contributions.tif") as src, rasterio.open(out / "stack.tif") as stack_src, \
+            rasterio.open(out / "prospectivity.tif") as map_src:
+        shares, prob = src.read(masked=True), map_src.read(1, masked=True)
+        assert src.descriptions == stack_src.descriptions and src.tags()["kind"] == "contributions"
+        assert (shares.mask.any(axis=0) == prob.mask).all()
+    # the shares add up to the fold models' mean log-odds (less a constant); the map is their mean probability,
+    # which orders the cells nearly, not exactly, alike
+    from scipy.stats import spearmanr
+
+    assert best["name"] != "fuzzy_overlay"
+    assert spearmanr(shares.sum(axis=0).compressed(), prob.compressed()).statistic > 0.95
+    areas = gpd.read_file(out / "targets.gpkg")
+    assert {"drivers", "top_band"} <= set(areas) and areas["top_band"].isin(stack_src.descriptions).all()
+    text = (out / "report.md").read_text()
+    assert _markdown_table(text, "## Target areas")["why (mean share over the area)"].tolist()[:5] == \
+        areas["drivers"].tolist()[:5]
+    assert "`contributions.tif`" in text
+    project = (out / "project.qgs").read_text()
+    assert project.count("contributions.tif") >= len(stack_src.descriptions)
+    assert "why each cell scores (contributions.tif)" in project
+    # weights of evidence fitted to every deposit, beside its held-out row: the chosen patterns as wofe.csv says
+    weights = pd.read_csv(out / "wofe.csv")
+    chosen = weights[weights["chosen"]]
+    shown = _markdown_table(text, "## Weights of evidence, fitted to every deposit")
+    assert shown["band"].tolist() == chosen["band"].tolist() and len(shown) >= 2
+    assert shown["W+"].tolist() == [f"{w:.2f} ± {s:.2f}" for w, s in zip(chosen["w_plus"], chosen["s_w_plus"],
+                                                                         strict=True)]
+    assert re.search(r"Conditional independence (holds|fails).*D/T = \d\.\d\d", text)
+    with rasterio.open(out / "wofe_posterior.tif") as src:
+        assert src.count == 1 and src.tags()["kind"] == "probability"
+
+
+def test_the_contribution_layers_open_in_qgis_on_a_diverging_ramp(classical_run, tmp_path, qgis_python):
+    from tests.conftest import open_in_qgis
+
+    seen = open_in_qgis(qgis_python, classical_run / "project.qgs", tmp_path / "render.png")
+    shares = [layer for layer in seen["layers"] if layer["group"] == "why each cell scores (contributions.tif)"]
+    with rasterio.open(classical_run / "contributions.tif") as src:
+        assert [layer["band"] for layer in shares] == list(range(1, src.count + 1))
+    assert all(layer["valid"] and layer["renderer"] == "singlebandpseudocolor" and not layer["checked"]
+               for layer in shares)
+
+
+@pytest.mark.parametrize(("membership", "message"), [
+    ('memberships = { Cu_typo = ["large", 1.0, 2.0] }', r"'Fuzzy' \(fuzzy_overlay\): memberships: \['Cu_typo'\] name "
+                                                        r"no band; valid: \[.*'fault_distance'"),
+    ('memberships = { fault_distance = ["steep", 1.0, 2.0] }', r"memberships: \['steep', 1.0, 2.0\]; valid: "
+                                                               r"\[function, a, b\]"),
+    ('memberships = { fault_distance = ["small", -1.0, 2.0] }', r"small: midpoint=-1.0 and spread=2.0 must be "
+                                                                r"positive"),
+])
+def test_a_fuzzy_row_that_names_no_band_or_a_bad_function_is_refused_by_check(tmp_path, capsys, membership, message):
+    row = f'[[experiments.models]]\ntable = "Classical baselines"\nlabel = "Fuzzy"\nname = "fuzzy_overlay"\n' \
+          f'{membership}\n\n'
+    config = _classical(tmp_path, row)
+    for command in (["check", str(config)], ["run", str(config), "--out", str(tmp_path / "out")]):
+        assert cli(command) != 0
+        assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "out").exists()

@@ -55,6 +55,17 @@ def test_every_kind_of_raster_gets_its_own_style(tmp_path):
     assert renderer.get("band") == "1" and renderer.get("type") == "singlebandpseudocolor"
     assert values[0] == pytest.approx(max(cu.min(), cu.mean() - 2 * cu.std()), rel=1e-5)
     assert values[-1] == pytest.approx(min(cu.max(), cu.mean() + 2 * cu.std()), rel=1e-5)
+    # contributions: every band on a diverging ramp symmetric about 0 (red lifts the score, blue lowers it)
+    share = np.random.default_rng(2).normal(0.3, 1.0, GRID.shape).astype(np.float32)
+    shares = GRID.wrap(np.stack([share, -share]), bands=["Cu", "fault_distance"], attrs={"kind": "contributions"})
+    pp.io.write_geotiff(shares, tmp_path / "contributions.tif")
+    for band, values_of_band in ((1, share), (2, -share)):
+        values, colours = _ramp(ElementTree.fromstring(pp.styles.raster_renderer(tmp_path / "contributions.tif",
+                                                                                 band)))
+        low = max(values_of_band.min(), values_of_band.mean() - 2 * values_of_band.std())
+        high = min(values_of_band.max(), values_of_band.mean() + 2 * values_of_band.std())
+        assert values[0] == pytest.approx(-values[-1]) and values[-1] == pytest.approx(max(-low, high), rel=1e-4)
+        assert colours[-1] == matplotlib.colors.to_hex(matplotlib.colormaps["RdBu_r"](1.0))
 
 
 def test_categorical_layer_is_integer_codes_with_colours_names_and_a_legend(tmp_path):

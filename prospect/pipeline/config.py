@@ -96,8 +96,10 @@ SECTIONS: dict[str, Section] = {
                             "(labels or table names; default all) "
                             "trained per fold, judged on the deposits it never saw; k = 0 turns it off"),
     "map": Section(("prospect.mapping.predict_map",), ("model", "stack", "normalization", "uncertainty"),
-                   extra=("model_label",),
-                   help="the prospectivity map; model_label = the experiment row whose first-seed model maps"),
+                   extra=("model_label", "contributions"),
+                   help="the prospectivity map; model_label = the experiment row whose first-seed model maps; "
+                        "contributions = false skips contributions.tif (every band's share of each cell's score, "
+                        "from the fold models of a held-out row)"),
     "targets": Section(("prospect.evaluation.targets",), ("prob", "deposits"), help="target polygons"),
     "evaluation": Section(("prospect.evaluation.evaluate_map",), ("prob", "deposits"), help="map evaluation"),
     "report": Section((), extra=("title", "synthetic", "paper"),
@@ -169,7 +171,7 @@ def option_keys(name: str) -> list[str]:
 
     options = registry.get(name).options
     return [] if options is None else [k for k in _parameters(options)
-                                       if k not in ("in_channels", "num_classes", "pretrained")]
+                                       if k not in ("in_channels", "num_classes", "pretrained", "categorical", "bands")]
 
 
 def describe_sections(schema: Mapping[str, Section] = SECTIONS) -> str:
@@ -377,10 +379,10 @@ def _check_experiments(body: Mapping[str, Any], where: str) -> None:
         options = sorted(set(row) - set(MODEL_KEYS))
         entry = registry.get(row["name"])
         if entry.kind == "pixel":
-            wrong = sorted(set(options) - {"pretrained", *registry.PIXEL_KEYS})
+            own = [*option_keys(row["name"]), *registry.PIXEL_KEYS]
+            wrong = sorted(set(options) - {"pretrained", *own})
             if wrong:
-                raise ConfigError(f"{label}: {wrong} are network options; the baseline {row['name']!r} takes "
-                                  f"{list(registry.PIXEL_KEYS)} here")
+                raise ConfigError(f"{label}: {row['name']!r} takes no option {wrong}; valid here: {own}")
         else:
             wrong = sorted(set(options) - set(option_keys(row["name"])) - set(registry.RECIPE_KEYS))
             if wrong:

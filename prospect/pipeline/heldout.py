@@ -15,7 +15,15 @@ from typing import Any
 
 import pandas as pd
 
-from prospect.pipeline.config import FOLD_KEYS, REPORT_KEYS, chosen_rows, heldout_folds, run_key
+from prospect.pipeline.config import (
+    FOLD_KEYS,
+    REPORT_KEYS,
+    best_heldout_row,
+    chosen_rows,
+    heldout_folds,
+    map_row,
+    run_key,
+)
 
 __all__ = ["chosen_rows", "run_heldout"]
 
@@ -24,6 +32,39 @@ log = logging.getLogger("prospect.workflow")
 
 def _model(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k not in REPORT_KEYS}
+
+
+def _keep_map_models(config: Any, summaries: list[dict[str, Any]], results: dict[str, Any]) -> None:
+    """Keep the fold models of the row that maps (named in ``[map]``, else the best so far): they explain its map
+    in stage 6. The others' are let go as soon as a row beats them, so memory holds two rows' models at most."""
+    named = map_row(config)
+    keep = run_key(named) if named is not None else run_key(best_heldout_row(config, pd.DataFrame(summaries))[0])
+    for key, result in results.items():
+        if key != keep:
+            result.models = None
+
+
+def _wofe_fit(rows: list[dict[str, Any]], stack: Any, inputs: Any, folder: Any) -> dict[str, Any]:
+    """With a weights-of-evidence row: its weights fitted to every known deposit, as published WofE tables are
+    (``wofe.csv``, every candidate pattern; the posterior and its standard deviation as ``wofe_posterior.tif``
+    and ``wofe_posterior_std.tif``), and the conditional-independence test. Its held-out row is its honest score."""
+    from prospect.wofe import weights_of_evidence
+
+    row = next((r for r in rows if r["name"] == "weights_of_evidence"), None)
+    if row is None:
+        return {}
+    options = {k: row[k] for k in ("classes", "min_studentized") if k in row}
+    fit = weights_of_evidence(stack, inputs.deposits, unit_area=1e6, **options)
+    folder.csv(fit.table, "wofe.csv", index=False, float_format=None)
+    posterior = fit.posterior.assign_attrs(kind="probability", definition="deposits per km² unit cell, all deposits")
+    folder.geotiff(posterior, "wofe_posterior.tif")
+    folder.geotiff(fit.std.assign_attrs(kind="uncertainty", definition="std of the posterior from the weights' "
+                                                                        "variances"), "wofe_posterior_std.tif")
+    log.info("5 held-out deposits: weights of evidence on all %d deposits -> wofe.csv: %d bands kept; conditional "
+             "independence D/T = %.2f, Agterberg-Cheng p = %.3g", fit.deposits, int(fit.table["chosen"].sum()),
+             fit.ci_ratio, fit.ac_p)
+    return {"wofe": {"label": row["label"], "table": fit.table, "deposits": fit.deposits, "expected": fit.expected,
+                     "ratio": fit.ci_ratio, "z": fit.ac_z, "p": fit.ac_p}}
 
 
 def run_heldout(study: Any) -> tuple[dict[str, Any], str | None]:
@@ -51,7 +92,7 @@ def run_heldout(study: Any) -> tuple[dict[str, Any], str | None]:
     summaries, ranks, importances, curves, results = [], [], [], [], {}
     for number, row in enumerate(rows, 1):
         result = validation.cross_validate(stack, inputs.deposits, split, _model(row), seed=seed, label=row["label"],
-                                           **options)
+                                           keep_models=True, **options)
         line = {"label": row["label"], "run": run_key(row), "name": row["name"], **result.summary(seed=seed)}
         if "trainer" in result.settings:   # networks: what each fold trained, as the report states it
             line.update(epochs=result.settings["trainer"]["epochs"], window=result.settings["window"])
@@ -71,6 +112,7 @@ def run_heldout(study: Any) -> tuple[dict[str, Any], str | None]:
                  line["auc_high"], 100 * line["top_10"], line["deposits"],
                  "" if inputs.undiscovered is None else
                  f"; undiscovered AUC {line['undiscovered_auc']:.3f}", line["seconds"])
+        _keep_map_models(config, summaries, results)
     table = pd.DataFrame(summaries).sort_values("auc", ascending=False, kind="stable")
     folder.csv(table, "heldout.csv", index=False, float_format=None)
     folder.csv(pd.concat(ranks, ignore_index=True), "heldout_deposits.csv", index=False, float_format=None)
@@ -78,6 +120,7 @@ def run_heldout(study: Any) -> tuple[dict[str, Any], str | None]:
         folder.csv(pd.concat(importances, ignore_index=True), "importance.csv", index=False)
     folder.figure(evaluation.plot_rate_curve(*curves), "heldout_rate.png")
     best = table.iloc[0]
-    return {"heldout": table, "heldout_maps": results, "folds": split}, (
+    found = {"heldout": table, "heldout_maps": results, "folds": split, **_wofe_fit(rows, stack, inputs, folder)}
+    return found, (
         f": {best['label']} ranks the held-out deposits best, AUC {best['auc']:.3f} (95 % CI {best['auc_low']:.3f}-"
         f"{best['auc_high']:.3f})")

@@ -214,6 +214,22 @@ def _check_names(config: RunConfig, inputs: Inputs) -> None:
         shown = "; ".join(f"{name!r} from {' and '.join(where)}" for name, where in twice.items())
         raise ConfigError(f"band names the stack would hold twice: {shown}; give one of each a name = \"...\" "
                           "(or rename the element)")
+    _check_fuzzy(config, list(names))
+
+
+def _check_fuzzy(config: RunConfig, bands: list[str]) -> None:
+    """A fuzzy overlay's memberships name bands of the stack and are valid functions of them (stage 5 scores it)."""
+    from prospect.fuzzy import FuzzyOverlay
+
+    for row in chosen_rows(config):
+        if row["name"] != "fuzzy_overlay":
+            continue
+        options = {k: v for k, v in row.items() if k in ("memberships", "how", "gamma")}
+        try:
+            probe = np.ones((1, len(bands)))
+            FuzzyOverlay(**options, bands=bands).fit(probe).predict_proba(probe)
+        except (InputError, TypeError, ValueError) as error:
+            raise ConfigError(f"[[experiments.models]] {row['label']!r} (fuzzy_overlay): {error}") from None
 
 
 def _read_survey(config: RunConfig) -> tuple[gpd.GeoDataFrame | None, list[str]]:

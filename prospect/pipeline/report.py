@@ -357,6 +357,8 @@ def _targets(results: dict[str, Any], shown: int = 30) -> list[str]:
             row["mean uncertainty"] = f"{line.mean_uncertainty:.3f}"
         if "models_agreeing" in areas:
             row["models agreeing"] = f"{line.models_agreeing} of {len(results['consensus']['models'])}"
+        if "drivers" in areas:
+            row["why (mean share over the area)"] = line.drivers
         rows.append(row)
     evaluation = results["evaluation"]
     agreeing = results.get("consensus") or {"models": []}
@@ -371,10 +373,46 @@ def _targets(results: dict[str, Any], shown: int = 30) -> list[str]:
             f"{crs_label(results['grid'].crs)}"
             + ("; *uncertainty* is the mean spread of the map there (`uncertainty.tif`): a high value says the "
                "models disagree." if "mean_uncertainty" in areas else ".")
-            + " Areas without a known deposit are the new ground.", "", _table(pd.DataFrame(rows)), ""]
+            + " Areas without a known deposit are the new ground."
+            + _why(results.get("contributions") or {}), "", _table(pd.DataFrame(rows)), ""]
     if len(areas) > shown:
         text += [f"{len(areas) - shown} smaller-ranked areas more are in `targets.gpkg`.", ""]
     return text
+
+
+def _why(shares: dict[str, Any]) -> str:
+    """What the targets' *why* column and ``contributions.tif`` hold."""
+    if not shares:
+        return ""
+    complete = (f" (integrated gradients add up to the log-odds within {100 * shares['completeness']:.1f} %)"
+                if "completeness" in shares else "")
+    return (f" *Why* names the three bands with the largest mean share of the map model's score over the area, in "
+            f"{shares['units']}: {shares['definition']}{complete}. `contributions.tif` holds every band's share at "
+            "every cell (a layer group in `project.qgs`: red lifts the score, blue lowers it); a share says why "
+            "*this model* scores a cell, not that the band causes ore.")
+
+
+def _wofe(fit: dict[str, Any]) -> list[str]:
+    """The chosen pattern of each band (the classical WofE table) and the conditional-independence test."""
+    table = fit["table"]
+    chosen = table[table["chosen"]]
+    rows = [{"band": line.band, "pattern": line.pattern, "deposits": f"{line.deposits:.0f}",
+             "area (km²)": f"{line.area:.1f}", "W+": f"{line.w_plus:.2f} ± {line.s_w_plus:.2f}",
+             "W-": f"{line.w_minus:.2f} ± {line.s_w_minus:.2f}", "C": f"{line.contrast:.2f} ± {line.s_contrast:.2f}",
+             "C / s(C)": f"{line.studentized:.1f}"} for line in chosen.itertuples(index=False)]
+    left = sorted(set(table["band"]) - set(chosen["band"]))
+    verdict = "holds" if fit["ratio"] >= 0.85 and fit["p"] >= 0.05 else "fails: the posterior overstates itself"
+    return [f"Each band's binary pattern of largest studentized contrast, fitted to all {fit['deposits']} deposits on "
+            "1 km² unit cells (Bonham-Carter 1994), as published WofE tables are: a fit, not a test; the "
+            f"*{fit['label']}* row of the held-out table is its score on deposits it never saw. Every candidate "
+            "pattern is in `wofe.csv`; the posterior and its standard deviation are `wofe_posterior.tif` and "
+            "`wofe_posterior_std.tif`.", "",
+            _table(pd.DataFrame(rows)) if rows else "No band reaches the studentized contrast asked for.", "",
+            *([f"Bands that add nothing (below the studentized contrast asked for): {', '.join(left)}.", ""]
+              if left else []),
+            f"Conditional independence {verdict}: the model expects T = {fit['expected']:.1f} deposits where "
+            f"D = {fit['deposits']} are known (D/T = {fit['ratio']:.2f}; below 0.85 is a problem, Bonham-Carter 1994), "
+            f"Agterberg & Cheng's test z = {fit['z']:.2f}, p = {fit['p']:.3g}.", ""]
 
 
 def _figures(results: dict[str, Any]) -> list[str]:
@@ -465,6 +503,8 @@ def write(config: Any, results: dict[str, Any], out: Path) -> Path:
     text += ["## Figures", "", *_figures(results)]
     if "heldout" in results:
         text += ["## Which model finds deposits it never saw", "", *_heldout(results)]
+    if results.get("wofe"):
+        text += ["## Weights of evidence, fitted to every deposit", "", *_wofe(results["wofe"])]
     text += ["## How the run went", ""]
     if results["changes"]:
         text += [f"What this mode changed from `{config.source.name}`:", ""]
@@ -509,6 +549,8 @@ def write(config: Any, results: dict[str, Any], out: Path) -> Path:
     text += ["## 5 Prospectivity map", "",
              f"{results['map_model']} ({results['map_source']}) over the whole stack: `prospectivity.tif`"
              + (f" and `uncertainty.tif` ({results['uncertainty']})" if results["uncertainty"] else "")
+             + (", `contributions.tif` (every band's share of each cell's score)" if results.get("contributions")
+                else "")
              + ", each styled for QGIS by a `.qml` of the same name, and `targets.gpkg`.", "",
              "| measure | value |", "|---|---|",
              f"| AUC of the known deposits (success rate; the map AUC of deposit cells against all others is the "

@@ -230,8 +230,11 @@ def map_(study: Study) -> Results:
     agreement = _consensus(study, target_options.get("area_fraction") or 0.1)
     if agreement is not None:
         folder.geotiff(agreement, "consensus.tif")
+    shares = _contributions(study, heldout.get(run_key(row)))
+    if shares is not None:
+        folder.geotiff(shares, "contributions.tif")
     areas = evaluation.targets(prob, deposits=inputs.deposits, uncertainty=spread, agreement=agreement,
-                               **target_options)
+                               contributions=shares, **target_options)
     folder.vectors({"targets": areas}, "targets.gpkg")
     summary = evaluation.evaluate_map(prob, inputs.deposits, **config["evaluation"])
     success = evaluation.success_rate_curve(prob, inputs.deposits)
@@ -256,7 +259,10 @@ def map_(study: Study) -> Results:
     found = {"evaluation": summary, "map_model": row["label"], "map_source": source, "map_why": why, "targets": areas,
              "uncertainty": spread.attrs.get("definition", "") if spread is not None else "",
              "consensus": {} if agreement is None else {"models": agreement.attrs["models"],
-                                                        "area_fraction": agreement.attrs["area_fraction"]}}
+                                                        "area_fraction": agreement.attrs["area_fraction"]},
+             "contributions": {} if shares is None else {k: shares.attrs[k] for k in
+                                                         ("units", "definition", "expected", "completeness")
+                                                         if k in shares.attrs}}
     hidden = "" if inputs.undiscovered is None else \
         f" and {100 * summary['undiscovered_coverage']:.0f} % of the undiscovered ones"
     log.info("6 map: %s maps: %s", row["label"], why)
@@ -265,6 +271,20 @@ def map_(study: Study) -> Results:
                    f"{summary['success_rate_auc']:.3f} (known deposits: a fit); top "
                    f"{100 * summary['coverage_area_fraction']:.0f} % of the area holds "
                    f"{100 * summary['coverage']:.0f} % of the known deposits{hidden}; {len(areas)} target areas")
+
+
+def _contributions(study: Study, result: Any) -> Any:
+    """Every band's share of each cell's score under the map's fold models (None when the map comes from a tile
+    model, or ``[map] contributions = false``)."""
+    if result is None or result.models is None or not study.config["map"].get("contributions", True):
+        return None
+    started = time.perf_counter()
+    device = study.config["trainer"].get("device", "auto")
+    shares = result.contributions(study.stack, device=device)
+    shares.attrs["units"] = shares.attrs["unit"]     # each band's unit in the GeoTIFF (log-odds, probability, ...)
+    log.info("6 map: contributions.tif: %s (%s; %.0f s)", shares.attrs["definition"], shares.attrs["unit"],
+             time.perf_counter() - started)
+    return shares
 
 
 def _consensus(study: Study, area_fraction: float) -> Any:
@@ -293,7 +313,8 @@ def _tile_map(study: Study, row: dict[str, Any]) -> tuple[Any, Any]:
     config, data, stack = study.config, study.first, study.stack
     model = exp.build_model(row, stack.sizes["band"], data.seed)
     model.load_state_dict(load_file(study.folder / "runs" / run_key(row) / f"seed{data.seed}" / "model.safetensors"))
-    options = {"size": data.train.size, **{k: v for k, v in config["map"].items() if k != "model_label"}}
+    options = {"size": data.train.size, **{k: v for k, v in config["map"].items()
+                                           if k not in ("model_label", "contributions")}}
     options.setdefault("device", config["trainer"].get("device", "auto"))
     spread = "uncertainty" in registry.get(row["name"]).outputs
     predicted = mapping.predict_map(model, stack, normalization=data.test.normalization, uncertainty=spread,

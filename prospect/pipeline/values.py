@@ -179,6 +179,10 @@ def check_values(config: Any) -> None:
         _check_model_rows(config)
     if "trainer" in config.schema:
         _check_trainers(config)
+    if "map" in config.schema and not isinstance(config["map"].get("contributions", True), bool):
+        origin = config.origin("map", "contributions")
+        raise ConfigError(f"[map] contributions={config['map']['contributions']!r}{origin}; valid: true or false "
+                          "(write contributions.tif)")
     for name in ("map", "heldout", "idw"):
         device = config[name].get("device") if name in config.schema else None
         if device is not None:

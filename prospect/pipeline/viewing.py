@@ -78,7 +78,8 @@ def write_categorical(stack: Any, out: Path, overwrite: bool) -> list[Path]:
 
 
 def write_project(config: Any, inputs: Any, out: Path, title: str) -> Path:
-    """``project.qgs``: targets, deposits, faults, geology, the map, its uncertainty and the evidence stack."""
+    """``project.qgs``: targets, deposits, faults, geology, the map, its uncertainty, each band's share of the
+    map's score (a group) and the evidence stack (a group)."""
     vectors = out / "inputs.gpkg"
     layers = []
     if (out / "targets.gpkg").exists():
@@ -100,6 +101,14 @@ def write_project(config: Any, inputs: Any, out: Path, title: str) -> Path:
     if (out / "consensus.tif").exists():
         layers.append(qgis.raster_layer(out / "consensus.tif", name="models agreeing (top models' top areas)",
                                         visible=False))
+    for name, title in (("wofe_posterior", "weights of evidence: posterior (all deposits)"),
+                        ("wofe_posterior_std", "weights of evidence: its standard deviation")):
+        if (out / f"{name}.tif").exists():
+            layers.append(qgis.raster_layer(out / f"{name}.tif", name=title, group="weights of evidence",
+                                            visible=False))
+    if (out / "contributions.tif").exists():
+        layers += qgis.band_layers(out / "contributions.tif", group="why each cell scores (contributions.tif)",
+                                   visible=False)
     layers += qgis.band_layers(out / "stack.tif", group="evidence layers (stack.tif)", visible=False)
     path = qgis.write_project(out / "project.qgs", layers, title=title, overwrite=True)
     log.info("QGIS project: %s (%d layers, paths relative to the folder)", path, len(layers))
