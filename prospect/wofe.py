@@ -254,7 +254,13 @@ def weights_of_evidence(stack: xr.DataArray, deposits: gpd.GeoDataFrame, unit_ar
     probability[valid] = model.predict_proba(values[valid])[:, 1]
     spread[valid] = probability[valid] * np.sqrt(model.log_odds_variance(values[valid]))   # predict_std, scored once
     expected = float(np.nansum(probability) * unit)
-    s_expected = float(np.sqrt(np.nansum((spread * unit) ** 2)))
+    # s(T) sums over the unique conditions (the cells that share every band's weight share one posterior and one
+    # error: its area times its deviation), not over cells as if each cell's error were its own (Agterberg &
+    # Cheng 2002, eq. 9); per cell it would shrink by the square root of each condition's cell count
+    _, condition, cells_in = np.unique(model.weights(values[valid]), axis=0, return_inverse=True, return_counts=True)
+    first = np.zeros(len(cells_in), int)
+    first[condition.ravel()] = np.arange(valid.sum())
+    s_expected = float(np.sqrt(np.sum((cells_in * unit * spread[valid][first]) ** 2)))
     z = (expected - count) / s_expected if s_expected > 0 else np.nan
     p = float(norm.sf(z)) if np.isfinite(z) else np.nan
     ratio = count / expected

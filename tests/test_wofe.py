@@ -106,6 +106,16 @@ def test_on_the_area_one_layer_is_conditionally_independent_and_a_copy_is_not():
     with pytest.warns(UserWarning, match=r"not conditionally independent .*\(ratio 0\.\d+"):
         doubled = weights_of_evidence(twice, deposits, unit_area=cell)
     assert doubled.ci_ratio < 0.85 and doubled.ac_p < 0.05
+    # s(T) by hand: two conditions (inside both copies of the pattern, outside both), each its area in unit cells
+    # times the deviation of its posterior (P x sqrt(1/D + the weights' variances)), Agterberg & Cheng's eq. 9
+    line = doubled.table[doubled.table["chosen"]].iloc[0]
+    inside = halo == 1
+    s_t = 0.0
+    for cells, w, s_w in ((inside, line["w_plus"], line["s_w_plus"]), (~inside, line["w_minus"], line["s_w_minus"])):
+        p = 1 / (1 + np.exp(-(doubled.model.prior_ + 2 * w)))
+        s_t += (cells.sum() * p * np.sqrt(1 / 24 + 2 * s_w**2)) ** 2
+    assert doubled.ac_z == pytest.approx((doubled.expected - 24) / np.sqrt(s_t), rel=1e-9)
+    assert doubled.expected - 24 > 5
 
 
 def test_cross_validate_judges_weights_of_evidence_on_held_out_deposits():
