@@ -66,12 +66,13 @@ class Explainer:
     definition: str
 
 
-def explainer(model: Any, reference: np.ndarray | None = None) -> Explainer:
+def explainer(model: Any, reference: np.ndarray | str | None = None) -> Explainer:
     """The :class:`Explainer` of a fitted pixel model (see the module's table).
 
     ``reference`` (logistic regression only): the cells whose mean transformed values the shares are measured
     from (default: the cells given each time), so that a positive share says the band lifts the cell above the
-    reference cells' average.
+    reference cells' average; or ``"intercept"``: coefficient × transformed value, so that the shares add up to
+    the log-odds less the intercept (the standardised training mean's log-odds where no band is categorical).
     """
     from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
@@ -100,7 +101,7 @@ def explainer(model: Any, reference: np.ndarray | None = None) -> Explainer:
                      "boosting, fuzzy overlay, their PU bagging); networks: prospect.mapping.integrated_gradients")
 
 
-def contributions(model: Any, x: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+def contributions(model: Any, x: np.ndarray, reference: np.ndarray | str | None = None) -> np.ndarray:
     """Every band's share of each cell's score, ``(n, bands)`` (:func:`explainer`)."""
     x = np.asarray(x, float)
     return explainer(model, reference).shares(x)
@@ -126,7 +127,7 @@ def contribution_stack(model: Any, stack: xr.DataArray, chunk: int = 2**17) -> x
                             "expected": how.expected, "definition": how.definition})
 
 
-def _linear(model: Any, reference: np.ndarray | None) -> Explainer:
+def _linear(model: Any, reference: np.ndarray | str | None) -> Explainer:
     transform, linear = model[:-1], model[-1]
     owner = _feature_bands(transform[-1], int(model.n_features_in_))
 
@@ -134,13 +135,19 @@ def _linear(model: Any, reference: np.ndarray | None) -> Explainer:
         z = transform.transform(x)
         return np.asarray(z.toarray() if hasattr(z, "toarray") else z, float)
 
-    centre = None if reference is None else _mean_transformed(dense, np.asarray(reference, float))
+    if isinstance(reference, str) and reference != "intercept":
+        raise InputError(f"reference={reference!r}; valid: cells (n, bands), 'intercept' or None")
+    centre = None if reference is None else np.zeros(len(owner)) if isinstance(reference, str) else \
+        _mean_transformed(dense, np.asarray(reference, float))
 
     def shares(x: np.ndarray) -> np.ndarray:
         z = dense(x)
         return _to_bands((z - (z.mean(axis=0) if centre is None else centre)) * linear.coef_[0], owner, x.shape[1])
 
     expected = float("nan") if centre is None else float(linear.intercept_[0] + centre @ linear.coef_[0])
+    if isinstance(reference, str):
+        return Explainer(shares, expected, "log-odds", "coefficient x the cell's standardised value (one-hot for "
+                         "a class); they add up to the cell's log-odds less the intercept")
     return Explainer(shares, expected, "log-odds",
                      "coefficient x (the cell's standardised value - the mean of the "
                      + ("cells given" if centre is None else "map's cells") + "); they add up to the cell's "
@@ -259,8 +266,9 @@ def _boosting(model: Any) -> Explainer:
                      "node splits on; they add up to the cell's log-odds less the baseline and the roots' values")
 
 
-def _bagging(model: Any, reference: np.ndarray | None) -> Explainer:
-    members = [(explainer(estimator[-1] if hasattr(estimator, "steps") else estimator, None if reference is None
+def _bagging(model: Any, reference: np.ndarray | str | None) -> Explainer:
+    members = [(explainer(estimator[-1] if hasattr(estimator, "steps") else estimator,
+                          reference if reference is None or isinstance(reference, str)
                           else np.asarray(reference, float)[:, features]), np.asarray(features))
                for estimator, features in zip(model.estimators_, model.estimators_features_, strict=True)]
     bands = int(model.n_features_in_)

@@ -27,6 +27,10 @@ def test_logistic_regression_shares_add_up_and_move_only_with_their_band(categor
     n = len(X)
     np.testing.assert_allclose((shares[n:] - shares[:n]).sum(axis=1), logit[n:] - logit[:n], atol=1e-9)
     np.testing.assert_allclose(shares[n:, 1], shares[:n, 1], atol=1e-12)          # band 1 did not move
+    # measured from the intercept: the shares add up to the log-odds less the intercept, exactly
+    how = pp.explain.explainer(model, reference="intercept")
+    np.testing.assert_allclose(how.shares(both).sum(axis=1), logit - model[-1].intercept_[0], atol=1e-9)
+    assert how.expected == model[-1].intercept_[0]
 
 
 def test_weights_of_evidence_shares_are_its_weights_and_rasters_follow_the_stack():
