@@ -186,9 +186,9 @@ def _feature_bands(step: Any, bands: int) -> list[int]:
 
 
 def _path_table(left: np.ndarray, right: np.ndarray, leaf: np.ndarray, feature: np.ndarray, value: np.ndarray,
-                bands: int) -> np.ndarray:
-    """``(nodes, bands)``: for every node, the change of ``value`` from the root to it, each step credited to the
-    band its parent splits on (rows of the leaves are what a cell in that leaf gets)."""
+                bands: int) -> tuple[np.ndarray, np.ndarray]:
+    """What a cell in each leaf gets: ``(leaves, bands)``, the change of ``value`` from the root to the leaf, each
+    step credited to the band its parent splits on; and each node's row in it (-1 for an inner node)."""
     table = np.zeros((len(left), bands))
     frontier = np.array([0])
     while frontier.size:
@@ -197,7 +197,9 @@ def _path_table(left: np.ndarray, right: np.ndarray, leaf: np.ndarray, feature: 
             table[child] = table[inner]
             table[child, feature[inner]] += value[child] - value[inner]
         frontier = np.concatenate([left[inner], right[inner]])
-    return table
+    row = np.full(len(left), -1)
+    row[leaf] = np.arange(int(leaf.sum()))
+    return table[leaf], row
 
 
 def _forest(model: Any) -> Explainer:
@@ -213,8 +215,8 @@ def _forest(model: Any) -> Explainer:
     def shares(x: np.ndarray) -> np.ndarray:
         leaves = model.apply(x.astype(np.float32))
         out = np.zeros((len(x), bands))
-        for number, table in enumerate(tables):
-            out += table[leaves[:, number]]
+        for number, (table, row) in enumerate(tables):
+            out += table[row[leaves[:, number]]]
         return out / len(tables)
 
     return Explainer(shares, float(np.mean(roots)), "probability",
@@ -228,7 +230,7 @@ def _boosting(model: Any) -> Explainer:
 
     It reads the fitted trees (scikit-learn's ``_predictors``; internal nodes hold their unshrunk value, leaves
     the shrunk one) and finds each cell's leaf with scikit-learn's own predictor, on a copy of each tree whose
-    leaves hold their node numbers; the tests hold the shares to ``decision_function``.
+    leaves hold their rows in its table; the tests hold the shares to ``decision_function``.
     """
     from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
 
@@ -249,9 +251,9 @@ def _boosting(model: Any) -> Explainer:
         table = _path_table(nodes["left"].astype(np.intp), nodes["right"].astype(np.intp), leaf,
                             owner[nodes["feature_idx"]], value, bands)
         numbered = nodes.copy()
-        numbered["value"] = np.arange(len(nodes))
+        numbered["value"] = table[1]         # a leaf's row in the table, found by scikit-learn's own predictor
         trees.append((TreePredictor(numbered, predictor.binned_left_cat_bitsets, predictor.raw_left_cat_bitsets),
-                      table))
+                      table[0]))
         expected += float(value[0])
 
     def shares(x: np.ndarray) -> np.ndarray:

@@ -127,14 +127,14 @@ class CrossValidation:
 
         if self.models is None:
             raise InputError(f"{self.label}: no fold models kept; run cross_validate(..., keep_models=True)")
-        rasters = []
+        rasters, seen = [], None
         for fitted in self.models:
             if not isinstance(fitted, dict):
                 rasters.append(contribution_stack(fitted, stack))
                 continue
             from prospect.mapping import integrated_gradients
 
-            seen = sampling.one_hot(stack)
+            seen = sampling.one_hot(stack) if seen is None else seen     # the bands the networks saw
             stride = max(1, int(np.ceil(np.sqrt(seen.sizes["y"] * seen.sizes["x"] / int(centres)))))
             rasters += [integrated_gradients(module, seen, size=fitted["window"], stride=stride,
                                              normalization=fitted["normalization"], steps=steps, device=device)

@@ -279,7 +279,8 @@ def _contributions(study: Study, result: Any) -> Any:
     if result is None or result.models is None or not study.config["map"].get("contributions", True):
         return None
     started = time.perf_counter()
-    device = study.config["trainer"].get("device", "auto")
+    config = study.config
+    device = config["heldout"].get("device", config["trainer"].get("device", "auto"))   # where the fold models ran
     shares = result.contributions(study.stack, device=device)
     shares.attrs["units"] = shares.attrs["unit"]     # each band's unit in the GeoTIFF (log-odds, probability, ...)
     log.info("6 map: contributions.tif: %s (%s; %.0f s)", shares.attrs["definition"], shares.attrs["unit"],
