@@ -37,13 +37,14 @@ def test_quick_case_study_writes_readable_outputs(tmp_path):
         assert 0 <= values.min() and values.max() <= 1
     assert (out / "prospectivity.qml").exists() and (out / "uncertainty.tif").exists()
     assert len(gpd.read_file(out / "targets.gpkg")) >= 1
-    # quick: Table 3's tile table only; the held-out stage judges four networks and the four baselines
+    # quick: Table 3's tile table only; the held-out stage judges four networks and the five classical rows
     assert len(pd.read_csv(out / "experiments.csv")) == 7 and len(pd.read_csv(out / "tables.csv")) == 7
     report = (out / "report.md").read_text()
     assert report.count("### Table") == 1 and "`trainer.epochs: 220 -> 8 (--quick)`" in report
     heldout = pd.read_csv(out / "heldout.csv").set_index("label")
-    assert sorted(heldout.index) == ["Gradient boosting", "Logistic regression", "MobileNetV2", "Random forest",
-                                     "ResNet18", "ShuffleNetV2", "Weights of evidence", "Window network"]
+    assert sorted(heldout.index) == ["Fuzzy overlay", "Gradient boosting", "Logistic regression", "MobileNetV2",
+                                     "Random forest", "ResNet18", "ShuffleNetV2", "Weights of evidence",
+                                     "Window network"]
     assert (heldout["auc_low"] <= heldout["auc"]).all() and (heldout["auc"] <= heldout["auc_high"]).all()
     assert (heldout["deposits"] == 32).all() and (heldout["undiscovered"] == 8).all()
     assert heldout.loc["Window network", "epochs"] == 3 and heldout.loc["Window network", "window"] == 17
@@ -55,6 +56,11 @@ def test_quick_case_study_writes_readable_outputs(tmp_path):
     assert f"**The map** ({best}, mean of its 5 fold models; the best held-out AUC of {len(heldout)} rows" in report
     assert "3 epochs per held-out fold network" in report
     assert report.index("## Which model finds deposits it never saw") < report.index("## 1 Element screening")
+    # why each target scores: the map model's shares, one band per evidence band; weights of evidence on all deposits
+    with rasterio.open(out / "contributions.tif") as src, rasterio.open(out / "stack.tif") as stack:
+        assert src.descriptions == stack.descriptions and src.tags()["kind"] == "contributions"
+    assert gpd.read_file(out / "targets.gpkg")["top_band"].isin(["fault_distance", "unit"]).head(3).all()
+    assert pd.read_csv(out / "wofe.csv")["chosen"].any() and "## Weights of evidence, fitted to every deposit" in report
 
 
 GEOPHYSICS = ROOT / "workflows" / "qinhang_geophysics.toml"

@@ -119,7 +119,9 @@ def run_heldout(study: Any) -> tuple[dict[str, Any], str | None]:
     if importances:
         folder.csv(pd.concat(importances, ignore_index=True), "importance.csv", index=False)
     folder.figure(evaluation.plot_rate_curve(*curves), "heldout_rate.png")
-    best = table.iloc[0]
+    # the row the map stage takes (collapsed rows never, ties to 3 decimals to the cheaper), so both say one name
+    label = best_heldout_row(config, table)[0]["label"]
+    best = {**table.set_index("label").loc[label].to_dict(), "label": label}
     found = {"heldout": table, "heldout_maps": results, "folds": split, **_wofe_fit(rows, stack, inputs, folder)}
     return found, (
         f": {best['label']} ranks the held-out deposits best, AUC {best['auc']:.3f} (95 % CI {best['auc_low']:.3f}-"
