@@ -234,6 +234,9 @@ def _boosting(model: Any) -> Explainer:
     """
     from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
 
+    if not all(hasattr(model, name) for name in ("_predictors", "_preprocess_X", "_bin_mapper", "_preprocessor")):
+        raise InputError("contributions: this scikit-learn keeps its boosted trees where prospect does not read them; "
+                         "the path decomposition is tested with scikit-learn 1.9 (pip install -U scikit-learn)")
     if model.n_trees_per_iteration_ != 1:
         raise InputError("contributions: gradient boosting of two classes only (ore / no ore)")
     bands = int(model.n_features_in_)

@@ -74,9 +74,9 @@ def test_the_case_study_config_loads_in_both_modes():
     assert "grid.shape: [1560, 1560] -> [390, 390] (--quick)" in quick.changes
     assert quick["samples"]["path"] == str(ROOT / "data_samples" / "qinhang" / "stream_sediments.csv")
     tables = {row["table"] for row in full.models}
-    assert len(tables) == 7 and len(full.models) == 30
+    assert len(tables) == 7 and len(full.models) == 31
     assert [r["name"] for r in full.models if r["table"] == "Classical baselines"] == [
-        "random_forest", "gradient_boosting", "logistic_regression", "weights_of_evidence"]
+        "random_forest", "gradient_boosting", "logistic_regression", "weights_of_evidence", "fuzzy_overlay"]
     assert full["heldout"]["k"] == 5
     assert quick["heldout"]["rows"] == ["ResNet18", "ShuffleNetV2", "MobileNetV2", "Classical baselines",
                                         "Recommended network"]
@@ -98,7 +98,7 @@ def test_quick_overrides_replace_a_list_of_layers(tmp_path):
 def test_check_reads_every_input_without_running(tmp_path, capsys):
     assert cli(["check", str(CASE_STUDY), "--quick"]) == 0
     said = capsys.readouterr().out
-    assert "7512 samples" in said and "32 deposits" in said and "30 model row(s) x 1 seed(s)" in said
+    assert "7512 samples" in said and "32 deposits" in said and "31 model row(s) x 1 seed(s)" in said
 
 
 @pytest.mark.parametrize(("old", "new", "error", "message"), [
