@@ -81,9 +81,12 @@ def test_the_case_study_config_loads_in_both_modes():
     assert quick["heldout"]["rows"] == ["ResNet18", "ShuffleNetV2", "MobileNetV2", "Classical baselines",
                                         "Recommended network"]
     runs = {pp.pipeline.experiments.run_key(row) for row in full.models}
-    # 5 network baselines, 2 MFAF, 4 attention ablations, 5 weights, 3 dilation sets; 4 pixel baselines; the
-    # window network
-    assert len(runs) == 24
+    # 5 network baselines, 2 MFAF, 4 attention ablations, 5 weights, 3 dilation sets; 4 pixel baselines and the
+    # fuzzy overlay (its memberships table as a digest); the window network
+    assert len(runs) == 25
+    fuzzy = next(row for row in full.models if row["name"] == "fuzzy_overlay")
+    assert pp.pipeline.experiments.run_key(fuzzy).startswith("fuzzy_overlay_gamma-0.9_how-gamma_memberships-")
+    assert len(pp.pipeline.experiments.run_key(fuzzy)) < 60
 
 
 def test_quick_overrides_replace_a_list_of_layers(tmp_path):

@@ -428,9 +428,16 @@ def _absolute_paths(sections: dict[str, Any], base: Path) -> None:
 
 def run_key(row: dict[str, Any]) -> str:
     """A folder name for a model row; rows with the same model and options share it (and one training)."""
+    import hashlib
+    import json
+
+    def text(value: Any) -> str:
+        if isinstance(value, dict):    # a table (a fuzzy row's memberships): a short stable digest, not its text
+            return hashlib.sha1(json.dumps(value, sort_keys=True).encode()).hexdigest()[:8]
+        return "-".join(map(str, value)) if isinstance(value, list) else str(value)
+
     options = {k: v for k, v in row.items() if k not in REPORT_KEYS}
-    parts = [options.pop("name")] + [f"{k}-{'-'.join(map(str, v)) if isinstance(v, list) else v}"
-                                     for k, v in sorted(options.items())]
+    parts = [options.pop("name")] + [f"{k}-{text(v)}" for k, v in sorted(options.items())]
     return re.sub(r"[^A-Za-z0-9_.=-]+", "", "_".join(str(p) for p in parts).replace(" ", ""))
 
 
