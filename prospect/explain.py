@@ -138,7 +138,7 @@ def _linear(model: Any, reference: np.ndarray | str | None) -> Explainer:
     if isinstance(reference, str) and reference != "intercept":
         raise InputError(f"reference={reference!r}; valid: cells (n, bands), 'intercept' or None")
     centre = None if reference is None else np.zeros(len(owner)) if isinstance(reference, str) else \
-        _mean_transformed(dense, np.asarray(reference, float))
+        _mean_transformed(dense, np.asarray(reference))
 
     def shares(x: np.ndarray) -> np.ndarray:
         z = dense(x)
@@ -155,7 +155,7 @@ def _linear(model: Any, reference: np.ndarray | str | None) -> Explainer:
 
 
 def _mean_transformed(dense: Callable[[np.ndarray], np.ndarray], x: np.ndarray, chunk: int = 2**17) -> np.ndarray:
-    total = sum(dense(x[start:start + chunk]).sum(axis=0) for start in range(0, len(x), chunk))
+    total = sum(dense(np.asarray(x[start:start + chunk], float)).sum(axis=0) for start in range(0, len(x), chunk))
     return np.asarray(total, float) / max(len(x), 1)
 
 

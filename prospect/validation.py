@@ -127,25 +127,29 @@ class CrossValidation:
 
         if self.models is None:
             raise InputError(f"{self.label}: no fold models kept; run cross_validate(..., keep_models=True)")
-        rasters, seen = [], None
-        for fitted in self.models:
+        total, first, expected, complete, count, seen = None, None, [], [], 0, None
+        for fitted in self.models:        # a running sum: one fold's raster in memory at a time, not all of them
             if not isinstance(fitted, dict):
-                rasters.append(contribution_stack(fitted, stack))
-                continue
-            from prospect.mapping import integrated_gradients
+                rasters = [contribution_stack(fitted, stack)]
+            else:
+                from prospect.mapping import integrated_gradients
 
-            seen = sampling.one_hot(stack) if seen is None else seen     # the bands the networks saw
-            stride = max(1, int(np.ceil(np.sqrt(seen.sizes["y"] * seen.sizes["x"] / int(centres)))))
-            rasters += [integrated_gradients(module, seen, size=fitted["window"], stride=stride,
-                                             normalization=fitted["normalization"], steps=steps, device=device)
-                        for module in fitted["modules"]]
-        mean = rasters[0].copy(data=np.mean([r.to_numpy() for r in rasters], axis=0, dtype=np.float64)
-                               .astype(np.float32))
-        mean.attrs = {**rasters[0].attrs, "model": self.label, "expected": float(np.mean(
-            [r.attrs["expected"] for r in rasters])), "definition": f"mean over {len(rasters)} fold models of: "
-                      f"{rasters[0].attrs['definition']}"}
-        if "completeness" in rasters[0].attrs:
-            mean.attrs["completeness"] = float(max(r.attrs["completeness"] for r in rasters))
+                seen = sampling.one_hot(stack) if seen is None else seen     # the bands the networks saw
+                stride = max(1, int(np.ceil(np.sqrt(seen.sizes["y"] * seen.sizes["x"] / int(centres)))))
+                rasters = [integrated_gradients(module, seen, size=fitted["window"], stride=stride,
+                                                normalization=fitted["normalization"], steps=steps, device=device)
+                           for module in fitted["modules"]]
+            for raster in rasters:
+                total = raster.to_numpy().astype(np.float64) if total is None else total + raster.to_numpy()
+                first = raster if first is None else first
+                expected.append(raster.attrs["expected"])
+                complete += [raster.attrs["completeness"]] if "completeness" in raster.attrs else []
+                count += 1
+        mean = first.copy(data=(total / count).astype(np.float32))
+        mean.attrs = {**first.attrs, "model": self.label, "expected": float(np.mean(expected)),
+                      "definition": f"mean over {count} fold models of: {first.attrs['definition']}"}
+        if complete:
+            mean.attrs["completeness"] = float(max(complete))
         return mean
 
     def summary(self, level: float = 0.95, resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
