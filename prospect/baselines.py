@@ -56,7 +56,8 @@ def build_baseline(name: str, seed: int = 0, categorical: list[int] | None = Non
         positive and an equal-sized random draw of the background (the unlabelled cells), their
         probabilities averaged (imbalanced-learn's ``BalancedBaggingClassifier``). None: one estimator.
     bands : list of str, optional
-        The names of the columns, for a fuzzy overlay whose memberships are given by band name.
+        The names of the columns, for a fuzzy overlay's memberships or weights of evidence's breaks given by band
+        name.
     **options
         Passed to the estimator (e.g. ``n_estimators``, ``max_depth``, ``C``); they override the
         defaults (forest: 300 trees, ``min_samples_leaf=2``, ``max_samples=0.5``, all cores).
@@ -79,7 +80,7 @@ def build_baseline(name: str, seed: int = 0, categorical: list[int] | None = Non
         if name == "weights_of_evidence":    # counts, not a loss: class weights change its prior, not its ranking
             from prospect.wofe import WeightsOfEvidence
 
-            return WeightsOfEvidence(categorical=categorical, **options)
+            return WeightsOfEvidence(categorical=categorical, **{"bands": bands, **options})
         if name == "fuzzy_overlay":          # set by hand: nothing is fitted, the labels only judge it
             from prospect.fuzzy import FuzzyOverlay
 

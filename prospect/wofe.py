@@ -26,7 +26,7 @@ No torch here.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -87,15 +87,43 @@ class WeightsOfEvidence(ClassifierMixin, BaseEstimator):
         (two-sided 5 %) by default, 0 keeps every band.
     unit : float
         Unit cells of area each non-deposit sample stands for (1: the samples are the unit cells).
+    breaks : mapping, optional
+        Class breaks given for an ordered band instead of its quantiles: ``{position or band name: [b1, b2, ...]}``
+        (names with ``bands``); the cumulative patterns above and below each are tried as for quantiles.
+    bands : sequence of str, optional
+        The names of the columns, for ``breaks`` given by band name.
     """
 
     def __init__(self, classes: Annotated[int, whole(2)] = 10, categorical: Sequence[int] = (),
                  min_studentized: Annotated[float, NOT_NEGATIVE] = 1.96,
-                 unit: Annotated[float, POSITIVE] = 1.0) -> None:
+                 unit: Annotated[float, POSITIVE] = 1.0, breaks: Mapping[Any, Sequence[float]] | None = None,
+                 bands: Sequence[str] | None = None) -> None:
         self.classes = classes
         self.categorical = categorical
         self.min_studentized = min_studentized
         self.unit = unit
+        self.breaks = breaks
+        self.bands = bands
+
+    def _given_breaks(self, columns: int) -> dict[int, np.ndarray]:
+        """``breaks`` by column position, checked."""
+        names = [str(b) for b in self.bands] if self.bands is not None else []
+        given = {}
+        for key, values in (self.breaks or {}).items():
+            if isinstance(key, str) and not key.isdigit():
+                if key not in names:
+                    valid = names or f"positions 0..{columns - 1}"
+                    raise InputError(f"breaks: {key!r} names no band; valid: {valid}")
+                position = names.index(key)
+            else:
+                position = int(key)
+                if not 0 <= position < columns:
+                    raise InputError(f"breaks: position {key!r}; valid: 0..{columns - 1}")
+            cuts = np.asarray(values, float)
+            if cuts.ndim != 1 or not len(cuts) or not np.isfinite(cuts).all():
+                raise InputError(f"breaks[{key!r}]={values!r}; valid: a list of finite numbers")
+            given[position] = np.unique(cuts)
+        return given
 
     def fit(self, X: Any, y: Any) -> WeightsOfEvidence:
         X, y = np.asarray(X, float), np.asarray(y)
@@ -108,10 +136,11 @@ class WeightsOfEvidence(ClassifierMixin, BaseEstimator):
             raise InputError(f"classes={self.classes!r} must be a whole number of quantile breaks ≥ 2")
         y = y.astype(float)
         categorical = {int(i) for i in self.categorical}
+        given = self._given_breaks(X.shape[1])
         rows, self.patterns_ = [], []
         for band in range(X.shape[1]):
             values, known = X[:, band], np.isfinite(X[:, band])
-            candidates = self._candidates(values[known], y[known], band in categorical)
+            candidates = self._candidates(values[known], y[known], band in categorical, given.get(band))
             lines = [{"band": band, "kind": kind, "pattern": label,
                       **pattern_weights(rule(values[known]), y[known], self.unit)} for kind, label, rule in candidates]
             scores = [line["studentized"] for line in lines]
@@ -127,7 +156,8 @@ class WeightsOfEvidence(ClassifierMixin, BaseEstimator):
         self.n_features_in_ = X.shape[1]
         return self
 
-    def _candidates(self, values: np.ndarray, y: np.ndarray, categorical: bool) -> list[tuple[str, str, Any]]:
+    def _candidates(self, values: np.ndarray, y: np.ndarray, categorical: bool,
+                    given: np.ndarray | None = None) -> list[tuple[str, str, Any]]:
         if not len(values):
             return []
         if categorical:    # classes ranked by their own W+, then the unions of the first 1, 2, ... of them
@@ -136,7 +166,8 @@ class WeightsOfEvidence(ClassifierMixin, BaseEstimator):
             order = [codes[i] for i in np.argsort(-np.nan_to_num(np.asarray(own), nan=-np.inf), kind="stable")]
             return [("categorical", "in {" + ", ".join(f"{c:g}" for c in order[:m]) + "}",
                      lambda v, chosen=tuple(order[:m]): np.isin(v, chosen)) for m in range(1, len(order))]
-        breaks = np.unique(np.quantile(values, np.linspace(0, 1, int(self.classes) + 1)[1:-1]))
+        breaks = given if given is not None else \
+            np.unique(np.quantile(values, np.linspace(0, 1, int(self.classes) + 1)[1:-1]))
         return ([("descending", f">= {t:.6g}", lambda v, t=t: v >= t) for t in breaks]
                 + [("ascending", f"<= {t:.6g}", lambda v, t=t: v <= t) for t in breaks])
 
@@ -201,7 +232,8 @@ class WofEResult:
 
 def weights_of_evidence(stack: xr.DataArray, deposits: gpd.GeoDataFrame, unit_area: float = 1e6,
                         classes: int = 10, categorical: Sequence[str] | Literal["auto"] = "auto",
-                        min_studentized: float = 1.96) -> WofEResult:
+                        min_studentized: float = 1.96,
+                        breaks: Mapping[str, Sequence[float]] | None = None) -> WofEResult:
     """Weights of evidence of every band of ``stack`` against ``deposits``, on every valid cell of the area.
 
     Parameters
@@ -213,6 +245,8 @@ def weights_of_evidence(stack: xr.DataArray, deposits: gpd.GeoDataFrame, unit_ar
         The unit cell, in CRS units² (1e6 m² = 1 km², the usual choice): areas, the prior and the posterior are
         per unit cell.
     classes, min_studentized : see :class:`WeightsOfEvidence`.
+    breaks : mapping of band name to class breaks, optional
+        Breaks given for those ordered bands instead of their quantiles (:class:`WeightsOfEvidence`).
     categorical : list of band names, or "auto"
         The categorical bands; "auto" takes those the stack marks categorical (:func:`prospect.layers.
         categorical_bands`).
@@ -247,7 +281,7 @@ def weights_of_evidence(stack: xr.DataArray, deposits: gpd.GeoDataFrame, unit_ar
         raise InputError(f"deposits: {count} lie on valid cells of the stack; weights of evidence needs at least 2")
     unit = abs(grid.resolution[0] * grid.resolution[1]) / unit_area
     model = WeightsOfEvidence(classes=classes, categorical=positions, min_studentized=min_studentized,
-                              unit=unit).fit(values[valid], labels[valid])
+                              unit=unit, breaks=breaks, bands=bands).fit(values[valid], labels[valid])
     table = model.table_.assign(band=lambda t: [bands[i] for i in t["band"]])
     probability = np.full(values.shape[0], np.nan)
     spread = np.full(values.shape[0], np.nan)

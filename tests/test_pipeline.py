@@ -762,6 +762,7 @@ table = "Classical baselines"
 label = "Weights of evidence"
 name = "weights_of_evidence"
 classes = 5
+breaks = { fault_distance = [500.0, 1000.0, 2000.0] }
 
 '''
 
@@ -804,6 +805,8 @@ def test_weights_of_evidence_and_a_fuzzy_overlay_set_in_the_run_file_are_judged_
     # weights of evidence fitted to every deposit, beside its held-out row: the chosen patterns as wofe.csv says
     weights = pd.read_csv(out / "wofe.csv")
     chosen = weights[weights["chosen"]]
+    assert sorted(weights.loc[weights["band"] == "fault_distance", "pattern"]) == [      # the breaks given
+        "<= 1000", "<= 2000", "<= 500", ">= 1000", ">= 2000", ">= 500"]
     shown = _markdown_table(text, "## Weights of evidence, fitted to every deposit")
     assert shown["band"].tolist() == chosen["band"].tolist() and len(shown) >= 2
     assert shown["W+"].tolist() == [f"{w:.2f} ± {s:.2f}" for w, s in zip(chosen["w_plus"], chosen["s_w_plus"],
@@ -831,9 +834,12 @@ def test_the_contribution_layers_open_in_qgis_on_a_diverging_ramp(classical_run,
                                                                r"\[function, a, b\]"),
     ('memberships = { fault_distance = ["small", -1.0, 2.0] }', r"small: midpoint=-1.0 and spread=2.0 must be "
                                                                 r"positive"),
+    ('breaks = { fault_distanse = [500.0, 1000.0] }', r"'Fuzzy' \(weights_of_evidence\): breaks: 'fault_distanse' "
+                                                       r"names no band; valid: \[.*'fault_distance'"),
 ])
 def test_a_fuzzy_row_that_names_no_band_or_a_bad_function_is_refused_by_check(tmp_path, capsys, membership, message):
-    row = f'[[experiments.models]]\ntable = "Classical baselines"\nlabel = "Fuzzy"\nname = "fuzzy_overlay"\n' \
+    name = "weights_of_evidence" if membership.startswith("breaks") else "fuzzy_overlay"
+    row = f'[[experiments.models]]\ntable = "Classical baselines"\nlabel = "Fuzzy"\nname = "{name}"\n' \
           f'{membership}\n\n'
     config = _classical(tmp_path, row)
     for command in (["check", str(config)], ["run", str(config), "--out", str(tmp_path / "out")]):

@@ -3,6 +3,7 @@
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.base import clone
 
@@ -128,3 +129,20 @@ def test_cross_validate_judges_weights_of_evidence_on_held_out_deposits():
     # the planted halo band: the held-out deposits rank near the top (a binary pattern ties them with the halo)
     assert result.summary()["auc"] > 0.95
     assert pp.registry.get("weights_of_evidence").kind == "pixel"
+
+
+def test_breaks_given_replace_the_quantiles_and_name_their_band():
+    X, y = _ordered()
+    model = WeightsOfEvidence(breaks={"a": [0.5, 0.8]}, bands=["a", "b", "code"], categorical=[2]).fit(X, y)
+    tried = model.table_[model.table_["band"] == 0]
+    assert sorted(tried["pattern"]) == ["<= 0.5", "<= 0.8", ">= 0.5", ">= 0.8"]
+    # the chosen pattern's weights are the closed form on the given break (band 0 lifts the deposit rate above 0.8)
+    chosen = tried[tried["chosen"]].iloc[0]
+    assert chosen["pattern"] == ">= 0.8"
+    assert chosen["w_plus"] == pytest.approx(pattern_weights(X[:, 0] >= 0.8, y)["w_plus"], abs=1e-12)
+    by_position = WeightsOfEvidence(breaks={0: [0.5, 0.8]}, categorical=[2]).fit(X, y)
+    pd.testing.assert_frame_equal(by_position.table_, model.table_)
+    with pytest.raises(InputError, match=r"breaks: 'Cu' names no band; valid: \['a', 'b', 'code'\]"):
+        WeightsOfEvidence(breaks={"Cu": [1]}, bands=["a", "b", "code"]).fit(X, y)
+    with pytest.raises(InputError, match=r"breaks\['a'\]=\[\]; valid: a list of finite numbers"):
+        WeightsOfEvidence(breaks={"a": []}, bands=["a", "b", "code"]).fit(X, y)

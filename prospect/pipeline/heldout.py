@@ -53,7 +53,7 @@ def _wofe_fit(rows: list[dict[str, Any]], stack: Any, inputs: Any, folder: Any) 
     row = next((r for r in rows if r["name"] == "weights_of_evidence"), None)
     if row is None:
         return {}
-    options = {k: row[k] for k in ("classes", "min_studentized") if k in row}
+    options = {k: row[k] for k in ("classes", "min_studentized", "breaks") if k in row}
     fit = weights_of_evidence(stack, inputs.deposits, unit_area=1e6, **options)
     folder.csv(fit.table, "wofe.csv", index=False, float_format=None)
     posterior = fit.posterior.assign_attrs(kind="probability", definition="deposits per km² unit cell, all deposits")

@@ -218,10 +218,17 @@ def _check_names(config: RunConfig, inputs: Inputs) -> None:
 
 
 def _check_fuzzy(config: RunConfig, bands: list[str]) -> None:
-    """A fuzzy overlay's memberships name bands of the stack and are valid functions of them (stage 5 scores it)."""
+    """A fuzzy overlay's memberships name bands of the stack and are valid functions of them, and weights of
+    evidence's breaks name bands (stage 5 scores both)."""
     from prospect.fuzzy import FuzzyOverlay
+    from prospect.wofe import WeightsOfEvidence
 
     for row in chosen_rows(config):
+        if row["name"] == "weights_of_evidence" and "breaks" in row:
+            try:
+                WeightsOfEvidence(breaks=row["breaks"], bands=bands)._given_breaks(len(bands))
+            except (InputError, TypeError, ValueError, AttributeError) as error:
+                raise ConfigError(f"[[experiments.models]] {row['label']!r} (weights_of_evidence): {error}") from None
         if row["name"] != "fuzzy_overlay":
             continue
         options = {k: v for k, v in row.items() if k in ("memberships", "how", "gamma")}
