@@ -102,6 +102,16 @@ def test_on_the_area_one_layer_is_conditionally_independent_and_a_copy_is_not():
     assert result.deposits == 24 and result.ci_ratio == pytest.approx(1.0) and result.expected == pytest.approx(24)
     assert result.table["chosen"].sum() == 1 and result.table.loc[result.table["chosen"], "band"].item() == "halo"
     assert float(result.posterior.max()) > float(result.posterior.min())
+    # a one-layer posterior is the class's conditional probability by hand: deposit cells / cells in the class
+    from prospect.layers import deposit_pixels
+
+    row, col, inside = deposit_pixels(deposits, GRID)
+    marked = np.zeros(GRID.shape, bool)
+    marked[row[inside], col[inside]] = True
+    posterior = result.posterior.to_numpy()[0]
+    for state in (0, 1):
+        cells = halo == state
+        np.testing.assert_allclose(posterior[cells], marked[cells].sum() / cells.sum(), rtol=1e-9)
     # the same layer twice: the weights count the evidence twice, the model expects more deposits than there are
     twice = GRID.wrap(np.stack([halo, halo]).astype(np.float32), bands=["halo", "copy"])
     with pytest.warns(UserWarning, match=r"not conditionally independent .*\(ratio 0\.\d+"):
