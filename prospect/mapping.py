@@ -228,6 +228,25 @@ class _Lattice:
         return interpolate(np.column_stack([rr.ravel(), cc.ravel()])).reshape(rows, cols)
 
 
+def _centred(model: Any, stack: xr.DataArray, size: Any, stride: Any, batch_size: Any, normalization: dict | None,
+             doing: str) -> tuple[np.ndarray, np.ndarray, _Lattice]:
+    """What scoring centred windows needs, checked: the valid cells, the padded standardised stack and the
+    lattice of centres (:func:`predict_centres` and :func:`integrated_gradients` share it)."""
+    from prospect.sampling import padded
+
+    _check_bands(model, [str(b) for b in stack["band"].to_numpy()])
+    if int(size) != size or size < 1:
+        raise InputError(f"size={size!r} must be a positive whole number of cells (the training window)")
+    if int(stride) != stride or stride < 1:
+        raise InputError(f"stride={stride!r} must be a positive whole number of cells")
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise InputError(f"batch_size={batch_size!r} must be a positive whole number")
+    valid = np.isfinite(stack.to_numpy()).all(axis=0)
+    if not valid.any():
+        raise InputError(f"the stack has no cell that is valid in every band: nothing to {doing}")
+    return valid, padded(stack, int(size), normalization), _Lattice(valid, int(stride))
+
+
 def predict_centres(
     model: torch.nn.Module,
     stack: xr.DataArray,
@@ -266,22 +285,10 @@ def predict_centres(
     import torch
 
     from prospect.models import probabilities
-    from prospect.sampling import padded
 
     grid = Grid.from_dataarray(stack)
-    _check_bands(model, [str(b) for b in stack["band"].to_numpy()])
-    if int(size) != size or size < 1:
-        raise InputError(f"size={size!r} must be a positive whole number of cells (the training window)")
-    if int(stride) != stride or stride < 1:
-        raise InputError(f"stride={stride!r} must be a positive whole number of cells")
-    if int(batch_size) != batch_size or batch_size < 1:
-        raise InputError(f"batch_size={batch_size!r} must be a positive whole number")
-    valid = np.isfinite(stack.to_numpy()).all(axis=0)
-    if not valid.any():
-        raise InputError("the stack has no cell that is valid in every band: nothing to map")
     size = int(size)
-    source = padded(stack, size, normalization)
-    lattice = _Lattice(valid, int(stride))
+    valid, source, lattice = _centred(model, stack, size, stride, batch_size, normalization, "map")
     centres = lattice.centres
     chosen = _device(device)
     model = model.to(chosen).eval()
@@ -331,21 +338,13 @@ def integrated_gradients(
     import torch
 
     from prospect.models import probabilities
-    from prospect.sampling import padded
 
     grid = Grid.from_dataarray(stack)
     bands = [str(b) for b in stack["band"].to_numpy()]
-    _check_bands(model, bands)
-    for name, value, least in (("size", size, 1), ("stride", stride, 1), ("steps", steps, 2),
-                               ("batch_size", batch_size, 1)):
-        if int(value) != value or value < least:
-            raise InputError(f"{name}={value!r} must be a whole number >= {least}")
-    valid = np.isfinite(stack.to_numpy()).all(axis=0)
-    if not valid.any():
-        raise InputError("the stack has no cell that is valid in every band: nothing to explain")
+    if int(steps) != steps or steps < 2:
+        raise InputError(f"steps={steps!r} must be a whole number >= 2")
     size, steps = int(size), int(steps)
-    source = padded(stack, size, normalization)
-    lattice = _Lattice(valid, int(stride))
+    valid, source, lattice = _centred(model, stack, size, stride, batch_size, normalization, "explain")
     chosen = _device(device)
     model = model.to(chosen).eval()
 
