@@ -21,7 +21,8 @@ __all__ = ["Grid", "__version__"]
 # Every room of the package (see DESIGN.md); each is imported when first touched.
 _ROOMS = ("errors", "files", "ranges", "registry", "grid", "io", "styles", "geochem", "screening", "interpolate",
           "layers", "tiles", "blocks", "folds", "normalization", "sampling", "baselines", "models", "training",
-          "mapping", "evaluation", "validation", "imagery", "datasets", "pipeline", "qgis", "wofe", "fuzzy", "explain")
+          "mapping", "evaluation", "validation", "imagery", "datasets", "pipeline", "qgis", "wofe", "fuzzy", "explain",
+          "compute")
 
 
 def __getattr__(name: str) -> Any:

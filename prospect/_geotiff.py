@@ -53,6 +53,7 @@ def write_geotiff(
     overwrite: bool = False,
     overviews: bool = True,
     style: bool = True,
+    cog: bool = False,
 ) -> Path:
     """Write a raster to a QGIS-ready GeoTIFF, with its QGIS style beside it.
 
@@ -86,6 +87,11 @@ def write_geotiff(
         when it opens it (:func:`prospect.styles.raster_renderer`: a probability ramp
         fitted to the data, an uncertainty ramp, a legend of categories, a stretch of
         the first band of a stack). Default True.
+    cog : bool
+        Write a Cloud Optimized GeoTIFF (GDAL's COG driver: tiles, then overviews, in the order a reader
+        streams them), copied block by block from the tiled file written first. Default False.
+
+    A lazy array (:mod:`prospect.compute`) is computed one row of its blocks at a time, each block once.
     """
     import rasterio
     from rasterio.enums import Resampling
@@ -120,18 +126,22 @@ def write_geotiff(
         profile.update(tiled=True, blockxsize=256, blockysize=256)
     tags = {str(k): str(v) for k, v in da.attrs.items()
             if isinstance(v, (str, int, float, bool, np.number)) and not str(k).startswith("_")}
-    # Rows are written in blocks, so a dask-backed array (prospect.interpolate.idw_lazy) is computed and
-    # written a block at a time and never held whole; statistics are accumulated on the way.
+    # Rows are written in strips, so a dask-backed array (prospect.interpolate.idw_lazy, a lazy stack's map) is
+    # computed and written a strip at a time and never held whole; statistics are accumulated on the way. A
+    # lazy array's strips are its rows of blocks, so no block is computed twice.
+    lazy = getattr(da.data, "dask", None) is not None
     step = max(256, (2**24 // max(1, cols * bands)) // 256 * 256)
+    starts = np.cumsum((0,) + da.data.chunks[-2])[:-1].tolist() if lazy else list(range(0, rows, step))
+    ends = starts[1:] + [rows]
     count = np.zeros(bands)
     total = np.zeros(bands)
     squares = np.zeros(bands)
     low = np.full(bands, np.inf)
     high = np.full(bands, -np.inf)
-    with atomic_output(path, overwrite) as tmp:
+    with atomic_output(path, overwrite) as final:
+        tmp = final.with_name(final.name + ".tiled.tif") if cog else final
         with rasterio.open(tmp, "w", **profile) as dst:
-            for r0 in range(0, rows, step):
-                r1 = min(rows, r0 + step)
+            for r0, r1 in zip(starts, ends, strict=True):
                 block = np.asarray(da.isel(y=slice(r0, r1)).values, dtype=np.float32)
                 finite = np.isfinite(block)
                 if np.any(block == np.float32(nodata)):
@@ -162,9 +172,18 @@ def write_geotiff(
                 from prospect.styles import category_colours
 
                 dst.write_colormap(1, category_colours(codes))
-            factors = _overview_factors(grid.shape) if overviews else []
+            factors = _overview_factors(grid.shape) if overviews and not cog else []
             if factors:
                 dst.build_overviews(factors, Resampling.nearest if categorical else Resampling.average)
+        if cog:   # GDAL's COG driver copies block by block; it makes the overviews itself
+            from rasterio.shutil import copy
+
+            try:
+                copy(tmp, final, driver="COG", COMPRESS="DEFLATE", PREDICTOR="YES", BIGTIFF="IF_SAFER",
+                     OVERVIEWS="AUTO" if overviews else "NONE",
+                     RESAMPLING="NEAREST" if categorical else "AVERAGE")
+            finally:
+                tmp.unlink(missing_ok=True)
     if categorical:   # GDAL reads category names from its side file (a GeoTIFF has no place for them)
         names = [""] * (max(codes) + 1)
         for code, label in codes.items():
@@ -183,11 +202,13 @@ def write_geotiff(
     return Path(path)
 
 
-def read_geotiff(path: str | os.PathLike) -> xr.DataArray:
+def read_geotiff(path: str | os.PathLike, chunks: int | None = None) -> xr.DataArray:
     """Read a GeoTIFF as a float32 DataArray ``(band, y, x)`` with NaN for nodata.
 
     Band names come from the band descriptions (``band_1``, ... where there are
-    none) and the dataset tags become ``attrs``.
+    none) and the dataset tags become ``attrs``. With ``chunks``, nothing is read
+    yet: a lazy array (:mod:`prospect.compute`) of ``chunks`` × ``chunks`` blocks,
+    each read when it is computed.
     """
     import rasterio
 
@@ -195,18 +216,22 @@ def read_geotiff(path: str | os.PathLike) -> xr.DataArray:
     with rasterio.open(path) as src:
         if src.crs is None:
             raise CRSError(f"{path.name} has no CRS; assign one (e.g. gdal_edit.py -a_srs EPSG:32649) first")
-        values = src.read(out_dtype="float32")
-        if src.nodata is not None and not np.isnan(src.nodata):
-            values[values == np.float32(src.nodata)] = np.nan
-        names = [d or f"band_{i + 1}" for i, d in enumerate(src.descriptions)]
+        rows, cols, nodata = src.height, src.width, src.nodata
         transform, crs, tags = src.transform, src.crs, src.tags()
+        if transform.b != 0 or transform.d != 0 or transform.e >= 0:
+            raise InputError(f"{path.name} is not north-up (transform {tuple(transform)[:6]}); warp it first")
+        values = src.read(out_dtype="float32") if chunks is None else None
+        names = [d or f"band_{i + 1}" for i, d in enumerate(src.descriptions)]
         if any(src.units):
             tags.setdefault("units", ";".join(f"{n}={u}" for n, u in zip(names, src.units, strict=True) if u))
-    rows, cols = values.shape[1:]
-    if transform.b != 0 or transform.d != 0 or transform.e >= 0:
-        raise InputError(f"{path.name} is not north-up (transform {tuple(transform)[:6]}); warp it first")
     grid = Grid((transform.c, transform.f + rows * transform.e, transform.c + cols * transform.a, transform.f),
                 (rows, cols), as_crs(crs))
+    if values is None:
+        from prospect._rasters import _lazy_warp
+
+        values = _lazy_warp(path, list(range(1, len(names) + 1)), grid, chunks, nodata, "nearest")
+    elif nodata is not None and not np.isnan(nodata):
+        values[values == np.float32(nodata)] = np.nan
     tags.pop("AREA_OR_POINT", None)
     return grid.wrap(values, bands=names, name=path.stem, attrs=tags)
 

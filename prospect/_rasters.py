@@ -91,6 +91,7 @@ def from_raster(
     nodata: float | None = None,
     legend: dict[int, str] | None = None,
     ordered: bool | None = None,
+    chunks: int | None = None,
 ) -> xr.DataArray:
     """Warp an external raster (magnetics, gravity, radiometrics, a DEM, ...) onto ``grid``.
 
@@ -134,6 +135,10 @@ def from_raster(
         band stays one number per cell for the models (``attrs["kind"] = "ordinal"``)
         instead of one-hot classes. Default: True when ``categorical`` was detected
         from a class table of codes alone; False for named classes or ``categorical=True``.
+    chunks : int, optional
+        Read lazily, in blocks of ``chunks`` × ``chunks`` grid cells (:mod:`prospect.compute`): nothing but a
+        coarse preview (for the checks below) is read until a block is computed, and each block reads and warps
+        only the part of the file under it. For rasters larger than memory. Default: read the whole at once.
 
     Returns
     -------
@@ -149,13 +154,16 @@ def from_raster(
     """
     import rasterio
     from rasterio.enums import Resampling
-    from rasterio.warp import reproject, transform_bounds
-    from rasterio.windows import Window, from_bounds
+    from rasterio.warp import reproject
 
     if not isinstance(grid, Grid):
         raise InputError(f"grid must be a prospect.Grid, got {type(grid).__name__}")
     if resampling is not None and resampling not in _RESAMPLING:
         raise InputError(f"resampling={resampling!r}; valid: {list(_RESAMPLING)}")
+    if chunks is not None:
+        from prospect.compute import check_chunks
+
+        check_chunks(chunks)
     table = class_table(source) if isinstance(source, (str, os.PathLike)) and categorical is not False else None
     detected = categorical is None
     if detected:
@@ -189,25 +197,23 @@ def from_raster(
             units = [dataset.units[b - 1] for b in bands] if dataset.units else []
             src_crs, declared = dataset.crs, dataset.nodata
             cell = _source_cell(dataset.transform, src_crs, dataset.width, dataset.height, grid)
-            # Read only the window that covers the grid (plus a margin for the resampling kernel).
-            left, bottom, right, top = transform_bounds(dst_crs, src_crs, *grid.bounds, densify_pts=21)
-            window = from_bounds(left, bottom, right, top, dataset.transform)
-            col0, row0 = int(np.floor(window.col_off)) - 4, int(np.floor(window.row_off)) - 4
-            col1 = int(np.ceil(window.col_off + window.width)) + 4
-            row1 = int(np.ceil(window.row_off + window.height)) + 4
-            window = Window(col0, row0, col1 - col0, row1 - row0)
-            try:
-                window = window.intersection(Window(0, 0, dataset.width, dataset.height))
-            except rasterio.errors.WindowError:
-                window = None
-            if window is None or window.width < 1 or window.height < 1:
+            window = _covering_window(dataset, grid, dst_crs)
+            if window is None:
                 raise CRSError(_no_overlap(label, src_crs, dataset.bounds, grid))
+            preview = None
+            if chunks is not None:   # a coarse read of the covering window: the checks below, not the values
+                scale = max(1.0, max(window.width, window.height) / 512)
+                preview = (max(1, int(window.height / scale)), max(1, int(window.width / scale)))
             try:
-                values = dataset.read(bands, window=window, out_dtype="float32")
+                values = dataset.read(bands, window=window, out_dtype="float32",
+                                      out_shape=None if preview is None else (len(bands), *preview))
             except rasterio.errors.RasterioIOError as exc:
                 raise InputError(f"source={str(path)!r}: GDAL opens it but cannot read its cells ({exc}); the file "
                                  "is truncated or damaged - copy or export it again") from exc
             src_transform = dataset.window_transform(window)
+            if preview is not None:
+                src_transform = src_transform * src_transform.scale(window.width / preview[1],
+                                                                    window.height / preview[0])
             stem = path.stem
     else:
         import rioxarray  # noqa: F401
@@ -236,9 +242,10 @@ def from_raster(
         values[values == np.float32(missing)] = np.nan
     if resampling is None:
         resampling = "nearest" if categorical else ("average" if cell < min(grid.resolution) else "bilinear")
-    out = np.full((len(bands), *grid.shape), np.nan, np.float32)
+    target = grid if chunks is None or not isinstance(source, (str, os.PathLike)) else _coarse(grid, 512)
+    out = np.full((len(bands), *target.shape), np.nan, np.float32)
     reproject(values, out, src_transform=src_transform, src_crs=src_crs, src_nodata=np.nan,
-              dst_transform=grid.transform, dst_crs=dst_crs, dst_nodata=np.nan,
+              dst_transform=target.transform, dst_crs=dst_crs, dst_nodata=np.nan,
               resampling=Resampling[resampling])
     if not np.isfinite(values).any():
         raise InputError(f"{label} holds no data where it covers the grid: every cell read is nodata"
@@ -247,9 +254,10 @@ def from_raster(
     if not np.isfinite(out).any():
         raise CRSError(_no_overlap(label, src_crs, None, grid))
     covered = float(np.isfinite(out).all(axis=0).mean())
+    lazy = target is not grid
     if covered < 0.999:
-        warnings.warn(f"{label} covers {100 * covered:.1f} % of the grid with data; the rest is nodata, "
-                      "left out of every later stage", stacklevel=2)
+        warnings.warn(f"{label} covers {'about ' if lazy else ''}{100 * covered:.1f} % of the grid with data; the "
+                      "rest is nodata, left out of every later stage", stacklevel=2)
     names = _band_names(name, descriptions, stem, len(bands))
     kind = ("ordinal" if ordered else "categorical") if categorical else "continuous"
     attrs = {"kind": kind, "source": label,
@@ -258,7 +266,107 @@ def from_raster(
         attrs["units"] = ";".join(u or "" for u in units)
     if legend:
         attrs["legend"] = ";".join(f"{int(code)}={text}" for code, text in legend.items())
-    return grid.wrap(out, bands=names, name=names[0] if len(names) == 1 else stem, attrs=attrs)
+    name = names[0] if len(names) == 1 else stem
+    if lazy:
+        attrs["coverage_estimated_from"] = f"a {target.shape[0]} x {target.shape[1]} preview"
+        blocks = _lazy_warp(path, bands, grid, chunks, missing, resampling)
+        return grid.wrap(blocks, bands=names, name=name, attrs=attrs)
+    layer = grid.wrap(out, bands=names, name=name, attrs=attrs)
+    if chunks is not None:
+        from prospect.compute import chunked
+
+        layer = chunked(layer, chunks)
+    return layer
+
+
+def _covering_window(dataset: Any, grid: Grid, dst_crs: Any) -> Any:
+    """The window of ``dataset`` that covers ``grid`` (plus 4 cells for the resampling kernel), None if none."""
+    import rasterio
+    from rasterio.warp import transform_bounds
+    from rasterio.windows import Window, from_bounds
+
+    left, bottom, right, top = transform_bounds(dst_crs, dataset.crs, *grid.bounds, densify_pts=21)
+    window = from_bounds(left, bottom, right, top, dataset.transform)
+    col0, row0 = int(np.floor(window.col_off)) - 4, int(np.floor(window.row_off)) - 4
+    col1 = int(np.ceil(window.col_off + window.width)) + 4
+    row1 = int(np.ceil(window.row_off + window.height)) + 4
+    try:
+        window = Window(col0, row0, col1 - col0, row1 - row0).intersection(
+            Window(0, 0, dataset.width, dataset.height))
+    except rasterio.errors.WindowError:
+        return None
+    return window if window.width >= 1 and window.height >= 1 else None
+
+
+def _coarse(grid: Grid, most: int) -> Grid:
+    """``grid``'s extent in at most ``most`` cells a side (the preview the lazy checks use)."""
+    factor = max(1.0, max(grid.shape) / most)
+    return Grid(grid.bounds, (max(1, round(grid.shape[0] / factor)), max(1, round(grid.shape[1] / factor))),
+                grid.crs)
+
+
+def _aligned(transform: Any, grid: Grid) -> tuple[int, int] | None:
+    """The (row, col) of the grid's corner among the source's cells when the source's cells are the grid's
+    (same size, whole-cell offset), else None: then a block is read, not warped."""
+    target = grid.transform
+    if not (np.isclose(transform.a, target.a, rtol=1e-9) and np.isclose(transform.e, target.e, rtol=1e-9)
+            and transform.b == 0 and transform.d == 0):
+        return None
+    col, row = (target.c - transform.c) / transform.a, (target.f - transform.f) / transform.e
+    if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
+        return None
+    return round(row), round(col)
+
+
+def _lazy_warp(path: Any, bands: list[int], grid: Grid, chunks: int, missing: float | None,
+               resampling: str) -> Any:
+    """``(bands, y, x)`` dask array of ``path`` on ``grid``: each block reads (and warps) only what lies under it."""
+    import dask.array
+
+    from prospect.compute import check_chunks
+
+    chunks = check_chunks(chunks)
+    rows, cols = grid.shape
+    row_chunks = tuple(min(chunks, rows - r) for r in range(0, rows, chunks))
+    col_chunks = tuple(min(chunks, cols - c) for c in range(0, cols, chunks))
+
+    def block(block_info: dict | None = None) -> np.ndarray:
+        (_, _), (r0, r1), (c0, c1) = block_info[None]["array-location"]
+        return _warp_block(path, bands, grid, (r0, r1, c0, c1), missing, resampling)
+
+    return dask.array.map_blocks(block, dtype=np.float32, chunks=((len(bands),), row_chunks, col_chunks),
+                                 meta=np.empty((0, 0, 0), np.float32))
+
+
+def _warp_block(path: Any, bands: list[int], grid: Grid, where: tuple[int, int, int, int], missing: float | None,
+                resampling: str) -> np.ndarray:
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+    from rasterio.windows import Window
+
+    r0, r1, c0, c1 = where
+    t = grid.transform
+    part = Grid((t.c + c0 * t.a, t.f + r1 * t.e, t.c + c1 * t.a, t.f + r0 * t.e), (r1 - r0, c1 - c0), grid.crs)
+    out = np.full((len(bands), r1 - r0, c1 - c0), np.nan, np.float32)
+    with rasterio.open(path) as dataset:
+        corner = _aligned(dataset.transform, grid) if dataset.crs == _rasterio_crs(grid.crs) else None
+        if corner is not None:     # the file's cells are the grid's: read the block, no resampling
+            row, col = corner[0] + r0, corner[1] + c0
+            window = Window(col, row, c1 - c0, r1 - r0)
+            values = dataset.read(bands, window=window, out_dtype="float32", boundless=True, fill_value=np.nan)
+            if missing is not None and not np.isnan(missing):
+                values[values == np.float32(missing)] = np.nan
+            return values
+        if _covering_window(dataset, part, _rasterio_crs(grid.crs)) is None:
+            return out
+        # GDAL's warper reading the file itself (a numpy-to-numpy reproject in dask's threads warns spuriously
+        # that a dataset has no geotransform: opendatacube/odc-geo#131)
+        with WarpedVRT(dataset, crs=_rasterio_crs(grid.crs), transform=part.transform, width=c1 - c0,
+                       height=r1 - r0, resampling=Resampling[resampling], src_nodata=missing,
+                       nodata=np.nan, dtype="float32") as warped:
+            out = warped.read(bands, out_dtype="float32")
+    return out
 
 
 def _no_overlap(label: str, crs: Any, bounds: Any, grid: Grid) -> str:

@@ -46,7 +46,7 @@ def _surface(prob: xr.DataArray) -> tuple[np.ndarray, Grid]:
 
 
 class _OnMap(NamedTuple):
-    values: np.ndarray   # the map, float64, NaN = nodata
+    values: np.ndarray | None   # the map, float64, NaN = nodata (None for a lazy map: read block by block)
     grid: Grid
     row: np.ndarray      # pixel of each deposit
     col: np.ndarray
@@ -56,12 +56,25 @@ class _OnMap(NamedTuple):
     info: dict[str, int]
 
 
-def _on_map(prob: xr.DataArray, deposits: gpd.GeoDataFrame) -> _OnMap:
-    """Read the map and place the deposits on it once; warn about the deposits that cannot be used."""
-    values, grid = _surface(prob)
+def _on_map(prob: xr.DataArray, deposits: gpd.GeoDataFrame, blockwise: bool = False) -> _OnMap:
+    """Read the map and place the deposits on it once; warn about the deposits that cannot be used.
+
+    With ``blockwise``, a lazy map (:mod:`prospect.compute`) is not read whole: only the blocks under the
+    deposits (``values`` is None); otherwise it is computed whole (one band)."""
+    from prospect.compute import is_lazy, values_at
+
+    if is_lazy(prob) and blockwise:
+        values, grid = None, Grid.from_dataarray(prob)
+        if prob.ndim != 2:
+            raise InputError(f"expected one probability band (y, x), got dims {prob.dims}")
+    else:
+        values, grid = _surface(prob)
     row, col, inside = deposit_pixels(deposits, grid)
     at = np.full(len(row), np.nan)
-    at[inside] = values[row[inside], col[inside]]
+    if values is None:
+        at[inside] = values_at(prob, row[inside], col[inside])[:, 0]
+    else:
+        at[inside] = values[row[inside], col[inside]]
     used = np.isfinite(at)
     info = {"deposits": int(len(row)), "used": int(used.sum()), "outside": int((~inside).sum()),
             "nodata": int((inside & ~used).sum())}
@@ -102,7 +115,9 @@ def deposit_ranks(prob: xr.DataArray, deposits: gpd.GeoDataFrame) -> pd.DataFram
     deposits share a cell, so a mean over the deposits of several folds is the deposit-weighted mean
     of their AUCs.
     """
-    placed = _on_map(prob, deposits)
+    placed = _on_map(prob, deposits, blockwise=True)
+    if placed.values is None:
+        return _lazy_ranks(prob, placed)
     valid = np.isfinite(placed.values)
     holds = np.zeros(placed.grid.shape, bool)
     holds[placed.row[placed.inside], placed.col[placed.inside]] = True
@@ -113,6 +128,26 @@ def deposit_ranks(prob: xr.DataArray, deposits: gpd.GeoDataFrame) -> pd.DataFram
     return pd.DataFrame({"deposit": placed.used, "value": placed.at,
                          "auc": (below + 0.5 * ties) / max(len(negatives), 1),
                          "area_above": (len(cells) - np.searchsorted(cells, placed.at, side="left")) / len(cells)})
+
+
+def _lazy_ranks(prob: xr.DataArray, placed: _OnMap) -> pd.DataFrame:
+    """:func:`deposit_ranks` of a lazy map: the cells below, tied with and at or above each deposit's value
+    counted block by block (:func:`prospect.compute.rank_counts`), then the deposits' own cells taken out of the
+    negatives - the same numbers as on a sorted copy of the whole map."""
+    from prospect.compute import rank_counts, values_at
+
+    cells = np.unique(placed.row[placed.inside] * placed.grid.shape[1] + placed.col[placed.inside])
+    own = values_at(prob, cells // placed.grid.shape[1], cells % placed.grid.shape[1])[:, 0].astype(np.float64)
+    own = np.sort(own[np.isfinite(own)])      # the deposit cells' values: not negatives
+    below, equal, total = rank_counts(prob, placed.at)
+    if total[0] == 0:
+        raise InputError("the map holds no valid (non-NaN) cell")
+    own_below = np.searchsorted(own, placed.at, side="left")
+    own_equal = np.searchsorted(own, placed.at, side="right") - own_below
+    negatives = total[0] - len(own)
+    return pd.DataFrame({"deposit": placed.used, "value": placed.at,
+                         "auc": ((below - own_below) + 0.5 * (equal - own_equal)) / max(negatives, 1),
+                         "area_above": (total - below) / total})
 
 
 def heldout_summary(ranks: pd.DataFrame, level: float = 0.95, resamples: int = 2000, seed: int = 0,

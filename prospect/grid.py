@@ -271,11 +271,12 @@ class Grid:
 
     def wrap(self, values: np.ndarray, bands: Sequence[str] | None = None, name: str | None = None,
              attrs: dict | None = None) -> xr.DataArray:
-        """Put an array of shape ``(rows, cols)`` or ``(bands, rows, cols)`` on this grid."""
+        """Put an array of shape ``(rows, cols)`` or ``(bands, rows, cols)`` on this grid (a dask array stays lazy)."""
         import rioxarray  # noqa: F401
         import xarray as xr
 
-        values = np.asarray(values)
+        if getattr(values, "dask", None) is None:
+            values = np.asarray(values)
         if values.shape[-2:] != self.shape or values.ndim not in (2, 3):
             raise GridShapeError(values.shape, self.shape)
         coords: dict[str, Any] = {"y": self.y, "x": self.x}

@@ -327,7 +327,16 @@ def stack(*arrays: xr.DataArray) -> xr.DataArray:
     if duplicates:
         raise InputError(f"band names {duplicates} occur more than once; rename with "
                          "da.assign_coords(band=[...]) before stacking")
-    values = np.concatenate([b.to_numpy() for b in bands])
+    from prospect.compute import is_lazy
+
+    if any(is_lazy(b) for b in bands):   # a lazy layer keeps the stack lazy: blocks of every band together
+        import dask.array
+
+        chunks = next(b.data.chunks for b in bands if is_lazy(b))
+        values = dask.array.concatenate([dask.array.asarray(b.data).rechunk({1: chunks[1], 2: chunks[2]})
+                                         for b in bands]).rechunk({0: -1})
+    else:
+        values = np.concatenate([b.to_numpy() for b in bands])
     attrs = {"bands": ", ".join(names)}
     units = []
     for array in bands:  # keep each categorical layer's legend, e.g. attrs["unit_legend"], and the band units
@@ -375,7 +384,7 @@ def apply_mask(layer: xr.DataArray, mask: xr.DataArray) -> xr.DataArray:
     if keep.ndim != 2:
         raise InputError("mask must be one band, (y, x) or (1, y, x)")
     inside = np.isfinite(keep) & (keep != 0)
-    out = layer.where(inside if layer.ndim == 2 else inside[None])
+    out = layer.where(inside if layer.ndim == 2 else inside[None])   # lazy stays lazy
     out.attrs = dict(layer.attrs)
     out.attrs["masked_fraction"] = float(1 - inside.mean())
     return out.astype(np.float32)

@@ -52,7 +52,9 @@ class Points:
 
 
 def _valid(stack: xr.DataArray) -> np.ndarray:
-    return np.isfinite(stack.to_numpy()).all(axis=0)
+    from prospect.compute import valid_cells
+
+    return valid_cells(stack)
 
 
 def sample_points(
@@ -139,9 +141,10 @@ def sample_points(
 
 
 def pixel_values(stack: xr.DataArray, points: Points) -> np.ndarray:
-    """The stack's values at each point, ``(n, bands)`` float32."""
-    values = stack.to_numpy()
-    return np.ascontiguousarray(values[:, points.row, points.col].T, dtype=np.float32)
+    """The stack's values at each point, ``(n, bands)`` float32 (a lazy stack reads the blocks holding one)."""
+    from prospect.compute import values_at
+
+    return values_at(stack, points.row, points.col)
 
 
 def fit_normalization(stack: xr.DataArray, allowed: np.ndarray | None = None) -> dict:

@@ -22,9 +22,11 @@ score of its own.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
@@ -32,6 +34,7 @@ import pandas as pd
 
 from prospect import registry, sampling
 from prospect.baselines import build_baseline, categorical_bands, permutation_importance, predict_stack
+from prospect.compute import band_has_values, is_lazy
 from prospect.errors import InputError
 from prospect.folds import SpatialFolds
 from prospect.grid import Grid
@@ -90,7 +93,8 @@ class CrossValidation:
     isolated_distance : float
         See :func:`cross_validate`.
     fold_maps : ndarray (folds, y, x) float32
-        Each fold model's map (what :func:`ensemble` combines fold by fold).
+        Each fold model's map (what :func:`ensemble` combines fold by fold); for a lazy stack a dask array
+        reading the fold maps from disk (``mean`` and ``std`` too).
     settings : dict
         What was trained: the model's options, and for networks the recipe (:data:`RECIPE`), the trainer's
         settings (its ``epochs``) and the window.
@@ -112,6 +116,7 @@ class CrossValidation:
     settings: dict[str, Any] | None = None
     pretraining: pd.DataFrame | None = None
     models: list[Any] | None = None
+    store: Any = field(default=None, repr=False)    # a lazy stack's fold maps on disk (_FoldStore)
 
     def contributions(self, stack: xr.DataArray, centres: Annotated[int, whole(1)] = 4000,
                       steps: Annotated[int, whole(2)] = 64, device: str = "auto") -> xr.DataArray:
@@ -196,9 +201,10 @@ def _nearest_training(held: gpd.GeoDataFrame, training: gpd.GeoDataFrame, grid: 
 
 def collapsed(prob: xr.DataArray, tolerance: float = 1e-6) -> bool:
     """Whether a probability map is constant over its valid cells (a model that learnt nothing)."""
-    values = prob.to_numpy()
-    values = values[np.isfinite(values)]
-    return bool(values.size == 0 or values.max() - values.min() <= tolerance)
+    from prospect.compute import value_range
+
+    low, high = value_range(prob)
+    return bool(not np.isfinite(low) or high - low <= tolerance)
 
 
 def _spec(model: str | dict[str, Any] | Callable[[int], Any]) -> tuple[str, dict[str, Any]]:
@@ -217,8 +223,7 @@ def default_window(positive_radius: float, grid: Grid) -> int:
 
 
 def _check_bands(stack: xr.DataArray) -> None:
-    values = stack.to_numpy()
-    empty = [str(b) for b, band in zip(stack["band"].to_numpy(), values, strict=True) if not np.isfinite(band).any()]
+    empty = [str(b) for b, filled in zip(stack["band"].to_numpy(), band_has_values(stack), strict=True) if not filled]
     if empty:
         raise InputError(f"stack: band(s) {empty} hold no valid value (all NaN); every model would see nothing "
                          "there - drop them from the stack (stack.drop_sel(band=[...])) or fix the layer")
@@ -242,6 +247,7 @@ def cross_validate(
     label: str | None = None,
     isolated_distance: Annotated[float | None, POSITIVE] = None,
     keep_models: bool = False,
+    workdir: str | os.PathLike | None = None,
 ) -> CrossValidation:
     """Train ``model`` once per fold without that fold's deposits, map the area, rank the held-out deposits.
 
@@ -286,6 +292,11 @@ def cross_validate(
         (``nearest_training``).
     keep_models : bool
         Keep each fold's fitted model in the result (:meth:`CrossValidation.contributions` explains them).
+    workdir : path, optional
+        A lazy ``stack`` (:mod:`prospect.compute`): the folder each fold's map is written to (``fold<f>.tif``),
+        block by block, so no map is held whole; ``mean``, ``std`` and ``fold_maps`` read them lazily. Default:
+        a temporary folder, removed with the result. Baselines only, for now: a network on a lazy stack is
+        refused (load the stack with ``stack.load()``).
     """
     from prospect.evaluation import deposit_ranks
 
@@ -303,6 +314,12 @@ def cross_validate(
     trainer = {**own, **(trainer or {})} if network else trainer
     options, recipe = _recipe(name, options)
     _check_bands(stack)
+    lazy = is_lazy(stack)
+    if lazy and network:
+        raise InputError(f"{name}: networks do not yet train and map on a lazy (dask-backed) stack; load it into "
+                         "memory with stack.load(), or cross-validate a baseline (random_forest, "
+                         "gradient_boosting, logistic_regression, ...) on it")
+    store = _FoldStore(grid, stack.data.chunks[1][0], workdir) if lazy else None
     if network:
         stack = sampling.one_hot(stack)     # a class code is a name: one 0/1 band per class
     if window is None:
@@ -318,7 +335,7 @@ def cross_validate(
                         map_stride=int(map_stride))
         if recipe["pretrain"]:
             pretrained, history = _pretrained(name, options, stack, int(window), device, seed)
-    fold_maps = np.empty((folds.k, *grid.shape), np.float32)
+    fold_maps = np.empty((folds.k, *grid.shape), np.float32) if not lazy else []
     ranks, rows, importances, kept = [], [], [], []
     for fold in range(folds.k):
         started = time.perf_counter()
@@ -340,7 +357,11 @@ def cross_validate(
             if importance:
                 importances.append(_held_out_importance(estimator, stack, deposits, folds, fold, positive_radius,
                                                         negative_ratio, negative_distance, bands, seed + fold))
-        fold_maps[fold] = prob.to_numpy()
+        if lazy:   # computed block by block into the fold's file, read back lazily from there
+            prob = store.keep(prob, fold)
+            fold_maps.append(prob.data)
+        else:
+            fold_maps[fold] = prob.to_numpy()
         if keep_models:
             kept.append(fitted)
         held_deposits = deposits.iloc[folds.deposit_index[held]]
@@ -356,6 +377,10 @@ def cross_validate(
         log.info("%s fold %d/%d: %d training samples (%d positive), %d held-out deposits, AUC %.3f (%.1f s)", label,
                  fold + 1, folds.k, len(points), rows[-1]["positives"], rows[-1]["held_out_deposits"],
                  rows[-1]["auc"], rows[-1]["seconds"])
+    if lazy:
+        import dask.array
+
+        fold_maps = dask.array.stack(fold_maps)
     mean = fold_maps.mean(axis=0, dtype=np.float64)
     std = fold_maps.std(axis=0, dtype=np.float64)
     attrs = {"model": label, "folds": folds.k, "definition": "mean of the fold models' maps"}
@@ -371,7 +396,29 @@ def cross_validate(
                   attrs={**attrs, "kind": "uncertainty", "definition": "std of the fold models' maps"}),
         pd.DataFrame(rows), importance_table,
         float(2 * positive_radius if isolated_distance is None else isolated_distance), fold_maps, settings, history,
-        kept if keep_models else None)
+        kept if keep_models else None, store)
+
+
+class _FoldStore:
+    """Where a lazy cross-validation keeps its fold maps: ``fold<f>.tif`` in ``workdir``, or in a temporary
+    folder that goes with the result (removed when the last reference to it is dropped)."""
+
+    def __init__(self, grid: Grid, chunks: int, workdir: str | os.PathLike | None) -> None:
+        import tempfile
+
+        self.grid, self.chunks = grid, int(chunks)
+        self._temporary = tempfile.TemporaryDirectory(prefix="prospect-folds-") if workdir is None else None
+        self.folder = Path(self._temporary.name if workdir is None else workdir)
+        if not self.folder.is_dir():
+            raise InputError(f"workdir={str(workdir)!r} is not a folder; give an existing folder for the fold maps")
+
+    def keep(self, prob: xr.DataArray, fold: int) -> xr.DataArray:
+        from prospect.io import read_geotiff, write_geotiff
+
+        path = self.folder / f"fold{fold}.tif"
+        write_geotiff(prob, path, overwrite=True, overviews=False, style=False)
+        stored = read_geotiff(path, chunks=self.chunks).isel(band=0, drop=True)
+        return stored.rename("probability").assign_attrs(prob.attrs)
 
 
 def percentile_ranks(values: np.ndarray) -> np.ndarray:

@@ -205,6 +205,21 @@ def test_baseline_probabilities_equal_scikit_learn(name):
     assert prob.attrs["kind"] == "probability" and pp.Grid.from_dataarray(prob) == GRID
 
 
+def test_the_forest_gives_the_same_probabilities_on_every_run():
+    # scikit-learn's forest with n_jobs=-1 adds its trees in the order threads finish (last bits vary by run);
+    # the package's sums each row's trees in order on every thread: scikit-learn's n_jobs=1 result, bit for bit
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(9000, 4)).astype(np.float32)
+    y = (x[:, 0] + rng.normal(size=len(x)) > 1).astype(int)
+    model = pp.baselines.build_baseline("random_forest", seed=3, n_estimators=60).fit(x, y)
+    serial = RandomForestClassifier(**{**model.get_params(), "n_jobs": 1}).fit(x, y)
+    first = model.predict_proba(x)
+    np.testing.assert_array_equal(first, serial.predict_proba(x))
+    np.testing.assert_array_equal(model.predict_proba(x), first)
+    assert isinstance(model, RandomForestClassifier) and model.n_jobs == -1
+    assert model.predict_proba(x[:0]).shape == (0, 2)
+
+
 def test_baselines_refuse_unknown_names_and_options():
     with pytest.raises(InputError, match=r"unknown baseline 'svm'; valid: \['fuzzy_overlay', 'gradient_boosting', "
                                          r"'logistic_regression', 'random_forest', 'weights_of_evidence'\]"):

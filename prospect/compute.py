@@ -1,0 +1,176 @@
+"""Stacks larger than memory: dask-backed rasters worked block by block, on this machine or a cluster.
+
+    stack = pp.layers.stack(*(pp.layers.from_raster(p, grid, chunks=2048) for p in paths))   # nothing read yet
+    pp.compute.is_lazy(stack)                      # True
+    valid = pp.compute.valid_cells(stack)          # (y, x) bool, computed block by block
+    x = pp.compute.values_at(stack, rows, cols)    # (n, bands): only the blocks holding a point are read
+    prob = pp.baselines.predict_stack(rf, stack)   # lazy: each block scored when it is computed or written
+    pp.io.write_geotiff(prob, "prospectivity.tif", cog=True)   # computed and written a strip of blocks at a time
+
+A *lazy* stack is an :class:`xarray.DataArray` ``(band, y, x)`` whose data is a :mod:`dask.array` chunked in
+``(y, x)`` blocks that each hold every band (:func:`chunked`). Every function of the package that reads a stack
+accepts one and never materialises it: the 2-D masks the folds and samples need (one byte per cell) are the
+largest arrays held whole. dask's own schedulers run the blocks: threads by default, or a
+``dask.distributed`` cluster once a :class:`distributed.Client` is made (:func:`client`) - the same code either
+way (xarray's own engine, no scheduler of ours).
+
+Small stacks stay numpy: every function here returns the same values for both, and the tests check it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from prospect.errors import InputError
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+__all__ = ["is_lazy", "check_chunks", "chunked", "valid_cells", "values_at", "band_has_values", "map_cells",
+           "rank_counts", "value_range", "client"]
+
+log = logging.getLogger(__name__)
+
+
+def is_lazy(da: xr.DataArray) -> bool:
+    """Whether ``da`` is dask-backed (computed block by block) rather than a numpy array in memory."""
+    return getattr(da, "chunks", None) is not None
+
+
+def _dask() -> Any:
+    try:
+        import dask.array
+    except ImportError as exc:    # pragma: no cover - dask is an optional dependency
+        raise ImportError("stacks larger than memory need dask: pip install 'prospect[dask]'") from exc
+    return dask.array
+
+
+def check_chunks(chunks: Any) -> int:
+    """``chunks`` as a block side in cells, or a clear error."""
+    if isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks < 16:
+        raise InputError(f"chunks={chunks!r} must be a whole number of cells per block side, at least 16 "
+                         "(e.g. 1024)")
+    _dask()
+    return int(chunks)
+
+
+def chunked(da: xr.DataArray, chunks: int) -> xr.DataArray:
+    """``da`` as a lazy array in blocks of ``chunks`` × ``chunks`` cells, each holding every band."""
+    chunks = check_chunks(chunks)
+    sizes = {"y": chunks, "x": chunks}
+    if "band" in da.dims:
+        sizes["band"] = -1
+    return da.chunk(sizes)
+
+
+def _cells(stack: xr.DataArray) -> Any:
+    """The stack's data with every band in one chunk (so a block holds whole cells)."""
+    data = stack.data
+    if is_lazy(stack) and stack.ndim == 3 and len(data.chunks[0]) > 1:
+        data = data.rechunk({0: -1})
+    return data
+
+
+def valid_cells(stack: xr.DataArray) -> np.ndarray:
+    """``(y, x)`` bool: cells finite in every band (a ``(y, x)`` array: finite cells)."""
+    data = stack.data
+    finite = np.isfinite(data)
+    if stack.ndim == 3:
+        finite = finite.all(axis=0)
+    return np.asarray(finite.compute() if is_lazy(stack) else finite, bool)
+
+
+def band_has_values(stack: xr.DataArray) -> np.ndarray:
+    """Per band: whether it holds at least one finite value."""
+    finite = np.isfinite(stack.data).any(axis=(1, 2))
+    return np.asarray(finite.compute() if is_lazy(stack) else finite, bool)
+
+
+def values_at(stack: xr.DataArray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """The stack's values at cells ``(rows[i], cols[i])``, ``(n, bands)`` float32; a lazy stack reads only
+    the blocks that hold a cell."""
+    rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+    if is_lazy(stack):
+        if len(rows) == 0:
+            return np.zeros((0, stack.sizes.get("band", 1)), np.float32)
+        picked = stack.data.vindex[:, rows, cols] if stack.ndim == 3 else stack.data.vindex[rows, cols][:, None]
+        return np.ascontiguousarray(picked.compute(), dtype=np.float32)
+    values = stack.to_numpy()
+    picked = values[:, rows, cols].T if values.ndim == 3 else values[rows, cols][:, None]
+    return np.ascontiguousarray(picked, dtype=np.float32)
+
+
+def map_cells(function: Any, stack: xr.DataArray, chunk: int = 2**18) -> Any:
+    """``function((n, bands) float32 values) -> (n,)`` applied to every valid cell of ``stack``, ``chunk`` cells
+    at a time; NaN where a band has no value. Returns a ``(y, x)`` float32 array: numpy for a numpy stack, a
+    lazy dask array (one block per block of the stack) for a lazy one."""
+
+    def block(values: np.ndarray) -> np.ndarray:
+        bands = values.shape[0]
+        cells = values.reshape(bands, -1).T
+        out = np.full(len(cells), np.nan, np.float32)
+        index = np.flatnonzero(np.isfinite(cells).all(axis=1))
+        for start in range(0, len(index), int(chunk)):
+            part = index[start:start + int(chunk)]
+            out[part] = function(np.ascontiguousarray(cells[part], dtype=np.float32))
+        return out.reshape(values.shape[1:])
+
+    if not is_lazy(stack):
+        return block(stack.to_numpy())
+    data = _cells(stack)
+    return data.map_blocks(block, drop_axis=0, dtype=np.float32, meta=np.empty((0, 0), np.float32))
+
+
+def rank_counts(prob: Any, values: np.ndarray) -> np.ndarray:
+    """For each of ``values``: how many finite cells of ``prob`` lie below it, how many equal it, and how many
+    are finite at all - ``(3, n)`` int64, counted block by block for a lazy ``prob`` (exact, as on a sorted
+    copy of the whole map)."""
+    values = np.asarray(values, np.float64)
+
+    def count(block: np.ndarray) -> np.ndarray:
+        cells = np.sort(block[np.isfinite(block)].astype(np.float64))
+        below = np.searchsorted(cells, values, side="left")
+        equal = np.searchsorted(cells, values, side="right") - below
+        return np.stack([below, equal, np.full(len(values), len(cells))]).astype(np.int64)
+
+    data = prob.data if hasattr(prob, "dims") else prob
+    if getattr(data, "dask", None) is None:
+        return count(np.asarray(data))
+    import dask
+
+    parts = [dask.delayed(count)(piece) for piece in data.to_delayed().ravel()]
+    return np.sum(dask.compute(*parts), axis=0)
+
+
+def value_range(prob: Any) -> tuple[float, float]:
+    """Smallest and largest finite value (NaN, NaN where there is none), block by block for a lazy array."""
+    data = prob.data if hasattr(prob, "dims") else prob
+    if getattr(data, "dask", None) is None:
+        finite = np.asarray(data)[np.isfinite(data)]
+        return (float(finite.min()), float(finite.max())) if finite.size else (np.nan, np.nan)
+    import dask
+
+    low, high = dask.compute(_dask().nanmin(data), _dask().nanmax(data))
+    return float(low), float(high)
+
+
+def client(address: str | None = None, workers: int | None = None, memory_limit: str | None = None) -> Any:
+    """A :class:`distributed.Client`: to the scheduler at ``address`` (a cluster made by dask-jobqueue, Kubernetes
+    or ``dask scheduler``), else a :class:`~distributed.LocalCluster` of ``workers`` processes with
+    ``memory_limit`` each (``"4GB"``). While it lives, every block-wise stage runs on it."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise ImportError("a cluster needs dask.distributed: pip install distributed") from exc
+    if address is not None:
+        if not isinstance(address, str) or "://" not in address:
+            raise InputError(f"address={address!r} must be a scheduler address such as 'tcp://10.0.0.5:8786'")
+        return Client(address)
+    if workers is not None and (isinstance(workers, bool) or int(workers) != workers or workers < 1):
+        raise InputError(f"workers={workers!r} must be a whole number of processes ≥ 1")
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, memory_limit=memory_limit or "auto",
+                           dashboard_address=None)
+    return Client(cluster)

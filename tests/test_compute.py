@@ -1,0 +1,180 @@
+"""Stacks larger than memory: every block-wise result against the same computation on the whole array."""
+
+import gc
+import shutil
+import subprocess
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+from shapely.geometry import Point
+
+import prospect as pp
+from prospect.errors import InputError
+
+pytest.importorskip("dask")
+
+CRS = "EPSG:32649"
+CELL = 200
+GRID = pp.Grid.from_bounds((400000, 2400000, 400000 + 90 * CELL, 2400000 + 70 * CELL), shape=(70, 90), crs=CRS)
+ODD = 23     # block side that divides neither 70 nor 90: ragged last blocks on both axes
+
+
+def _deposits(n=20, seed=3):
+    rng = np.random.default_rng(seed)
+    points = []
+    while len(points) < n:
+        x, y = rng.uniform(401000, 417000), rng.uniform(2401000, 2413000)
+        if all(np.hypot(x - a, y - b) >= 1500 for a, b in points):
+            points.append((x, y))
+    points.append(points[0])        # two deposits on one cell: that cell is no negative, once
+    return gpd.GeoDataFrame(geometry=[Point(x, y) for x, y in points], crs=CRS)
+
+
+def _stack(deposits, seed=0):
+    """A planted halo band, two noise bands, a corner of nodata and a band of ties (values rounded)."""
+    rng = np.random.default_rng(seed)
+    values = rng.normal(size=(3, *GRID.shape)).astype(np.float32)
+    values[0] = pp.layers.deposit_layer(deposits, GRID, radius=500).to_numpy()[0] + 0.3 * values[0]
+    values[2] = np.round(values[2])
+    values[:, :9, :13] = np.nan
+    return GRID.wrap(values, bands=["halo", "noise", "rounded"])
+
+
+@pytest.fixture(scope="module")
+def case():
+    deposits = _deposits()
+    return deposits, _stack(deposits)
+
+
+def test_lazy_helpers_equal_numpy(case):
+    _, stack = case
+    lazy = pp.compute.chunked(stack, ODD)
+    assert pp.compute.is_lazy(lazy) and not pp.compute.is_lazy(stack)
+    assert lazy.data.chunks == ((3,), (23, 23, 23, 1), (23, 23, 23, 21))
+    np.testing.assert_array_equal(pp.compute.valid_cells(lazy), np.isfinite(stack.values).all(axis=0))
+    rows, cols = np.array([0, 22, 23, 69, 45]), np.array([89, 0, 23, 88, 46])
+    np.testing.assert_array_equal(pp.compute.values_at(lazy, rows, cols), stack.values[:, rows, cols].T)
+    np.testing.assert_array_equal(pp.compute.band_has_values(lazy), [True, True, True])
+    with pytest.raises(InputError, match=r"chunks=8 must be a whole number of cells per block side, at least 16"):
+        pp.compute.chunked(stack, 8)
+
+
+def test_block_wise_prediction_equals_whole_array_prediction(case):
+    from sklearn.ensemble import RandomForestClassifier
+
+    deposits, stack = case
+    points = pp.sampling.sample_points(stack, deposits, seed=0)
+    model = RandomForestClassifier(n_estimators=20, random_state=0).fit(pp.sampling.pixel_values(stack, points),
+                                                                        points.y)
+    whole = pp.baselines.predict_stack(model, stack)
+    lazy = pp.baselines.predict_stack(model, pp.compute.chunked(stack, ODD))
+    assert pp.compute.is_lazy(lazy) and lazy.data.chunks == ((23, 23, 23, 1), (23, 23, 23, 21))
+    np.testing.assert_array_equal(lazy.values, whole.values)       # every cell, NaN where a band is NaN
+    # and the samples read from a lazy stack are the same cells' values
+    np.testing.assert_array_equal(pp.sampling.pixel_values(pp.compute.chunked(stack, ODD), points),
+                                  pp.sampling.pixel_values(stack, points))
+
+
+def test_deposit_ranks_counted_block_by_block_equal_the_sorted_map(case):
+    deposits, stack = case
+    prob = stack.sel(band="rounded", drop=True)     # many ties, a nodata corner, two deposits on one cell
+    with pytest.warns(UserWarning, match="1 on nodata cells; 20 of 21 are evaluated"):   # one in the corner
+        whole = pp.evaluation.deposit_ranks(prob, deposits)
+    with pytest.warns(UserWarning, match="1 on nodata cells; 20 of 21 are evaluated"):
+        lazy = pp.evaluation.deposit_ranks(pp.compute.chunked(prob, ODD), deposits)
+    assert len(whole) == 20 and whole["value"].nunique() == 5     # 20 deposits on 5 values: ties
+    for column in whole:
+        np.testing.assert_array_equal(lazy[column].to_numpy(), whole[column].to_numpy(), err_msg=column)
+
+
+def test_lazy_raster_reading_equals_reading_whole(tmp_path, case):
+    _, stack = case
+    path = pp.io.write_geotiff(stack, tmp_path / "stack.tif")
+    lazy = pp.io.read_geotiff(path, chunks=ODD)
+    assert pp.compute.is_lazy(lazy)
+    np.testing.assert_array_equal(lazy.values, pp.io.read_geotiff(path).values)
+    # on the file's own grid a block is read, not warped: the same values exactly
+    same = pp.layers.from_raster(path, GRID, chunks=ODD)
+    np.testing.assert_array_equal(same.values, pp.layers.from_raster(path, GRID).values)
+    # on another grid of the same CRS (shifted, finer) each block is warped alone: float32 rounding apart
+    other = pp.Grid.from_bounds((400150, 2400230, 415150, 2411230), shape=(110, 150), crs=CRS)
+    lazy = pp.layers.from_raster(path, other, resampling="bilinear", chunks=ODD)
+    whole = pp.layers.from_raster(path, other, resampling="bilinear")
+    np.testing.assert_array_equal(np.isnan(lazy.values), np.isnan(whole.values))
+    np.testing.assert_allclose(lazy.values, whole.values, atol=1e-6, equal_nan=True)
+
+
+def test_a_lazy_stack_stays_lazy_through_stacking_and_masking(tmp_path, case):
+    deposits, stack = case
+    path = pp.io.write_geotiff(stack, tmp_path / "stack.tif")
+    layers = [pp.layers.from_raster(path, GRID, band=b, name=n, chunks=ODD) for b, n in ((1, "a"), (3, "c"))]
+    halo = pp.layers.deposit_layer(deposits, GRID, radius=300)            # in memory, stacked with lazy layers
+    lazy = pp.layers.stack(layers[0], halo, layers[1])
+    assert pp.compute.is_lazy(lazy) and lazy.data.chunks[0] == (3,)
+    area = pp.layers.study_area(gpd.GeoDataFrame(geometry=[Point(408000, 2407000).buffer(5000)], crs=CRS), GRID)
+    masked = pp.layers.apply_mask(lazy, area)
+    assert pp.compute.is_lazy(masked)
+    eager = pp.layers.apply_mask(pp.layers.stack(stack.isel(band=[0]).assign_coords(band=["a"]), halo,
+                                                 stack.isel(band=[2]).assign_coords(band=["c"])), area)
+    np.testing.assert_array_equal(masked.values, eager.values)
+
+
+def test_lazy_cross_validation_equals_in_memory(tmp_path, case):
+    deposits, stack = case
+    folds = pp.folds.spatial_folds(stack, deposits, k=3, block_size=3000, link=0, seed=0)
+    options = dict(model={"name": "random_forest", "n_estimators": 30}, positive_radius=400, seed=0)
+    whole = pp.validation.cross_validate(stack, deposits, folds, **options)
+    lazy = pp.validation.cross_validate(pp.compute.chunked(stack, ODD), deposits, folds, workdir=tmp_path,
+                                        **options)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fold0.tif", "fold1.tif", "fold2.tif"]
+    assert pp.compute.is_lazy(lazy.mean) and pp.compute.is_lazy(lazy.std)
+    for column in ("fold", "deposit", "value", "auc", "area_above", "nearest_training"):
+        np.testing.assert_array_equal(lazy.ranks[column].to_numpy(), whole.ranks[column].to_numpy(), err_msg=column)
+    np.testing.assert_array_equal(lazy.fold_maps.compute(), whole.fold_maps)
+    np.testing.assert_allclose(lazy.mean.values, whole.mean.values, rtol=1e-6, equal_nan=True)
+    np.testing.assert_allclose(lazy.std.values, whole.std.values, rtol=1e-5, atol=1e-7, equal_nan=True)
+    assert lazy.summary() | {"seconds": 0} == whole.summary() | {"seconds": 0}
+    np.testing.assert_allclose(lazy.importance["importance"], whole.importance["importance"])
+
+
+def test_the_fold_maps_of_a_lazy_run_go_with_its_result(case):
+    deposits, stack = case
+    folds = pp.folds.spatial_folds(stack, deposits, k=3, block_size=3000, link=0, seed=0)
+    result = pp.validation.cross_validate(pp.compute.chunked(stack, 32), deposits, folds,
+                                          model="logistic_regression", importance=False)
+    folder = result.store.folder
+    assert sorted(p.name for p in folder.iterdir()) == ["fold0.tif", "fold1.tif", "fold2.tif"]
+    del result
+    gc.collect()
+    assert not folder.exists()
+
+
+def test_networks_on_a_lazy_stack_are_refused_before_training(case):
+    deposits, stack = case
+    folds = pp.folds.spatial_folds(stack, deposits, k=3, block_size=3000, link=0, seed=0)
+    with pytest.raises(InputError, match=r"window_net: networks do not yet train and map on a lazy .*stack.load\(\)"):
+        pp.validation.cross_validate(pp.compute.chunked(stack, 32), deposits, folds, model="window_net")
+
+
+def test_a_lazy_map_is_written_block_by_block_as_a_cloud_optimized_geotiff(tmp_path, case):
+    _, stack = case
+    big = pp.Grid.from_bounds((400000, 2400000, 400000 + 700 * CELL, 2400000 + 600 * CELL), shape=(600, 700),
+                              crs=CRS)
+    values = np.tile(stack.values[0], (9, 8))[:600, :700]
+    lazy = pp.compute.chunked(big.wrap(values, name="probability", attrs={"kind": "probability"}), 256)
+    path = pp.io.write_geotiff(lazy, tmp_path / "map.tif", cog=True)
+    with rasterio.open(path) as src:
+        assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        assert src.overviews(1) == [2] and src.block_shapes[0] == (512, 512)     # down to one 512-px block
+        assert src.descriptions == ("probability",) and "STATISTICS_MEAN" in src.tags(1)
+        np.testing.assert_array_equal(src.read(1, masked=True).filled(np.nan), values)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["map.qml", "map.tif"]     # no tiled draft left behind
+    # GDAL's own validator (Debian's python3-gdal, run by the system Python as the QGIS tests are)
+    validator = "osgeo_utils.samples.validate_cloud_optimized_geotiff"
+    python = shutil.which("python3", path="/usr/bin")
+    if python is None or subprocess.run([python, "-c", f"import {validator}"], capture_output=True).returncode:
+        pytest.skip("GDAL's Python utilities (Debian's python3-gdal) are not installed")
+    checked = subprocess.run([python, "-m", validator, "--full-check=yes", str(path)], capture_output=True, text=True)
+    assert checked.returncode == 0 and "is a valid cloud optimized GeoTIFF" in checked.stdout, checked
