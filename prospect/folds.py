@@ -108,6 +108,23 @@ class SpatialFolds:
             raise InputError(f"fold={fold!r} must be a whole number from 0 to k - 1 = {self.k - 1}")
 
 
+class _Lattice:
+    """The square blocks of ``size`` over a grid, kept per row and per column (a block's id is
+    :func:`~prospect.blocks.block_ids`'s): ``row``/``col`` give each grid row's and column's block row and
+    column, ``ids`` every block's id in row-major order and ``cells`` how many cells each holds."""
+
+    def __init__(self, grid: Grid, size: float) -> None:
+        self.row = (np.arange(grid.shape[0]) * grid.resolution[1] // size).astype(np.int64)
+        self.col = (np.arange(grid.shape[1]) * grid.resolution[0] // size).astype(np.int64)
+        self.shape = (int(self.row[-1]) + 1, int(self.col[-1]) + 1)
+        self.ids = block_ids(*np.indices(self.shape).reshape(2, -1), 1, 1)
+        self.cells = np.outer(np.bincount(self.row), np.bincount(self.col)).ravel().astype(float)
+
+    def of(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """The block id of cells ``(rows[i], cols[i])``."""
+        return self.row[rows] * self.shape[1] + self.col[cols]
+
+
 def _groups(xy: np.ndarray, link: float) -> np.ndarray:
     """Single-linkage groups of points: the group of each point when points within ``link`` are joined (to a
     relative 1e-9, so that a pair at exactly ``link`` is joined whatever the rounding)."""
@@ -222,11 +239,9 @@ def spatial_folds(stack: xr.DataArray | Grid, deposits: gpd.GeoDataFrame, k: Ann
     # or a group's across blocks) would be more than twice a fold's share: one fold must not hold most deposits.
     share = 2 * len(xy) / k
     sizes = [float(block_size)] if block_size is not None else [longer / 10 * 0.8 ** i for i in range(12)]
-    cells = np.indices(grid.shape).reshape(2, -1)
     tried = []
     for size in sizes:
-        block = block_ids(cells[0], cells[1], (grid.resolution[1], grid.resolution[0]), size)
-        deposit_block = block.reshape(grid.shape)[row, col]
+        deposit_block = _Lattice(grid, size).of(row, col)
         holding = len(np.unique(deposit_block))
         if holding < k:
             if block_size is not None:
@@ -249,17 +264,19 @@ def spatial_folds(stack: xr.DataArray | Grid, deposits: gpd.GeoDataFrame, k: Ann
         f"a tenth of the grid's longer side ({sizes[0]:.0f}) shrunk until the deposits dealt together hold at most "
         f"twice a fold's share ({share:.1f})" if largest <= share else
         f"the largest size tried that spreads the deposits best; {largest} of them must still share a fold")
-    block = block_ids(cells[0], cells[1], (grid.resolution[1], grid.resolution[0]), block_size)
-    deposit_block = block.reshape(grid.shape)[row, col]
-    block = _units(block, deposit_block, _groups(xy, link))
-    holding = len(np.unique(block.reshape(grid.shape)[row, col]))
+    # Dealt block by block (each block weighs its cells and deposits), never cell by cell: the same deal as
+    # over every cell (deal() sums positions per block), in memory of the order of the blocks, not the cells.
+    lattice = _Lattice(grid, block_size)
+    deposit_block = lattice.of(row, col)
+    block = _units(lattice.ids, deposit_block, _groups(xy, link))
+    holding = len(np.unique(block[np.searchsorted(lattice.ids, deposit_block)]))
     if holding < k:
         raise InputError(f"k={k}: deposits within link={link:g} of one another share a fold, which leaves "
                          f"{holding} groups for {k} folds; use a smaller link (0 joins none) or k ≤ {holding}")
-    deposits_in_cell = np.bincount(np.ravel_multi_index((row, col), grid.shape), minlength=block.size)
+    deposits_in_block = np.bincount(np.searchsorted(lattice.ids, deposit_block), minlength=len(lattice.ids))
     # Blocks with deposits first (most first), each to the fold with the fewest deposits; ties at random.
-    owner = deal(block, deposits_in_cell, np.ones(block.size), np.full(k, 1 / k), seed, ties="random")
-    fold_of_cell = owner.reshape(grid.shape).astype(np.int16)
+    owner = deal(block, deposits_in_block, lattice.cells, np.full(k, 1 / k), seed, ties="random")
+    fold_of_cell = owner.astype(np.int16).reshape(lattice.shape)[lattice.row[:, None], lattice.col[None, :]]
     return SpatialFolds(fold_of_cell, row.astype(np.int64), col.astype(np.int64),
                         fold_of_cell[row, col].astype(np.int64), index.astype(np.int64), k, block_size,
                         float(buffer), grid, int(seed), link, why, block_why)
