@@ -139,6 +139,9 @@ def from_raster(
         Read lazily, in blocks of ``chunks`` × ``chunks`` grid cells (:mod:`prospect.compute`): nothing but a
         coarse preview (for the checks below) is read until a block is computed, and each block reads and warps
         only the part of the file under it. For rasters larger than memory. Default: read the whole at once.
+        On the file's own cells a block is read as it is (the same values); warped within one CRS, the values
+        agree with the whole-grid warp to float32 rounding; across CRSs, to GDAL's approximation of the
+        transformation (an eighth of a source cell), which it makes per block.
 
     Returns
     -------

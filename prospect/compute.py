@@ -12,7 +12,9 @@ A *lazy* stack is an :class:`xarray.DataArray` ``(band, y, x)`` whose data is a 
 accepts one and never materialises it: the 2-D masks the folds and samples need (one byte per cell) are the
 largest arrays held whole. dask's own schedulers run the blocks: threads by default, or a
 ``dask.distributed`` cluster once a :class:`distributed.Client` is made (:func:`client`) - the same code either
-way (xarray's own engine, no scheduler of ours).
+way (xarray's own engine, no scheduler of ours). A block is read where it is computed: on a cluster of several
+machines the rasters (and :func:`prospect.validation.cross_validate`'s ``workdir``) must lie on storage every
+worker reads.
 
 Small stacks stay numpy: every function here returns the same values for both, and the tests check it.
 """
@@ -20,17 +22,18 @@ Small stacks stay numpy: every function here returns the same values for both, a
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 
 from prospect.errors import InputError
+from prospect.ranges import whole
 
 if TYPE_CHECKING:
     import xarray as xr
 
 __all__ = ["is_lazy", "check_chunks", "chunked", "valid_cells", "values_at", "band_has_values", "map_cells",
-           "rank_counts", "value_range", "client"]
+           "rank_counts", "value_range", "client", "engine", "Engine"]
 
 log = logging.getLogger(__name__)
 
@@ -174,3 +177,72 @@ def client(address: str | None = None, workers: int | None = None, memory_limit:
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, memory_limit=memory_limit or "auto",
                            dashboard_address=None)
     return Client(cluster)
+
+
+class Engine:
+    """Where and how a run's block-wise stages run: made by :func:`engine` (the run file's ``[compute]``); as a
+    context manager it starts the cluster client it names and closes it at the end."""
+
+    def __init__(self, chunks: int | None, address: str | None, workers: int | None, memory_limit: str | None):
+        self.chunks, self.address, self.workers, self.memory_limit = chunks, address, workers, memory_limit
+        self.client: Any = None
+
+    @property
+    def lazy(self) -> bool:
+        """Whether rasters are read and worked block by block (``chunks`` given)."""
+        return self.chunks is not None
+
+    def describe(self) -> str:
+        if not self.lazy:
+            return "in memory"
+        where = f"the dask scheduler at {self.address}" if self.address else \
+            f"a LocalCluster of {self.workers} workers" if self.workers else "dask's threads"
+        return f"block by block ({self.chunks} x {self.chunks} cells) on {where}"
+
+    def __enter__(self) -> Engine:
+        if self.address is not None or self.workers is not None:
+            self.client = client(self.address, self.workers, self.memory_limit)
+            log.info("compute: %s (dashboard %s)", self.describe(), self.client.dashboard_link)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.client is not None:
+            cluster = getattr(self.client, "cluster", None)
+            self.client.close()
+            if cluster is not None and self.address is None:
+                cluster.close()
+            self.client = None
+
+
+def engine(chunks: Annotated[int | None, whole(16)] = None, address: str | None = None,
+           workers: Annotated[int | None, whole(1)] = None, memory_limit: str | None = None) -> Engine:
+    """How a run works its rasters (the run file's ``[compute]`` section); checked here, started on ``with``.
+
+    Parameters
+    ----------
+    chunks : int, optional
+        Read, warp, interpolate, sample, predict and write block by block, in blocks of ``chunks`` × ``chunks``
+        cells (every band of a block together): the stack is never held whole. Default: in memory. About 1024
+        for 16 bands (64 MB a block).
+    address : str, optional
+        A running dask scheduler (``"tcp://10.0.0.5:8786"``: a cluster from dask-jobqueue, dask-kubernetes or
+        ``dask scheduler``): the blocks are computed on its workers. Needs ``chunks``.
+    workers : int, optional
+        A :class:`distributed.LocalCluster` of this many worker processes on this machine. Needs ``chunks``.
+    memory_limit : str, optional
+        Each LocalCluster worker's memory target (``"4GB"``); dask spills and pauses a worker above it.
+    """
+    if address is not None and (not isinstance(address, str) or "://" not in address):
+        raise InputError(f"address={address!r} must be a scheduler address such as 'tcp://10.0.0.5:8786'")
+    if address is not None and workers is not None:
+        raise InputError(f"address={address!r} and workers={workers!r}: give one - a running scheduler, or the "
+                         "workers of a LocalCluster on this machine")
+    if chunks is None and (address is not None or workers is not None):
+        raise InputError("address or workers need chunks (the block side in cells, e.g. 1024): without it the "
+                         "stack is held in memory and no block goes to a worker")
+    if memory_limit is not None and workers is None:
+        raise InputError(f"memory_limit={memory_limit!r} is each LocalCluster worker's; give workers too (a "
+                         "scheduler at an address sets its workers' own)")
+    if chunks is not None:
+        chunks = check_chunks(chunks)
+    return Engine(chunks, address, workers, memory_limit)

@@ -341,7 +341,8 @@ def stack(*arrays: xr.DataArray) -> xr.DataArray:
     if any(is_lazy(b) for b in bands):   # a lazy layer keeps the stack lazy: blocks of every band together
         import dask.array
 
-        chunks = next(b.data.chunks for b in bands if is_lazy(b))
+        # the smallest blocks among the lazy layers (an IDW strip of whole rows is cut to square blocks)
+        chunks = min((b.data.chunks for b in bands if is_lazy(b)), key=lambda c: c[1][0] * c[2][0])
         values = dask.array.concatenate([dask.array.asarray(b.data).rechunk({1: chunks[1], 2: chunks[2]})
                                          for b in bands]).rechunk({0: -1})
     else:

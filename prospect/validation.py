@@ -295,8 +295,9 @@ def cross_validate(
     workdir : path, optional
         A lazy ``stack`` (:mod:`prospect.compute`): the folder each fold's map is written to (``fold<f>.tif``),
         block by block, so no map is held whole; ``mean``, ``std`` and ``fold_maps`` read them lazily. Default:
-        a temporary folder, removed with the result. Baselines only, for now: a network on a lazy stack is
-        refused (load the stack with ``stack.load()``).
+        a temporary folder, removed with the result. On a cluster of several machines, give a folder every
+        worker can read (shared storage), as the rasters themselves must be. Baselines only, for now: a network
+        on a lazy stack is refused (load the stack with ``stack.load()``).
     """
     from prospect.evaluation import deposit_ranks
 

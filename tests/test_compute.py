@@ -178,3 +178,27 @@ def test_a_lazy_map_is_written_block_by_block_as_a_cloud_optimized_geotiff(tmp_p
         pytest.skip("GDAL's Python utilities (Debian's python3-gdal) are not installed")
     checked = subprocess.run([python, "-m", validator, "--full-check=yes", str(path)], capture_output=True, text=True)
     assert checked.returncode == 0 and "is a valid cloud optimized GeoTIFF" in checked.stdout, checked
+
+
+def test_a_local_cluster_gives_the_same_cross_validation_as_threads(case):
+    pytest.importorskip("distributed")
+    deposits, stack = case
+    folds = pp.folds.spatial_folds(stack, deposits, k=3, block_size=3000, link=0, seed=0)
+    options = dict(model="gradient_boosting", positive_radius=400, importance=False, seed=0)
+    threads = pp.validation.cross_validate(pp.compute.chunked(stack, 32), deposits, folds, **options)
+    with pp.compute.engine(chunks=32, workers=2, memory_limit="1GB") as engine:
+        assert engine.client is not None and len(engine.client.scheduler_info()["workers"]) == 2
+        assert engine.describe() == "block by block (32 x 32 cells) on a LocalCluster of 2 workers"
+        cluster = pp.validation.cross_validate(pp.compute.chunked(stack, 32), deposits, folds, **options)
+        np.testing.assert_array_equal(cluster.mean.values, threads.mean.values)
+    assert engine.client is None
+    for column in ("fold", "deposit", "value", "auc", "area_above"):
+        np.testing.assert_array_equal(cluster.ranks[column].to_numpy(), threads.ranks[column].to_numpy())
+
+
+def test_the_engine_refuses_settings_that_cannot_work_together():
+    with pytest.raises(InputError, match=r"address='tcp://h:8786' and workers=2: give one"):
+        pp.compute.engine(chunks=64, address="tcp://h:8786", workers=2)
+    with pytest.raises(InputError, match=r"memory_limit='2GB' is each LocalCluster worker's; give workers too"):
+        pp.compute.engine(chunks=64, memory_limit="2GB")
+    assert pp.compute.engine().describe() == "in memory" and not pp.compute.engine().lazy

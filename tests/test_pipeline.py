@@ -846,3 +846,49 @@ def test_a_fuzzy_row_that_names_no_band_or_a_bad_function_is_refused_by_check(tm
         assert cli(command) != 0
         assert re.search(message, capsys.readouterr().err)
     assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------------- larger than memory
+def test_a_run_worked_block_by_block_equals_the_run_in_memory(tmp_path):
+    # [compute] chunks: IDW by strips, samples gathered and maps scored by block, fold maps kept on disk; 48
+    # divides neither side of the 160 x 160 grid (ragged last blocks). The magnetics (in degrees) are left out:
+    # GDAL's warper approximates a change of CRS differently over a block than over the grid (tests/test_compute
+    # checks rasters warped by block within the same CRS)
+    boosting = ('[[experiments.models]]\ntable = "Classical baselines"\nlabel = "Gradient boosting"\n'
+                'name = "gradient_boosting"\n\n')
+    runs = {}
+    for name, extra in (("memory", ""), ("blocks", "\n[compute]\nchunks = 48\n")):
+        (tmp_path / name).mkdir()
+        config = _classical(tmp_path / name, boosting)
+        text = config.read_text()
+        raster = text[text.index("[[raster]]"):text.index("[mask]")]
+        config.write_text(text.replace(raster, "") + extra)
+        assert cli(["run", str(config), "--out", str(tmp_path / name / "out")]) == 0
+        runs[name] = tmp_path / name / "out"
+    memory, blocks = runs["memory"], runs["blocks"]
+    assert "compute: block by block (48 x 48 cells) on dask's threads" in (blocks / "run.log").read_text()
+    pd.testing.assert_frame_equal(_without_time(pd.read_csv(blocks / "heldout.csv")),
+                                  _without_time(pd.read_csv(memory / "heldout.csv")))
+    pd.testing.assert_frame_equal(pd.read_csv(blocks / "heldout_deposits.csv"),
+                                  pd.read_csv(memory / "heldout_deposits.csv"))
+    for name, tolerance in (("stack.tif", 0), ("prospectivity.tif", 1e-6), ("uncertainty.tif", 1e-6)):
+        with rasterio.open(blocks / name) as a, rasterio.open(memory / name) as b:
+            np.testing.assert_allclose(a.read(masked=True).filled(np.nan), b.read(masked=True).filled(np.nan),
+                                       rtol=tolerance, atol=tolerance, equal_nan=True, err_msg=name)
+            assert a.descriptions == b.descriptions
+    assert not (blocks / "contributions.tif").exists() and (memory / "contributions.tif").exists()
+    assert "contributions.tif is not made for a stack worked block by block" in (blocks / "run.log").read_text()
+
+
+@pytest.mark.parametrize(("compute", "message"), [
+    ("chunks = 48\n", r"\[compute\] chunks=48: the rows \['MFAF-ShuffleNetV2', 'ShuffleNetV2'\] are networks"),
+    ("workers = 2\n", r"\[compute\] address or workers need chunks"),
+    ("chunks = 8\n", r"\[compute\] chunks=8; valid: a whole number ≥ 16"),
+    ('chunks = 64\naddress = "localhost:8786"\n', r"\[compute\] address='localhost:8786' must be a scheduler address"),
+])
+def test_check_refuses_what_cannot_run_block_by_block(tmp_path, capsys, compute, message):
+    config = _tiny(tmp_path)
+    config.write_text(config.read_text() + "\n[compute]\n" + compute)
+    assert cli(["check", str(config)]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not any(tmp_path.glob("out*"))

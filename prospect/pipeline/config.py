@@ -102,6 +102,11 @@ SECTIONS: dict[str, Section] = {
                         "from the fold models of a held-out row)"),
     "targets": Section(("prospect.evaluation.targets",), ("prob", "deposits"), help="target polygons"),
     "evaluation": Section(("prospect.evaluation.evaluate_map",), ("prob", "deposits"), help="map evaluation"),
+    "compute": Section(("prospect.compute.engine",), optional=True,
+                       help="optional: a stack larger than memory - chunks = block side in cells: rasters read, "
+                            "IDW, samples, baseline maps and files worked block by block through dask; address = a "
+                            "dask scheduler (a cluster from dask-jobqueue or Kubernetes) or workers (+ memory_limit) "
+                            "for a LocalCluster here. Baseline rows only, for now"),
     "report": Section((), extra=("title", "synthetic", "paper"),
                       help="report.md: its title, whether the data is synthetic, the paper to compare with"),
 }

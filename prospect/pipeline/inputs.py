@@ -58,6 +58,7 @@ def check_inputs(config: RunConfig) -> Inputs:
     are prepared here too. Deposits off the grid are counted and named in the notes.
     """
     check_values(config)     # every value of every section, before a file is read
+    _check_engine(config)
     for section in ("samples", "grid"):
         if config[section].get("crs") is not None:
             require_projected(config[section]["crs"], f"[{section}] crs", "IDW distances and grid cells")
@@ -90,7 +91,7 @@ def check_inputs(config: RunConfig) -> Inputs:
         warnings.simplefilter("always")
         for number, body in enumerate(config["raster"], 1):
             try:
-                inputs.rasters += external_layers(body, grid)
+                inputs.rasters += external_layers(body, grid, config["compute"].get("chunks"))
             except InputError as exc:    # name the table: the message names the file and the argument
                 raise type(exc)(f"[[raster]] #{number}: {exc}") from exc
         if config["mask"]:
@@ -110,6 +111,24 @@ def check_inputs(config: RunConfig) -> Inputs:
                             f"{split.link:.0f} m of one another dealt together ({split.why})")
     map_row(config)     # the map model: a row that one of the stages trains
     return inputs
+
+
+def _check_engine(config: RunConfig) -> None:
+    """``[compute]``: its values together, and no network row with a lazy stack (they train on arrays in memory)."""
+    from prospect import compute, registry
+
+    try:
+        engine = compute.engine(**config["compute"])
+    except InputError as exc:
+        raise ConfigError(f"[compute] {exc}") from None
+    if not engine.lazy:
+        return
+    networks = sorted({row["label"] for row in [*tile_rows(config), *chosen_rows(config)]
+                       if registry.get(row["name"]).kind == "network"})
+    if networks:
+        raise ConfigError(f"[compute] chunks={engine.chunks}: the rows {networks} are networks, which do not yet "
+                          "train and map block by block; leave them out ([experiments] rows, [heldout] rows) or "
+                          "drop chunks to hold the stack in memory")
 
 
 def _check_sizes(config: RunConfig, grid: Grid) -> None:
@@ -344,10 +363,11 @@ def planned_grid(config: RunConfig, samples: gpd.GeoDataFrame | None) -> Grid:
         raise type(exc)(f"[grid] {exc}") from None
 
 
-def external_layers(body: dict[str, Any], grid: Grid) -> list[Any]:
-    """One ``[[raster]]``: the raster warped onto ``grid``, then the layers its ``derive`` asks for."""
+def external_layers(body: dict[str, Any], grid: Grid, chunks: int | None = None) -> list[Any]:
+    """One ``[[raster]]``: the raster warped onto ``grid`` (lazily, in blocks of ``chunks``), then the layers its
+    ``derive`` asks for."""
     options = {k: v for k, v in body.items() if k not in ("derive", "sigma")}
-    raster = layers.from_raster(grid=grid, **options)
+    raster = layers.from_raster(grid=grid, chunks=chunks, **options)
     made = [raster]
     for derived in body.get("derive", []):
         for name in raster["band"].values:

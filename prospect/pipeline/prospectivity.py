@@ -27,6 +27,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from prospect import compute
 from prospect.pipeline import stages
 from prospect.pipeline.config import RunConfig
 from prospect.pipeline.heldout import run_heldout
@@ -58,19 +59,22 @@ def run(config: RunConfig, inputs: Inputs, out: str | os.PathLike | RunFolder, *
         log.info("  %s", change)
     for note in inputs.notes:
         log.info("note: %s", note)
-    for name, stage in STAGES:
-        started = time.perf_counter()
-        with warnings.catch_warnings(record=True) as caught:   # every warning of a stage reaches run.log and notes
-            warnings.simplefilter("always")
-            found, summary = stage(study)
-        results.update(found)
-        for note in dict.fromkeys(user_notes(caught)):
-            if note not in results["notes"]:
-                log.warning("%s: %s", name, note)
-                results["notes"].append(note)
-        if summary is not None:
-            results["timings"][name] = time.perf_counter() - started
-            log.info("%s%s (%.1f s)", name, summary, results["timings"][name])
+    with compute.engine(**config["compute"]) as engine:    # a cluster client, where [compute] names one
+        if engine.lazy:
+            log.info("compute: %s", engine.describe())
+        for name, stage in STAGES:
+            started = time.perf_counter()
+            with warnings.catch_warnings(record=True) as caught:   # every warning of a stage reaches run.log
+                warnings.simplefilter("always")
+                found, summary = stage(study)
+            results.update(found)
+            for note in dict.fromkeys(user_notes(caught)):
+                if note not in results["notes"]:
+                    log.warning("%s: %s", name, note)
+                    results["notes"].append(note)
+            if summary is not None:
+                results["timings"][name] = time.perf_counter() - started
+                log.info("%s%s (%.1f s)", name, summary, results["timings"][name])
     return results
 
 

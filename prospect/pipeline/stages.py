@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from prospect import io, layers, registry, screening
+from prospect import compute, io, layers, registry, screening
 from prospect.errors import InputError
 from prospect.pipeline import experiments as exp
 from prospect.pipeline import viewing
@@ -87,10 +87,14 @@ def evidence(study: Study) -> Results:
     grid = inputs.grid if inputs.grid is not None else planned_grid(config, inputs.samples)
     idw_options = {k: v for k, v in config["idw"].items() if k != "elements"}
     notes, rasters, reach = [], [], ""
+    chunks = config["compute"].get("chunks")
     if study.results["elements"]:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            rasters = [interpolate.idw(inputs.samples, study.results["elements"], grid, **idw_options)]
+            rasters = [interpolate.idw(inputs.samples, study.results["elements"], grid, **idw_options)
+                       if chunks is None else       # strips of rows, computed as each block is written or read
+                       interpolate.idw_lazy(inputs.samples, study.results["elements"], grid, rows_per_block=chunks,
+                                            **idw_options)]
         for note in user_notes(caught):
             log.warning("IDW: %s", note)
             notes.append(note)
@@ -109,7 +113,7 @@ def evidence(study: Study) -> Results:
         raise InputError(f"--resume: the stack's bands are now {bands}, the run in {folder.root} was made with "
                          f"{recorded}; its models belong to the old stack. Start afresh with --overwrite")
     folder.note(bands=bands)
-    every = np.isfinite(stack.values).all(axis=0)
+    every = compute.valid_cells(stack)
     valid = float(every.mean())
     used = 0     # the deposits that label, fold and judge the models
     for section, frame in (("deposits", inputs.deposits), ("undiscovered", inputs.undiscovered)):
@@ -277,6 +281,10 @@ def _contributions(study: Study, result: Any) -> Any:
     """Every band's share of each cell's score under the map's fold models (None when the map comes from a tile
     model, or ``[map] contributions = false``)."""
     if result is None or result.models is None or not study.config["map"].get("contributions", True):
+        return None
+    if compute.is_lazy(study.stack):
+        log.warning("6 map: contributions.tif is not made for a stack worked block by block ([compute] chunks) "
+                    "yet; importance.csv ranks the bands")
         return None
     started = time.perf_counter()
     config = study.config
