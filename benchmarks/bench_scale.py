@@ -113,19 +113,45 @@ def run(folder: Path, model: str, chunks: int, workers: int, eager: bool, out: P
             "deposits": summary["deposits"], "timings": timings}
 
 
+def run_file(folder: Path, model: str, chunks: int, workers: int, eager: bool) -> Path:
+    """A run file for ``prospect run``: every band a [[raster]], the deposits, one held-out row, [compute]."""
+    bands = "".join(f'[[raster]]\nsource = "{p}"\nname = "{p.stem}"\n\n' for p in sorted(folder.glob("band*.tif")))
+    compute = "" if eager else f"[compute]\nchunks = {chunks}\n" + (f"workers = {workers}\n" if workers else "")
+    text = (f'[report]\ntitle = "bench_scale {folder.name}"\nsynthetic = true\n\n'
+            f'[grid]\nlike = "{folder / "band00.tif"}"\n\n[deposits]\npath = "{folder / "deposits.gpkg"}"\n\n'
+            f'{bands}[heldout]\nk = 5\nmax_positives = 5000\nimportance = false\n\n[experiments]\nrows = []\n\n'
+            f'[[experiments.models]]\nlabel = "{model}"\nname = "{model}"\n\n{compute}')
+    path = folder / f"run{'_eager' if eager else ''}{f'_{workers}w' if workers else ''}.toml"
+    path.write_text(text)
+    return path
+
+
 def measured(size: int, args: argparse.Namespace) -> dict:
     """Run one size in a child process under /usr/bin/time -v; its result, wall time and peak memory."""
     out = Path(args.data) / f"out{size}"
     out.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, __file__, "--child", str(size), "--data", args.data, "--model", args.model,
-               "--chunks", str(args.chunks), "--workers", str(args.workers)] + (["--eager"] if args.eager else [])
+    if args.api:
+        command = [sys.executable, __file__, "--child", str(size), "--data", args.data, "--model", args.model,
+                   "--chunks", str(args.chunks), "--workers", str(args.workers)] + (["--eager"] if args.eager else [])
+    else:
+        config = run_file(Path(args.data) / str(size), args.model, args.chunks, args.workers, args.eager)
+        out = out / config.stem
+        command = [sys.executable, "-m", "prospect", "run", str(config), "--out", str(out), "--overwrite"]
     timer = ["/usr/bin/time", "-v"] if Path("/usr/bin/time").exists() else []
     started = time.perf_counter()
     done = subprocess.run(timer + command, capture_output=True, text=True)
     wall = time.perf_counter() - started
     if done.returncode:
         raise SystemExit(f"size {size} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    if args.api:
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+    else:     # the run's own numbers: its held-out table and the stages' times in config.json
+        import pandas as pd
+
+        line = pd.read_csv(out / "heldout.csv").iloc[0]
+        stages = re.findall(r"^\| (\d) ([a-z -]+?) \| ([\d.]+) \|$", (out / "report.md").read_text(), re.M)
+        result = {"auc": line["auc"], "auc_low": line["auc_low"], "auc_high": line["auc_high"],
+                  "deposits": int(line["deposits"]), "timings": {name: float(t) for _, name, t in stages}}
     peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
     result.update(size=size, seconds=wall, peak_gb=int(peak.group(1)) / 2**20 if peak else float("nan"))
     return result
@@ -138,6 +164,7 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=1024)
     parser.add_argument("--workers", type=int, default=0, help="a LocalCluster of this many workers (0: threads)")
     parser.add_argument("--eager", action="store_true", help="read every band whole (the in-memory path)")
+    parser.add_argument("--api", action="store_true", help="the API calls alone, not prospect run")
     parser.add_argument("--data", default="/tmp/prospect-scale")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()

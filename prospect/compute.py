@@ -77,13 +77,24 @@ def _cells(stack: xr.DataArray) -> Any:
     return data
 
 
+_LAST_VALID: dict[str, np.ndarray] = {}    # the last lazy stack's mask, by its dask name (a hash of its graph)
+
+
 def valid_cells(stack: xr.DataArray) -> np.ndarray:
-    """``(y, x)`` bool: cells finite in every band (a ``(y, x)`` array: finite cells)."""
+    """``(y, x)`` bool: cells finite in every band (a ``(y, x)`` array: finite cells). A lazy stack's mask is
+    kept for the next call on the same stack (each fold samples from it), so its blocks are read once."""
     data = stack.data
+    key = getattr(data, "name", None) if is_lazy(stack) else None
+    if key is not None and key in _LAST_VALID:
+        return _LAST_VALID[key].copy()
     finite = np.isfinite(data)
     if stack.ndim == 3:
         finite = finite.all(axis=0)
-    return np.asarray(finite.compute() if is_lazy(stack) else finite, bool)
+    mask = np.asarray(finite.compute() if is_lazy(stack) else finite, bool)
+    if key is not None:
+        _LAST_VALID.clear()
+        _LAST_VALID[key] = mask.copy()
+    return mask
 
 
 def band_has_values(stack: xr.DataArray) -> np.ndarray:

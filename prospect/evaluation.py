@@ -444,12 +444,15 @@ def evaluate_map(prob: xr.DataArray, deposits: gpd.GeoDataFrame,
 def plot_map(prob: xr.DataArray, deposits: gpd.GeoDataFrame | None = None, target_areas: Any = None,
              geology: gpd.GeoDataFrame | None = None, title: str = "Prospectivity", ax: Any = None,
              faults: gpd.GeoDataFrame | None = None, undiscovered: gpd.GeoDataFrame | None = None,
-             fractions: Sequence[float] = (0.05, 0.1, 0.2)) -> Figure:
+             fractions: Sequence[float] = (0.05, 0.1, 0.2), outlines: Annotated[int, whole(1)] = 300,
+             numbers: Annotated[int, whole(0)] = 50, pixels: Annotated[int, whole(256)] = 2000) -> Figure:
     """The probability map with target outlines (numbered by rank), deposits, faults and geology on top.
 
     The colours span the map's own range, and the colour bar marks the probabilities above which lie the top
     ``fractions`` of the valid area ("top 5 %", ...). Every layer drawn has a legend entry; the axes carry plain
-    coordinates with the CRS named.
+    coordinates with the CRS named. The first ``outlines`` targets are outlined and the first ``numbers`` numbered
+    (a figure cannot show thousands; ``targets.gpkg`` holds them all). A map of more than ``pixels`` cells a side is
+    shown as the mean of square blocks of cells (the title says so); the colour-bar marks stay those of every cell.
     """
     from matplotlib.lines import Line2D
     from matplotlib.patheffects import withStroke
@@ -463,8 +466,21 @@ def plot_map(prob: xr.DataArray, deposits: gpd.GeoDataFrame | None = None, targe
     finite = values[np.isfinite(values)]
     low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     high = high if high > low else low + 1e-6
-    image = ax.imshow(values, extent=(xmin, xmax, ymin, ymax), cmap="magma", vmin=low, vmax=high, origin="upper",
-                      interpolation="nearest")
+    factor = int(np.ceil(max(grid.shape) / int(pixels)))
+    shown_values = values
+    if factor > 1:     # block means (NaN-aware) of factor x factor cells, the last blocks cut to the grid
+        rows, cols = -(-grid.shape[0] // factor) * factor, -(-grid.shape[1] // factor) * factor
+        padded = np.full((rows, cols), np.nan)
+        padded[:grid.shape[0], :grid.shape[1]] = values
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)      # all-NaN blocks stay NaN
+            shown_values = np.nanmean(padded.reshape(rows // factor, factor, cols // factor, factor), axis=(1, 3))
+        xmax_shown, ymin_shown = xmin + cols * grid.resolution[0], ymax - rows * grid.resolution[1]
+        title = f"{title} (shown as means of {factor} x {factor} cells)"
+    else:
+        xmax_shown, ymin_shown = xmax, ymin
+    image = ax.imshow(shown_values, extent=(xmin, xmax_shown, ymin_shown, ymax), cmap="magma", vmin=low, vmax=high,
+                      origin="upper", interpolation="nearest")
     bar = fig.colorbar(image, ax=ax, label="ore probability (colours span the map's range)", shrink=0.8)
     bar.ax.yaxis.set_major_formatter(ScalarFormatter(useOffset=False))
     if finite.size:    # the share of the area above: read off the left of the colour bar
@@ -482,13 +498,16 @@ def plot_map(prob: xr.DataArray, deposits: gpd.GeoDataFrame | None = None, targe
         faults.to_crs(crs).plot(ax=ax, color="#bbbbbb", linewidth=0.9, linestyle="--")
         handles.append(Line2D([], [], color="#bbbbbb", linewidth=0.9, linestyle="--", label="faults"))
     if target_areas is not None and len(target_areas):
-        shown = target_areas.to_crs(crs)
+        ordered = target_areas.sort_values("rank") if "rank" in target_areas else target_areas
+        shown = ordered.iloc[:int(outlines)].to_crs(crs)
         shown.boundary.plot(ax=ax, color="cyan", linewidth=0.9)
         if "rank" in shown:
-            for rank, point in zip(shown["rank"], shown.geometry.representative_point(), strict=True):
+            numbered = shown.iloc[:int(numbers)]
+            for rank, point in zip(numbered["rank"], numbered.geometry.representative_point(), strict=True):
                 ax.annotate(str(rank), (point.x, point.y), color="cyan", fontsize=7, fontweight="bold",
                             ha="center", va="center", path_effects=[withStroke(linewidth=2, foreground="black")])
-        handles.append(Line2D([], [], color="cyan", linewidth=1.2, label="target areas (rank)"))
+        some = "" if len(shown) == len(target_areas) else f"; the first {len(shown)} of {len(target_areas)}"
+        handles.append(Line2D([], [], color="cyan", linewidth=1.2, label=f"target areas (rank{some})"))
     if deposits is not None:
         deposits.to_crs(crs).plot(ax=ax, color="lime", edgecolor="black", markersize=18)
         handles.append(Line2D([], [], marker="o", linestyle="", markerfacecolor="lime", markeredgecolor="black",

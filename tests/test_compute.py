@@ -3,6 +3,7 @@
 import gc
 import shutil
 import subprocess
+import warnings
 
 import geopandas as gpd
 import numpy as np
@@ -202,3 +203,30 @@ def test_the_engine_refuses_settings_that_cannot_work_together():
     with pytest.raises(InputError, match=r"memory_limit='2GB' is each LocalCluster worker's; give workers too"):
         pp.compute.engine(chunks=64, memory_limit="2GB")
     assert pp.compute.engine().describe() == "in memory" and not pp.compute.engine().lazy
+
+
+def test_a_large_map_is_drawn_as_block_means_with_its_first_targets(case):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    deposits, stack = case
+    prob = stack.sel(band="halo", drop=True)                # 70 x 90 cells, a NaN corner
+    areas = pp.evaluation.targets(prob, area_fraction=0.2)
+    assert len(areas) > 12
+    fig = pp.evaluation.plot_map(prob, deposits, areas, title="halo", pixels=256, outlines=12, numbers=5)
+    ax = fig.axes[0]
+    np.testing.assert_array_equal(ax.images[0].get_array().filled(np.nan), prob.values)    # small: every cell
+    assert [t.get_text() for t in ax.texts] == ["1", "2", "3", "4", "5"]
+    assert ax.get_legend().get_texts()[0].get_text() == f"target areas (rank; the first 12 of {len(areas)})"
+    # a map wider than `pixels` is shown as means of square blocks (NaN-aware), its extent kept
+    wide = pp.Grid.from_bounds((400000, 2400000, 400000 + 900 * CELL, 2400000 + 700 * CELL), shape=(700, 900),
+                               crs=CRS)
+    values = np.kron(prob.values, np.ones((10, 10)))          # 10 x 10 copies of each cell
+    fig = pp.evaluation.plot_map(wide.wrap(values.astype(np.float32)), pixels=256)
+    shown = fig.axes[0].images[0].get_array().filled(np.nan)
+    assert shown.shape == (175, 225) and "(shown as means of 4 x 4 cells)" in fig.axes[0].get_title()
+    blocks = np.kron(prob.values, np.ones((10, 10)))[:700, :900].reshape(175, 4, 225, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)       # the corner's all-NaN blocks
+        expected = np.nanmean(blocks, axis=(1, 3))
+    np.testing.assert_allclose(shown, expected, rtol=1e-6)
