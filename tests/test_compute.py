@@ -185,7 +185,7 @@ def test_a_local_cluster_gives_the_same_cross_validation_as_threads(case):
     pytest.importorskip("distributed")
     deposits, stack = case
     folds = pp.folds.spatial_folds(stack, deposits, k=3, block_size=3000, link=0, seed=0)
-    options = dict(model="gradient_boosting", positive_radius=400, importance=False, seed=0)
+    options = dict(model="logistic_regression", positive_radius=400, importance=False, seed=0)
     threads = pp.validation.cross_validate(pp.compute.chunked(stack, 32), deposits, folds, **options)
     with pp.compute.engine(chunks=32, workers=2, memory_limit="1GB") as engine:
         assert engine.client is not None and len(engine.client.scheduler_info()["workers"]) == 2
