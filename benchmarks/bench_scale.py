@@ -9,7 +9,10 @@ to a COG, block by block; peak memory and time at several sizes.
 For each size the stack is generated once (``--data``, default ``/tmp/prospect-scale``): 16 single-band float32
 GeoTIFFs (tiled, uncompressed) of smooth random fields, written block by block, and deposits drawn where two of
 the bands are high. The run is a child process, timed by ``/usr/bin/time -v`` (its peak resident memory is
-the number reported): every band read lazily with :func:`prospect.layers.from_raster` (``chunks``), stacked,
+the number reported). By default the run is ``prospect run`` on a run file written beside the data: every band a
+``[[raster]]``, one ``[heldout]`` row of the model, target areas of at least 1 km² (a map of noise bands has
+tens of thousands of one-cell patches in its top 10 %), ``[compute] chunks`` (and ``workers``). With ``--api``: every
+band read lazily with :func:`prospect.layers.from_raster` (``chunks``), stacked,
 5 spatial folds, :func:`prospect.validation.cross_validate` of the model, and the fold-mean map and its standard
 deviation written as Cloud Optimized GeoTIFFs. Prints per size: cells, seconds, seconds per million cells
 (and its ratio to the smallest size: 1.0 is linear), peak memory, and the held-out AUC.
@@ -119,7 +122,8 @@ def run_file(folder: Path, model: str, chunks: int, workers: int, eager: bool) -
     compute = "" if eager else f"[compute]\nchunks = {chunks}\n" + (f"workers = {workers}\n" if workers else "")
     text = (f'[report]\ntitle = "bench_scale {folder.name}"\nsynthetic = true\n\n'
             f'[grid]\nlike = "{folder / "band00.tif"}"\n\n[deposits]\npath = "{folder / "deposits.gpkg"}"\n\n'
-            f'{bands}[heldout]\nk = 5\nmax_positives = 5000\nimportance = false\n\n[experiments]\nrows = []\n\n'
+            f'{bands}[heldout]\nk = 5\nmax_positives = 5000\nimportance = false\n\n'
+            '[targets]\narea_fraction = 0.1\nmin_area = 1e6\n\n[experiments]\nrows = []\n\n'
             f'[[experiments.models]]\nlabel = "{model}"\nname = "{model}"\n\n{compute}')
     path = folder / f"run{'_eager' if eager else ''}{f'_{workers}w' if workers else ''}.toml"
     path.write_text(text)

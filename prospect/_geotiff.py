@@ -140,49 +140,50 @@ def write_geotiff(
     high = np.full(bands, -np.inf)
     with atomic_output(path, overwrite) as final:
         tmp = final.with_name(final.name + ".tiled.tif") if cog else final
-        with rasterio.open(tmp, "w", **profile) as dst:
-            for r0, r1 in zip(starts, ends, strict=True):
-                block = np.asarray(da.isel(y=slice(r0, r1)).values, dtype=np.float32)
-                finite = np.isfinite(block)
-                if np.any(block == np.float32(nodata)):
-                    raise InputError(f"nodata={nodata!r} occurs among the raster's real values; "
-                                     "choose another nodata value")
-                for b in range(bands):
-                    valid = block[b][finite[b]].astype(np.float64)
-                    if valid.size:
-                        count[b] += valid.size
-                        total[b] += valid.sum()
-                        squares[b] += (valid**2).sum()
-                        low[b], high[b] = min(low[b], valid.min()), max(high[b], valid.max())
-                dst.write(np.where(finite, block, fill).astype(dtype), window=Window(0, r0, cols, r1 - r0))
-            for index, (name, unit) in enumerate(zip(da["band"].to_numpy(), band_units(da), strict=True), start=1):
-                dst.set_band_description(index, str(name))
-                if unit:
-                    dst.set_band_unit(index, unit)
-                b = index - 1
-                if count[b]:
-                    mean = total[b] / count[b]
-                    std = np.sqrt(max(squares[b] / count[b] - mean**2, 0.0))
-                    dst.update_tags(index, STATISTICS_MINIMUM=f"{low[b]:.8g}", STATISTICS_MAXIMUM=f"{high[b]:.8g}",
-                                    STATISTICS_MEAN=f"{mean:.8g}", STATISTICS_STDDEV=f"{std:.8g}",
-                                    STATISTICS_VALID_PERCENT=f"{100.0 * count[b] / (rows * cols):.4g}")
-            if tags:
-                dst.update_tags(**tags)
-            if categorical:
-                from prospect.styles import category_colours
+        try:
+            with rasterio.open(tmp, "w", **profile) as dst:
+                for r0, r1 in zip(starts, ends, strict=True):
+                    block = np.asarray(da.isel(y=slice(r0, r1)).values, dtype=np.float32)
+                    for b in range(bands):    # band by band: a strip's copies are one band's
+                        finite = np.isfinite(block[b])
+                        if np.any(block[b] == np.float32(nodata)):
+                            raise InputError(f"nodata={nodata!r} occurs among the raster's real values; "
+                                             "choose another nodata value")
+                        valid = block[b][finite].astype(np.float64)
+                        if valid.size:
+                            count[b] += valid.size
+                            total[b] += valid.sum()
+                            squares[b] += (valid**2).sum()
+                            low[b], high[b] = min(low[b], valid.min()), max(high[b], valid.max())
+                        dst.write(np.where(finite, block[b], fill).astype(dtype), b + 1,
+                                  window=Window(0, r0, cols, r1 - r0))
+                for index, (name, unit) in enumerate(zip(da["band"].to_numpy(), band_units(da), strict=True), start=1):
+                    dst.set_band_description(index, str(name))
+                    if unit:
+                        dst.set_band_unit(index, unit)
+                    b = index - 1
+                    if count[b]:
+                        mean = total[b] / count[b]
+                        std = np.sqrt(max(squares[b] / count[b] - mean**2, 0.0))
+                        dst.update_tags(index, STATISTICS_MINIMUM=f"{low[b]:.8g}", STATISTICS_MAXIMUM=f"{high[b]:.8g}",
+                                        STATISTICS_MEAN=f"{mean:.8g}", STATISTICS_STDDEV=f"{std:.8g}",
+                                        STATISTICS_VALID_PERCENT=f"{100.0 * count[b] / (rows * cols):.4g}")
+                if tags:
+                    dst.update_tags(**tags)
+                if categorical:
+                    from prospect.styles import category_colours
 
-                dst.write_colormap(1, category_colours(codes))
-            factors = _overview_factors(grid.shape) if overviews and not cog else []
-            if factors:
-                dst.build_overviews(factors, Resampling.nearest if categorical else Resampling.average)
-        if cog:   # GDAL's COG driver copies block by block; it makes the overviews itself
-            from rasterio.shutil import copy
+                    dst.write_colormap(1, category_colours(codes))
+                factors = _overview_factors(grid.shape) if overviews and not cog else []
+                if factors:
+                    dst.build_overviews(factors, Resampling.nearest if categorical else Resampling.average)
+            if cog:   # GDAL's COG driver copies block by block; it makes the overviews itself
+                from rasterio.shutil import copy
 
-            try:
                 copy(tmp, final, driver="COG", COMPRESS="DEFLATE", PREDICTOR="YES", BIGTIFF="IF_SAFER",
-                     OVERVIEWS="AUTO" if overviews else "NONE",
-                     RESAMPLING="NEAREST" if categorical else "AVERAGE")
-            finally:
+                     OVERVIEWS="AUTO" if overviews else "NONE", RESAMPLING="NEAREST" if categorical else "AVERAGE")
+        finally:    # the tiled draft of a COG never stays behind
+            if cog:
                 tmp.unlink(missing_ok=True)
     if categorical:   # GDAL reads category names from its side file (a GeoTIFF has no place for them)
         names = [""] * (max(codes) + 1)

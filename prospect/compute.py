@@ -198,6 +198,15 @@ class Engine:
         self.chunks, self.address, self.workers, self.memory_limit = chunks, address, workers, memory_limit
         self.client: Any = None
 
+    def bound_gdal_cache(self, megabytes: int = 256) -> None:
+        """With ``chunks``: cap GDAL's block cache (by default 5 % of the machine's memory, filled by every block
+        read and written) at ``megabytes``, unless ``GDAL_CACHEMAX`` is set already. Call it before the first
+        raster is read: GDAL sizes its cache then."""
+        import os
+
+        if self.lazy:
+            os.environ.setdefault("GDAL_CACHEMAX", str(int(megabytes)))
+
     @property
     def lazy(self) -> bool:
         """Whether rasters are read and worked block by block (``chunks`` given)."""

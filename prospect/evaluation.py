@@ -380,15 +380,23 @@ def targets(prob: xr.DataArray, threshold: Annotated[float | None, FRACTION_OPEN
     mask = np.isfinite(values) & (values >= cut)
     labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
     columns = ["rank", "area", "area_km2", "centroid_x", "centroid_y", "max_probability", "mean_probability"]
+    cell_area = grid.resolution[0] * grid.resolution[1]
+    if count and min_area > 0:   # targets too small are dropped before they are outlined (a noisy map has many)
+        cells = np.bincount(labels.ravel(), minlength=count + 1)
+        keep = cells * cell_area >= min_area
+        keep[0] = False
+        if keep.any():           # (none left: the table below comes out empty, with its columns)
+            labels = np.where(keep, np.cumsum(keep), 0).astype(labels.dtype)[labels]
+            mask = labels > 0
+            count = int(keep.sum())
     if count == 0:
         return gpd.GeoDataFrame({c: [] for c in columns}, geometry=[], crs=grid.crs)
     index = np.arange(1, count + 1)
-    cell_area = grid.resolution[0] * grid.resolution[1]
     areas = ndimage.sum(mask, labels, index) * cell_area
     maxima = ndimage.maximum(values, labels, index)
     means = ndimage.mean(values, labels, index)
     geometries: dict[int, list] = {}
-    for geometry, value in rasterio.features.shapes(labels.astype(np.int32), mask=mask, connectivity=8,
+    for geometry, value in rasterio.features.shapes(labels.astype(np.int32, copy=False), mask=mask, connectivity=8,
                                                     transform=grid.transform):
         geometries.setdefault(int(value), []).append(shape(geometry))
     from shapely.ops import unary_union

@@ -293,11 +293,12 @@ def cross_validate(
     keep_models : bool
         Keep each fold's fitted model in the result (:meth:`CrossValidation.contributions` explains them).
     workdir : path, optional
-        A lazy ``stack`` (:mod:`prospect.compute`): the folder each fold's map is written to (``fold<f>.tif``),
-        block by block, so no map is held whole; ``mean``, ``std`` and ``fold_maps`` read them lazily. Default:
-        a temporary folder, removed with the result. On a cluster of several machines, give a folder every
-        worker can read (shared storage), as the rasters themselves must be. Baselines only, for now: a network
-        on a lazy stack is refused (load the stack with ``stack.load()``).
+        A lazy ``stack`` (:mod:`prospect.compute`): where each fold's map is written (``fold<f>.tif``, in a new
+        folder ``<label>-folds-*`` inside it: ``result.store.folder``), block by block, so no map is held whole;
+        ``mean``, ``std`` and ``fold_maps`` read them lazily. Default: a temporary folder, removed with the result.
+        On a cluster of several machines, give a folder every worker can read (shared storage), as the rasters
+        themselves must be. Baselines only, for now: a network on a lazy stack is refused (load the stack
+        with ``stack.load()``).
     """
     from prospect.evaluation import deposit_ranks
 
@@ -314,13 +315,13 @@ def cross_validate(
     own = {} if "factory" in options else registry.get(name).training
     trainer = {**own, **(trainer or {})} if network else trainer
     options, recipe = _recipe(name, options)
-    _check_bands(stack)
     lazy = is_lazy(stack)
     if lazy and network:
         raise InputError(f"{name}: networks do not yet train and map on a lazy (dask-backed) stack; load it into "
                          "memory with stack.load(), or cross-validate a baseline (random_forest, "
                          "gradient_boosting, logistic_regression, ...) on it")
-    store = _FoldStore(grid, stack.data.chunks[1][0], workdir) if lazy else None
+    _check_bands(stack)
+    store = _FoldStore(grid, stack.data.chunks[1][0], workdir, label or name) if lazy else None
     if network:
         stack = sampling.one_hot(stack)     # a class code is a name: one 0/1 band per class
     if window is None:
@@ -401,23 +402,26 @@ def cross_validate(
 
 
 class _FoldStore:
-    """Where a lazy cross-validation keeps its fold maps: ``fold<f>.tif`` in ``workdir``, or in a temporary
-    folder that goes with the result (removed when the last reference to it is dropped)."""
+    """Where a lazy cross-validation keeps its fold maps: ``fold<f>.tif`` in a new folder inside ``workdir`` (kept;
+    nothing there is overwritten), or in a temporary folder that goes with the result (removed when the last
+    reference to it is dropped)."""
 
-    def __init__(self, grid: Grid, chunks: int, workdir: str | os.PathLike | None) -> None:
+    def __init__(self, grid: Grid, chunks: int, workdir: str | os.PathLike | None, label: str) -> None:
+        import re
         import tempfile
 
         self.grid, self.chunks = grid, int(chunks)
-        self._temporary = tempfile.TemporaryDirectory(prefix="prospect-folds-") if workdir is None else None
-        self.folder = Path(self._temporary.name if workdir is None else workdir)
-        if not self.folder.is_dir():
+        if workdir is not None and not Path(workdir).is_dir():
             raise InputError(f"workdir={str(workdir)!r} is not a folder; give an existing folder for the fold maps")
+        self._temporary = tempfile.TemporaryDirectory(prefix="prospect-folds-") if workdir is None else None
+        self.folder = Path(self._temporary.name) if workdir is None else \
+            Path(tempfile.mkdtemp(prefix=f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', label)}-folds-", dir=workdir))
 
     def keep(self, prob: xr.DataArray, fold: int) -> xr.DataArray:
         from prospect.io import read_geotiff, write_geotiff
 
         path = self.folder / f"fold{fold}.tif"
-        write_geotiff(prob, path, overwrite=True, overviews=False, style=False)
+        write_geotiff(prob, path, overviews=False, style=False)
         stored = read_geotiff(path, chunks=self.chunks).isel(band=0, drop=True)
         return stored.rename("probability").assign_attrs(prob.attrs)
 

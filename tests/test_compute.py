@@ -129,7 +129,9 @@ def test_lazy_cross_validation_equals_in_memory(tmp_path, case):
     whole = pp.validation.cross_validate(stack, deposits, folds, **options)
     lazy = pp.validation.cross_validate(pp.compute.chunked(stack, ODD), deposits, folds, workdir=tmp_path,
                                         **options)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["fold0.tif", "fold1.tif", "fold2.tif"]
+    folder = lazy.store.folder          # a folder of its own inside workdir, kept
+    assert folder.parent == tmp_path and folder.name.startswith("random_forest-folds-")
+    assert sorted(p.name for p in folder.iterdir()) == ["fold0.tif", "fold1.tif", "fold2.tif"]
     assert pp.compute.is_lazy(lazy.mean) and pp.compute.is_lazy(lazy.std)
     for column in ("fold", "deposit", "value", "auc", "area_above", "nearest_training"):
         np.testing.assert_array_equal(lazy.ranks[column].to_numpy(), whole.ranks[column].to_numpy(), err_msg=column)
@@ -172,6 +174,10 @@ def test_a_lazy_map_is_written_block_by_block_as_a_cloud_optimized_geotiff(tmp_p
         assert src.descriptions == ("probability",) and "STATISTICS_MEAN" in src.tags(1)
         np.testing.assert_array_equal(src.read(1, masked=True).filled(np.nan), values)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["map.qml", "map.tif"]     # no tiled draft left behind
+    clash = lazy.where(lazy.x < lazy.x[400], -9999.0)         # the nodata value among the values: refused, ...
+    with pytest.raises(InputError, match=r"nodata=-9999.0 occurs among the raster's real values"):
+        pp.io.write_geotiff(clash, tmp_path / "clash.tif", cog=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["map.qml", "map.tif"]     # ... and nothing left
     # GDAL's own validator (Debian's python3-gdal, run by the system Python as the QGIS tests are)
     validator = "osgeo_utils.samples.validate_cloud_optimized_geotiff"
     python = shutil.which("python3", path="/usr/bin")

@@ -877,6 +877,9 @@ def test_a_run_worked_block_by_block_equals_the_run_in_memory(tmp_path):
                                        rtol=tolerance, atol=tolerance, equal_nan=True, err_msg=name)
             assert a.descriptions == b.descriptions
     assert not (blocks / "contributions.tif").exists() and (memory / "contributions.tif").exists()
+    with rasterio.open(blocks / "prospectivity.tif") as cog, rasterio.open(memory / "prospectivity.tif") as plain:
+        assert cog.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        assert "LAYOUT" not in plain.tags(ns="IMAGE_STRUCTURE")
     assert "contributions.tif is not made for a stack worked block by block" in (blocks / "run.log").read_text()
 
 

@@ -123,6 +123,7 @@ def _check_engine(config: RunConfig) -> None:
         raise ConfigError(f"[compute] {exc}") from None
     if not engine.lazy:
         return
+    engine.bound_gdal_cache()     # before the first raster is read
     networks = sorted({row["label"] for row in [*tile_rows(config), *chosen_rows(config)]
                        if registry.get(row["name"]).kind == "network"})
     if networks:

@@ -219,11 +219,12 @@ class RunFolder:
         plt.close(figure)
         return path
 
-    def geotiff(self, da: Any, name: str) -> Path:
-        """A raster through :func:`prospect.io.write_geotiff`, with the ``.qml`` and ``.aux.xml`` beside it."""
+    def geotiff(self, da: Any, name: str, cog: bool = False) -> Path:
+        """A raster through :func:`prospect.io.write_geotiff` (``cog``: Cloud Optimized), with the ``.qml`` and
+        ``.aux.xml`` beside it."""
         from prospect import io
 
-        path = io.write_geotiff(da, self.path(name), overwrite=self.replace)
+        path = io.write_geotiff(da, self.path(name), overwrite=self.replace, cog=cog)
         for side in (path.with_suffix(".qml"), Path(f"{path}.aux.xml")):
             if side.exists():
                 self.path(side.relative_to(self.root))

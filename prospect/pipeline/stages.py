@@ -226,9 +226,10 @@ def map_(study: Study) -> Results:
     else:
         prob, spread = _tile_map(study, row)
         source = f"its tile model, seed {study.first.seed}, {prob.attrs.get('windows', 0)} windows"
-    folder.geotiff(prob, "prospectivity.tif")
+    cog = compute.is_lazy(prob)     # a map worked block by block goes out as a Cloud Optimized GeoTIFF
+    folder.geotiff(prob, "prospectivity.tif", cog=cog)
     if spread is not None:
-        folder.geotiff(spread, "uncertainty.tif")
+        folder.geotiff(spread, "uncertainty.tif", cog=cog)
     target_options = {"area_fraction": 0.1, **config["targets"]} if "threshold" not in config["targets"] \
         else dict(config["targets"])
     agreement = _consensus(study, target_options.get("area_fraction") or 0.1)
