@@ -33,7 +33,18 @@ __all__ = ["deposit_cells", "map_auc", "deposit_ranks", "heldout_summary", "held
 HELDOUT_AREAS = (0.05, 0.10, 0.20)   # the shares of the area whose deposit capture the held-out table reports
 
 
-def _surface(prob: xr.DataArray) -> tuple[np.ndarray, Grid]:
+# Maps of more cells than this (or lazy ones, prospect.compute) are evaluated in memory of the order of one float32
+# copy: rate curves keep their turning points only (the same AUC and P-A intersection), counts come block by block.
+LARGE_MAP = 2**22
+
+
+def _large(prob: xr.DataArray) -> bool:
+    from prospect.compute import is_lazy
+
+    return is_lazy(prob) or int(np.prod(prob.shape[-2:])) > LARGE_MAP
+
+
+def _surface(prob: xr.DataArray, dtype: Any = np.float64) -> tuple[np.ndarray, Grid]:
     grid = Grid.from_dataarray(prob)
     values = prob.to_numpy()
     if values.ndim == 3 and values.shape[0] == 1:
@@ -42,7 +53,23 @@ def _surface(prob: xr.DataArray) -> tuple[np.ndarray, Grid]:
         raise InputError(f"expected one probability band (y, x), got dims {prob.dims}")
     if not np.isfinite(values).any():
         raise InputError("the map holds no valid (non-NaN) cell")
-    return values.astype(np.float64), grid
+    return values.astype(dtype, copy=dtype is not np.float64), grid
+
+
+def _blocks(prob: xr.DataArray) -> xr.DataArray:
+    """A (y, x) map as a lazy array: itself, or a view in blocks of an in-memory one."""
+    from prospect.compute import chunked, is_lazy
+
+    prob = prob.isel(band=0, drop=True) if prob.ndim == 3 and prob.sizes.get("band") == 1 else prob
+    if prob.ndim != 2:
+        raise InputError(f"expected one probability band (y, x), got dims {prob.dims}")
+    return prob if is_lazy(prob) else chunked(prob, 2048)
+
+
+def _kth_largest(values: np.ndarray, m: int) -> float:
+    """The ``m``-th largest finite value (1 = the largest), as a sorted copy would give it."""
+    finite = values[np.isfinite(values)]
+    return float(np.partition(finite, len(finite) - m)[len(finite) - m])
 
 
 class _OnMap(NamedTuple):
@@ -56,7 +83,8 @@ class _OnMap(NamedTuple):
     info: dict[str, int]
 
 
-def _on_map(prob: xr.DataArray, deposits: gpd.GeoDataFrame, blockwise: bool = False) -> _OnMap:
+def _on_map(prob: xr.DataArray, deposits: gpd.GeoDataFrame, blockwise: bool = False,
+            dtype: Any = np.float64) -> _OnMap:
     """Read the map and place the deposits on it once; warn about the deposits that cannot be used.
 
     With ``blockwise``, a lazy map (:mod:`prospect.compute`) is not read whole: only the blocks under the
@@ -68,7 +96,7 @@ def _on_map(prob: xr.DataArray, deposits: gpd.GeoDataFrame, blockwise: bool = Fa
         if prob.ndim != 2:
             raise InputError(f"expected one probability band (y, x), got dims {prob.dims}")
     else:
-        values, grid = _surface(prob)
+        values, grid = _surface(prob, dtype)
     row, col, inside = deposit_pixels(deposits, grid)
     at = np.full(len(row), np.nan)
     if values is None:
@@ -98,6 +126,17 @@ def deposit_cells(prob: xr.DataArray, deposits: gpd.GeoDataFrame) -> tuple[np.nd
 
 def map_auc(prob: xr.DataArray, deposits: gpd.GeoDataFrame) -> float:
     """AUC of the map as a classifier of deposit cells against every other valid cell."""
+    if _large(prob):   # the mean over deposit cells of their share of negatives below (ties half): Mann-Whitney
+        from prospect.compute import values_at
+
+        lazy = _blocks(prob)
+        placed = _on_map(lazy, deposits, blockwise=True)
+        width = placed.grid.shape[1]
+        cells = np.unique(placed.row[placed.used] * width + placed.col[placed.used])
+        row, col = cells // width, cells % width
+        each = _OnMap(None, placed.grid, row, col, np.ones(len(cells), bool),
+                      values_at(lazy, row, col)[:, 0].astype(np.float64), np.arange(len(cells)), placed.info)
+        return float(_lazy_ranks(lazy, each)["auc"].mean())
     placed = _on_map(prob, deposits)
     positive = np.zeros(placed.grid.shape, bool)
     positive[placed.row[placed.inside], placed.col[placed.inside]] = True
@@ -197,7 +236,69 @@ def heldout_rate_curve(ranks: pd.DataFrame, kind: str = "held-out prediction rat
     return curve
 
 
+def _turning_points(prob: xr.DataArray, deposits: gpd.GeoDataFrame, kind: str) -> pd.DataFrame:
+    """The rate curve of a large map by its turning points: for each deposit value ``t``, the row of the next
+    higher value on the map (the area above ``t``) and the row of ``t``, the row where the P-A curves cross, and
+    the last row. Between them the full curve is flat, so these rows are a subset of its rows with the same
+    area under them and the same crossing; every count comes block by block."""
+    from prospect.compute import rank_counts, value_range
+
+    lazy = _blocks(prob)
+    placed = _on_map(lazy, deposits, blockwise=True)
+    levels = np.unique(placed.at)[::-1]
+    below, equal, total = rank_counts(lazy, levels)
+    n = int(total[0])
+    higher = _next_above(lazy, levels)
+    order = np.sort(-placed.at)
+    at_or_above = np.searchsorted(order, -levels, side="right") / len(placed.at)
+    strictly_above = np.searchsorted(order, -levels, side="left") / len(placed.at)
+    rows = [(np.inf, 0.0, 0.0)]
+    for k, level in enumerate(levels):
+        if np.isfinite(higher[k]):
+            rows.append((float(higher[k]), (n - below[k] - equal[k]) / n, strictly_above[k]))
+        rows.append((float(level), (n - below[k]) / n, at_or_above[k]))
+    if rows[-1][1] < 1:
+        rows.append((value_range(lazy)[0], 1.0, 1.0))
+    curve = pd.DataFrame(rows, columns=["threshold", "area_fraction", "deposit_fraction"]).drop_duplicates()
+    # where the prediction rate meets 1 - area on a flat stretch: the m-th largest value, m the first count of
+    # cells whose area fraction reaches 1 - rate (the same float test _prediction_area makes)
+    gap = curve["deposit_fraction"] - (1 - curve["area_fraction"])
+    first = int(np.argmax(gap.to_numpy() >= 0))
+    if first > 0 and curve["threshold"].iloc[first] != curve["threshold"].iloc[first - 1]:
+        rate = float(curve["deposit_fraction"].iloc[first - 1])
+        low = int(round(curve["area_fraction"].iloc[first - 1] * n))
+        high = int(round(curve["area_fraction"].iloc[first] * n))
+        start = max(low, int(np.floor((1 - rate) * n)) - 1)
+        m = next((m for m in range(start, high + 1) if rate - (1 - m / n) >= 0), None)
+        value = _kth_largest(lazy.to_numpy(), m) if m is not None and low < m < high else None
+        if value is not None and value > curve["threshold"].iloc[first]:     # a row of its own on the flat stretch
+            below_value, _, _ = rank_counts(lazy, np.array([value]))
+            crossing = (value, (n - int(below_value[0])) / n, rate)
+            curve = pd.concat([curve.iloc[:first], pd.DataFrame([crossing], columns=curve.columns),
+                               curve.iloc[first:]], ignore_index=True).drop_duplicates()
+    curve = curve.reset_index(drop=True)
+    curve.attrs.update(placed.info, kind=kind, rows="turning points",
+                       auc=float(np.trapezoid(curve["deposit_fraction"], curve["area_fraction"])))
+    return curve
+
+
+def _next_above(prob: xr.DataArray, levels: np.ndarray) -> np.ndarray:
+    """For each level, the smallest finite value of ``prob`` above it (inf where none), block by block."""
+    import dask
+
+    def smallest_above(block: np.ndarray) -> np.ndarray:
+        cells = np.sort(block[np.isfinite(block)].astype(np.float64))
+        where = np.searchsorted(cells, levels, side="right")
+        return np.where(where < len(cells), cells[np.minimum(where, len(cells) - 1)] if len(cells) else np.inf,
+                        np.inf)
+
+    parts = [dask.delayed(smallest_above)(piece) for piece in prob.data.to_delayed().ravel()]
+    return np.min(dask.compute(*parts), axis=0)
+
+
 def _rate_curve(prob: xr.DataArray, deposits: gpd.GeoDataFrame, kind: str) -> pd.DataFrame:
+    if _large(prob):
+        return _turning_points(prob, deposits, kind)
     placed = _on_map(prob, deposits)
     cells = np.sort(placed.values[np.isfinite(placed.values)])[::-1]
     thresholds = np.unique(cells)[::-1]
@@ -262,8 +363,8 @@ def _threshold_for(values: np.ndarray, threshold: float | None, area_fraction: f
         return float(threshold)
     if not (0 < area_fraction <= 1):
         raise InputError(f"area_fraction={area_fraction!r} must lie in (0, 1]")
-    cells = np.sort(values[np.isfinite(values)])[::-1]
-    return float(cells[max(0, int(np.ceil(area_fraction * len(cells))) - 1)])
+    count = int(np.isfinite(values).sum())
+    return _kth_largest(values, max(1, int(np.ceil(area_fraction * count))))
 
 
 def deposit_coverage(prob: xr.DataArray, deposits: gpd.GeoDataFrame, area_fraction: float | None = None,
@@ -271,10 +372,10 @@ def deposit_coverage(prob: xr.DataArray, deposits: gpd.GeoDataFrame, area_fracti
     """Fraction of deposits on cells in the top ``area_fraction`` of the valid area (or ≥ ``threshold``)."""
     if area_fraction is None and threshold is None:
         area_fraction = 0.1
-    placed = _on_map(prob, deposits)
+    placed = _on_map(prob, deposits, dtype=np.float32 if _large(prob) else np.float64)
     cut = _threshold_for(placed.values, threshold, area_fraction)
-    valid = placed.values[np.isfinite(placed.values)]
-    return {"threshold": cut, "area_fraction": float((valid >= cut).mean()),
+    finite = np.isfinite(placed.values)
+    return {"threshold": cut, "area_fraction": float(np.count_nonzero(finite & (placed.values >= cut)) / finite.sum()),
             "coverage": float((placed.at >= cut).mean()), **placed.info}
 
 
@@ -289,7 +390,7 @@ def consensus(maps: Sequence[xr.DataArray], area_fraction: Annotated[float, UP_T
         raise InputError("maps: give at least one map")
     if not (0 < area_fraction <= 1):
         raise InputError(f"area_fraction={area_fraction!r} must lie in (0, 1]")
-    surfaces = [_surface(m) for m in maps]
+    surfaces = [_surface(m, np.float32 if _large(m) else np.float64) for m in maps]
     grid = surfaces[0][1]
     for number, (_, other) in enumerate(surfaces[1:], 2):
         if other != grid:
@@ -370,10 +471,11 @@ def targets(prob: xr.DataArray, threshold: Annotated[float | None, FRACTION_OPEN
     from scipy import ndimage
     from shapely.geometry import shape
 
-    values, grid = _surface(prob)
+    dtype = np.float32 if _large(prob) else np.float64
+    values, grid = _surface(prob, dtype)
     spread = None
     if uncertainty is not None:
-        spread, other = _surface(uncertainty)
+        spread, other = _surface(uncertainty, dtype)
         if other != grid:
             raise GridMismatchError(f"uncertainty is on {other}, the map on {grid}; give both on one grid")
     cut = _threshold_for(values, threshold, area_fraction)
@@ -392,9 +494,14 @@ def targets(prob: xr.DataArray, threshold: Annotated[float | None, FRACTION_OPEN
     if count == 0:
         return gpd.GeoDataFrame({c: [] for c in columns}, geometry=[], crs=grid.crs)
     index = np.arange(1, count + 1)
-    areas = ndimage.sum(mask, labels, index) * cell_area
-    maxima = ndimage.maximum(values, labels, index)
-    means = ndimage.mean(values, labels, index)
+    # per target, over its cells only (the cells of the mask, in the grid's order: ndimage's sums, less memory)
+    inside = labels[mask]
+    cells = np.bincount(inside, minlength=count + 1)[1:]
+    areas = cells * cell_area
+    inside_values = values[mask].astype(np.float64)
+    means = np.bincount(inside, weights=inside_values, minlength=count + 1)[1:] / cells
+    order = np.argsort(inside, kind="stable")
+    maxima = np.maximum.reduceat(inside_values[order], np.r_[0, np.cumsum(cells)[:-1]])
     geometries: dict[int, list] = {}
     for geometry, value in rasterio.features.shapes(labels.astype(np.int32, copy=False), mask=mask, connectivity=8,
                                                     transform=grid.transform):
@@ -404,18 +511,20 @@ def targets(prob: xr.DataArray, threshold: Annotated[float | None, FRACTION_OPEN
     frame = gpd.GeoDataFrame({"area": areas, "max_probability": maxima, "mean_probability": means},
                              geometry=[unary_union(geometries[i]) for i in index], crs=grid.crs)
     if spread is not None:
-        frame["mean_uncertainty"] = ndimage.mean(np.nan_to_num(spread), labels, index)
+        frame["mean_uncertainty"] = np.bincount(inside, weights=np.nan_to_num(spread[mask].astype(np.float64)),
+                                                minlength=count + 1)[1:] / cells
     if contributions is not None:
         frame["drivers"], frame["top_band"] = _drivers(contributions, grid, labels, index, int(drivers))
     order = ["max_probability", "area"]
     if agreement is not None:
-        agreeing, other = _surface(agreement)
+        agreeing, other = _surface(agreement, dtype)
         if other != grid:
             raise GridMismatchError(f"agreement is on {other}, the map on {grid}; give both on one grid")
         # the lower median over the target: at least half its cells are in that many models' tops (a mean would
         # put one-cell targets, trivially agreed on, above a large target most models share)
         frame["models_agreeing"] = ndimage.labeled_comprehension(
-            np.nan_to_num(agreeing), labels, index, lambda v: np.sort(v)[(len(v) - 1) // 2], np.float64, 0).astype(int)
+            np.nan_to_num(agreeing[mask].astype(np.float64)), inside, index, lambda v: np.sort(v)[(len(v) - 1) // 2],
+            np.float64, 0).astype(int)
         order.insert(0, "models_agreeing")
     frame = frame[frame["area"] >= min_area].sort_values(order, ascending=False)
     frame.insert(0, "rank", np.arange(1, len(frame) + 1))
@@ -468,7 +577,7 @@ def plot_map(prob: xr.DataArray, deposits: gpd.GeoDataFrame | None = None, targe
 
     from prospect._plot import figure_and_axes
 
-    values, grid = _surface(prob)
+    values, grid = _surface(prob, np.float32 if _large(prob) else np.float64)
     fig, ax = figure_and_axes(ax, (8.2, 7))
     xmin, ymin, xmax, ymax = grid.bounds
     finite = values[np.isfinite(values)]
@@ -478,11 +587,14 @@ def plot_map(prob: xr.DataArray, deposits: gpd.GeoDataFrame | None = None, targe
     shown_values = values
     if factor > 1:     # block means (NaN-aware) of factor x factor cells, the last blocks cut to the grid
         rows, cols = -(-grid.shape[0] // factor) * factor, -(-grid.shape[1] // factor) * factor
-        padded = np.full((rows, cols), np.nan)
-        padded[:grid.shape[0], :grid.shape[1]] = values
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)      # all-NaN blocks stay NaN
-            shown_values = np.nanmean(padded.reshape(rows // factor, factor, cols // factor, factor), axis=(1, 3))
+        shown_values = np.empty((rows // factor, cols // factor))
+        for i in range(rows // factor):      # a strip of blocks at a time: no padded copy of the map
+            strip = np.full((factor, cols), np.nan)
+            part = values[i * factor:(i + 1) * factor]
+            strip[:len(part), :grid.shape[1]] = part
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)      # all-NaN blocks stay NaN
+                shown_values[i] = np.nanmean(strip.reshape(factor, cols // factor, factor), axis=(0, 2))
         xmax_shown, ymin_shown = xmin + cols * grid.resolution[0], ymax - rows * grid.resolution[1]
         title = f"{title} (shown as means of {factor} x {factor} cells)"
     else:

@@ -118,26 +118,42 @@ def sample_points(
     else:
         far = ~near
     positive = np.flatnonzero((near & usable).ravel())
-    background = np.flatnonzero((far & usable).ravel())
+    background = far & usable     # a mask, not its cells' indices: 8 bytes a cell on a large grid
+    available = int(np.count_nonzero(background))
     if len(positive) == 0:
         raise InputError(f"no usable cell lies within positive_radius={positive_radius:g} of the {len(deposits)} "
                          "deposits; check their CRS, or use a larger positive_radius")
-    if len(background) == 0:
+    if available == 0:
         raise InputError(f"no usable cell lies farther than negative_distance={negative_distance:g} from every "
                          "deposit; use a smaller negative_distance")
     rng = np.random.default_rng(seed)
     if max_positives is not None and len(positive) > max_positives:
         positive = np.sort(rng.choice(positive, int(max_positives), replace=False))
     wanted = int(round(negative_ratio * len(positive)))
-    if wanted > len(background):
+    if wanted > available:
         log.info("negative_ratio=%g asks for %d negatives; the background holds %d, all used", negative_ratio,
-                 wanted, len(background))
-    negative = np.sort(rng.choice(background, min(wanted, len(background)), replace=False))
+                 wanted, available)
+    # the draw of rng.choice(<the background's cell indices>, ...), made on their positions
+    negative = np.sort(_nth_true(background, rng.choice(available, min(wanted, available), replace=False)))
     cells = np.concatenate([positive, negative])
     return Points(cells // grid.shape[1], cells % grid.shape[1],
                   np.r_[np.ones(len(positive), np.int64), np.zeros(len(negative), np.int64)],
                   attrs={"positive_radius": float(positive_radius), "negative_distance": negative_distance,
                          "negative_ratio": float(negative_ratio), "seed": int(seed)})
+
+
+def _nth_true(mask: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """The flat index of the ``positions[i]``-th True cell of a 2-D ``mask`` (row-major order, from 0): what
+    ``np.flatnonzero(mask)[positions]`` gives, without listing every True cell."""
+    per_row = np.count_nonzero(mask, axis=1)
+    ends = np.cumsum(per_row)
+    rows = np.searchsorted(ends, positions, side="right")
+    out = np.empty(len(positions), np.int64)
+    for row in np.unique(rows):
+        here = rows == row
+        columns = np.flatnonzero(mask[row])
+        out[here] = row * mask.shape[1] + columns[positions[here] - (ends[row] - per_row[row])]
+    return out
 
 
 def pixel_values(stack: xr.DataArray, points: Points) -> np.ndarray:

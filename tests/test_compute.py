@@ -7,6 +7,7 @@ import warnings
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import rasterio
 from shapely.geometry import Point
@@ -236,3 +237,36 @@ def test_a_large_map_is_drawn_as_block_means_with_its_first_targets(case):
         warnings.simplefilter("ignore", RuntimeWarning)       # the corner's all-NaN blocks
         expected = np.nanmean(blocks, axis=(1, 3))
     np.testing.assert_allclose(shown, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 9, 11])     # 9 and 11: the P-A curves cross between two deposits' values
+def test_a_large_map_is_evaluated_in_little_memory_to_the_same_numbers(monkeypatch, seed):
+    rng = np.random.default_rng(seed)
+    deposits = _deposits(seed=seed)
+    values = np.round(rng.normal(size=GRID.shape) + 2 * pp.layers.deposit_layer(deposits, GRID, radius=600).values[0],
+                      2).astype(np.float32)                  # rounded: ties, deposits among them
+    values[:9, :13] = np.nan
+    prob, spread = GRID.wrap(values), GRID.wrap(rng.random(GRID.shape).astype(np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)          # a deposit on the nodata corner, each time
+        exact = {"curve": pp.evaluation.success_rate_curve(prob, deposits),
+                 "pa": pp.evaluation.prediction_area(prob, deposits), "auc": pp.evaluation.map_auc(prob, deposits),
+                 "summary": pp.evaluation.evaluate_map(prob, deposits),
+                 "targets": pp.evaluation.targets(prob, area_fraction=0.15, uncertainty=spread, deposits=deposits)}
+        monkeypatch.setattr(pp.evaluation, "LARGE_MAP", 100)     # every map is large now
+        for shown in (prob, pp.compute.chunked(prob, ODD)):       # in memory, and lazy
+            curve = pp.evaluation.success_rate_curve(shown, deposits)
+            assert curve.attrs["rows"] == "turning points" and len(curve) < len(exact["curve"]) / 5
+            # its rows are rows of the full curve, with the same area under them
+            merged = curve.merge(exact["curve"], on="threshold", suffixes=("", "_full"))
+            assert len(merged) == len(curve)
+            np.testing.assert_array_equal(merged["area_fraction"], merged["area_fraction_full"])
+            np.testing.assert_array_equal(merged["deposit_fraction"], merged["deposit_fraction_full"])
+            assert curve.attrs["auc"] == pytest.approx(exact["curve"].attrs["auc"], abs=1e-12)
+            pa = pp.evaluation.prediction_area(shown, deposits)
+            for key in ("intersection_threshold", "intersection_rate", "normalized_density"):
+                assert pa.attrs[key] == exact["pa"].attrs[key], key
+            assert pp.evaluation.map_auc(shown, deposits) == pytest.approx(exact["auc"], abs=1e-12)
+            assert pp.evaluation.evaluate_map(shown, deposits) == pytest.approx(exact["summary"], abs=1e-12)
+            areas = pp.evaluation.targets(shown, area_fraction=0.15, uncertainty=spread, deposits=deposits)
+            pd.testing.assert_frame_equal(areas.drop(columns="geometry"), exact["targets"].drop(columns="geometry"))
