@@ -889,9 +889,11 @@ def test_a_run_worked_block_by_block_equals_the_run_in_memory(tmp_path):
     ("chunks = 8\n", r"\[compute\] chunks=8; valid: a whole number ≥ 16"),
     ('chunks = 64\naddress = "localhost:8786"\n', r"\[compute\] address='localhost:8786' must be a scheduler address"),
 ])
-def test_check_refuses_what_cannot_run_block_by_block(tmp_path, capsys, compute, message):
+def test_check_and_run_refuse_what_cannot_run_block_by_block(tmp_path, capsys, compute, message):
     config = _tiny(tmp_path)
     config.write_text(config.read_text() + "\n[compute]\n" + compute)
     assert cli(["check", str(config)]) == 2
     assert re.search(message, capsys.readouterr().err)
-    assert not any(tmp_path.glob("out*"))
+    assert cli(["run", str(config), "--out", str(tmp_path / "out")]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "out").exists()
