@@ -166,10 +166,24 @@ def pixel_values(stack: xr.DataArray, points: Points) -> np.ndarray:
 def fit_normalization(stack: xr.DataArray, allowed: np.ndarray | None = None) -> dict:
     """Per-band mean and standard deviation over the valid (and ``allowed``) cells of ``stack``.
 
-    The same format as :func:`prospect.tiles.fit_normalization`; fit it on the training area only.
+    The same format as :func:`prospect.tiles.fit_normalization`; fit it on the training area only. A lazy stack's
+    are summed block by block (equal to float64 rounding).
     """
     from prospect import normalization
+    from prospect.compute import is_lazy, valid_cells
 
+    if is_lazy(stack):   # per band over the used cells, block by block (dask's moments: to float64 rounding)
+        import dask
+        import dask.array
+
+        use = valid_cells(stack) if allowed is None else valid_cells(stack) & np.asarray(allowed, bool)
+        if not use.any():
+            raise InputError("no valid cell to fit the normalisation on")
+        kept = dask.array.where(dask.array.from_array(use, chunks=stack.data.chunks[1:])[None],
+                                stack.data.astype(np.float64), np.nan)
+        mean, std = dask.compute(dask.array.nanmean(kept, axis=(1, 2)), dask.array.nanstd(kept, axis=(1, 2)))
+        bands = [str(b) for b in stack["band"].to_numpy()]
+        return {"band": bands, "mean": mean.tolist(), "std": np.where(std > 0, std, 1.0).tolist()}
     values = stack.to_numpy().astype(np.float64)
     use = np.isfinite(values).all(axis=0)
     if allowed is not None:
@@ -232,11 +246,38 @@ def padded(stack: xr.DataArray, size: int, normalization: dict | None = None) ->
     return np.pad(values, ((0, 0), (half, int(size) - 1 - half), (half, int(size) - 1 - half)), mode="edge")
 
 
+def _lazy_windows(stack: xr.DataArray, points: Points, size: int, normalization: dict | None) -> np.ndarray:
+    """:func:`windows`' arrays from a lazy stack: each window's cells gathered from the blocks they lie in (across
+    block borders), the edge repeated beyond the grid, standardised and filled as :func:`padded` does."""
+    bands = [str(b) for b in stack["band"].to_numpy()]
+    if len(points) == 0:
+        return np.zeros((0, len(bands), size, size), np.float32)
+    offsets = np.arange(size) - size // 2
+    rows = np.clip(points.row[:, None] + offsets, 0, stack.sizes["y"] - 1)      # edge mode: the nearest edge cell
+    cols = np.clip(points.col[:, None] + offsets, 0, stack.sizes["x"] - 1)
+    picked = stack.data.vindex[:, rows[:, :, None], cols[:, None, :]].compute()  # (n, size, size, bands)
+    x = np.ascontiguousarray(np.moveaxis(picked, -1, 1), dtype=np.float32)
+    if normalization is not None:
+        from prospect import normalization as norm
+
+        x = norm.apply(x, normalization, bands, band_axis=1, in_place=True)
+        x[~np.isfinite(x)] = 0.0
+        return x
+    for b in range(len(bands)):
+        holes = ~np.isfinite(x[:, b])
+        if holes.any():     # the band's mean, as padded() takes it (the band read whole, once)
+            band = stack.isel(band=b).to_numpy().astype(np.float32)
+            x[:, b][holes] = np.nanmean(band) if np.isfinite(band).any() else 0.0
+    return x
+
+
 def windows(stack: xr.DataArray, points: Points, size: int, normalization: dict | None = None) -> TileSet:
     """Windows of ``size`` × ``size`` cells centred on each point, labelled by the point, as a TileSet.
 
     ``row``/``col`` of the TileSet are each window's upper-left cell (negative near the upper and
-    left edges, where the window reaches into the edge padding of :func:`padded`).
+    left edges, where the window reaches into the edge padding of :func:`padded`). A lazy stack
+    (:mod:`prospect.compute`) is never padded whole: each window is gathered from the blocks it lies in, the same
+    values.
     """
     from prospect.tiles import TileSet
 
@@ -244,9 +285,14 @@ def windows(stack: xr.DataArray, points: Points, size: int, normalization: dict 
     if int(size) != size or size < 1:
         raise InputError(f"size={size!r} must be a positive whole number of cells")
     size = int(size)
-    source = padded(stack, size, normalization)
-    x = np.stack([source[:, r:r + size, c:c + size] for r, c in zip(points.row, points.col, strict=True)]) \
-        if len(points) else np.zeros((0, source.shape[0], size, size), np.float32)
+    from prospect.compute import is_lazy
+
+    if is_lazy(stack):
+        x = _lazy_windows(stack, points, size, normalization)
+    else:
+        source = padded(stack, size, normalization)
+        x = np.stack([source[:, r:r + size, c:c + size] for r, c in zip(points.row, points.col, strict=True)]) \
+            if len(points) else np.zeros((0, source.shape[0], size, size), np.float32)
     half = size // 2
     top, left = points.row - half, points.col - half
     transform = grid.transform

@@ -270,3 +270,23 @@ def test_a_large_map_is_evaluated_in_little_memory_to_the_same_numbers(monkeypat
             assert pp.evaluation.evaluate_map(shown, deposits) == pytest.approx(exact["summary"], abs=1e-12)
             areas = pp.evaluation.targets(shown, area_fraction=0.15, uncertainty=spread, deposits=deposits)
             pd.testing.assert_frame_equal(areas.drop(columns="geometry"), exact["targets"].drop(columns="geometry"))
+
+
+def test_windows_across_block_borders_equal_windows_cut_from_the_whole_array(case):
+    deposits, stack = case
+    lazy = pp.compute.chunked(stack, ODD)
+    # centres on block borders (22|23, 45|46), at the grid's edges and corners (edge cells repeated), in the NaN corner
+    rows = np.array([22, 23, 45, 46, 0, 69, 0, 69, 4, 35])
+    cols = np.array([22, 23, 46, 45, 0, 89, 89, 0, 6, 68])
+    points = pp.sampling.Points(rows, cols, np.zeros(len(rows), np.int64))
+    for stats in (None, pp.sampling.fit_normalization(stack)):
+        whole = pp.sampling.windows(stack, points, 11, normalization=stats)
+        blocks = pp.sampling.windows(lazy, points, 11, normalization=stats)
+        np.testing.assert_array_equal(blocks.x, whole.x)
+        np.testing.assert_array_equal(blocks.bounds, whole.bounds)
+    allowed = np.zeros(GRID.shape, bool)
+    allowed[30:, 40:] = True
+    lazy_stats, stats = pp.sampling.fit_normalization(lazy, allowed), pp.sampling.fit_normalization(stack, allowed)
+    assert lazy_stats["band"] == stats["band"]
+    np.testing.assert_allclose(lazy_stats["mean"], stats["mean"], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(lazy_stats["std"], stats["std"], rtol=1e-12)
