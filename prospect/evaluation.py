@@ -53,7 +53,7 @@ def _surface(prob: xr.DataArray, dtype: Any = np.float64) -> tuple[np.ndarray, G
         raise InputError(f"expected one probability band (y, x), got dims {prob.dims}")
     if not np.isfinite(values).any():
         raise InputError("the map holds no valid (non-NaN) cell")
-    return values.astype(dtype, copy=dtype is not np.float64), grid
+    return values.astype(dtype, copy=dtype is np.float64), grid    # float32 (large maps): no copy of a float32 map
 
 
 def _blocks(prob: xr.DataArray) -> xr.DataArray:
@@ -73,7 +73,7 @@ def _kth_largest(values: np.ndarray, m: int) -> float:
 
 
 class _OnMap(NamedTuple):
-    values: np.ndarray | None   # the map, float64, NaN = nodata (None for a lazy map: read block by block)
+    values: np.ndarray | None   # the map (float64; float32 for a large one), NaN = nodata; None: read by block
     grid: Grid
     row: np.ndarray      # pixel of each deposit
     col: np.ndarray
