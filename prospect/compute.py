@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     import xarray as xr
 
 __all__ = ["is_lazy", "check_chunks", "chunked", "valid_cells", "values_at", "band_has_values", "map_cells",
-           "rank_counts", "value_range", "client", "engine", "Engine"]
+           "rank_counts", "next_above", "kth_largest", "turning_points", "deposit_ranks", "block_means", "value_range",
+           "client", "engine", "Engine"]
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +158,103 @@ def rank_counts(prob: Any, values: np.ndarray) -> np.ndarray:
 
     parts = [dask.delayed(count)(piece) for piece in data.to_delayed().ravel()]
     return np.sum(dask.compute(*parts), axis=0)
+
+
+def kth_largest(values: np.ndarray, m: int) -> float:
+    """The ``m``-th largest finite value (1 = the largest), as a sorted copy would give it."""
+    finite = values[np.isfinite(values)]
+    return float(np.partition(finite, len(finite) - m)[len(finite) - m])
+
+
+def next_above(prob: Any, levels: np.ndarray) -> np.ndarray:
+    """For each level, the smallest finite value of ``prob`` above it (inf where none), block by block."""
+    import dask
+
+    def smallest_above(block: np.ndarray) -> np.ndarray:
+        cells = np.sort(block[np.isfinite(block)].astype(np.float64))
+        where = np.searchsorted(cells, levels, side="right")
+        return np.where(where < len(cells), cells[np.minimum(where, len(cells) - 1)] if len(cells) else np.inf,
+                        np.inf)
+
+    parts = [dask.delayed(smallest_above)(piece) for piece in prob.data.to_delayed().ravel()]
+    return np.min(dask.compute(*parts), axis=0)
+
+
+def turning_points(prob: Any, at: np.ndarray) -> Any:
+    """The rows of a rate curve (``threshold``, ``area_fraction``, ``deposit_fraction``) where it turns, for
+    deposits on cells of values ``at``: for each deposit value the row of the next higher value on the map and its
+    own row, the row where the prediction rate meets 1 - area (P-A), and the last row - a subset of the rows of
+    the curve over every value, with the same area under it; counted block by block
+    (:func:`prospect.evaluation.success_rate_curve` of a large map)."""
+    import pandas as pd
+
+    lazy = prob
+    levels = np.unique(at)[::-1]
+    below, equal, total = rank_counts(lazy, levels)
+    n = int(total[0])
+    higher = next_above(lazy, levels)
+    order = np.sort(-at)
+    at_or_above = np.searchsorted(order, -levels, side="right") / len(at)
+    strictly_above = np.searchsorted(order, -levels, side="left") / len(at)
+    rows = [(np.inf, 0.0, 0.0)]
+    for k, level in enumerate(levels):
+        if np.isfinite(higher[k]):
+            rows.append((float(higher[k]), (n - below[k] - equal[k]) / n, strictly_above[k]))
+        rows.append((float(level), (n - below[k]) / n, at_or_above[k]))
+    if rows[-1][1] < 1:
+        rows.append((value_range(lazy)[0], 1.0, 1.0))
+    curve = pd.DataFrame(rows, columns=["threshold", "area_fraction", "deposit_fraction"]).drop_duplicates()
+    # where the prediction rate meets 1 - area on a flat stretch: the m-th largest value, m the first count of
+    # cells whose area fraction reaches 1 - rate (the same float test _prediction_area makes)
+    gap = curve["deposit_fraction"] - (1 - curve["area_fraction"])
+    first = int(np.argmax(gap.to_numpy() >= 0))
+    if first > 0 and curve["threshold"].iloc[first] != curve["threshold"].iloc[first - 1]:
+        rate = float(curve["deposit_fraction"].iloc[first - 1])
+        low = int(round(curve["area_fraction"].iloc[first - 1] * n))
+        high = int(round(curve["area_fraction"].iloc[first] * n))
+        start = max(low, int(np.floor((1 - rate) * n)) - 1)
+        m = next((m for m in range(start, high + 1) if rate - (1 - m / n) >= 0), None)
+        value = kth_largest(lazy.to_numpy(), m) if m is not None and low < m < high else None
+        if value is not None and value > curve["threshold"].iloc[first]:     # a row of its own on the flat stretch
+            below_value, _, _ = rank_counts(lazy, np.array([value]))
+            crossing = (value, (n - int(below_value[0])) / n, rate)
+            curve = pd.concat([curve.iloc[:first], pd.DataFrame([crossing], columns=curve.columns),
+                               curve.iloc[first:]], ignore_index=True).drop_duplicates()
+    return curve
+
+
+def deposit_ranks(prob: Any, rows: np.ndarray, cols: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For deposits at values ``at`` (deposit cells ``rows``, ``cols``, not negatives): each one's share of the
+    negative cells below it (ties half) and the share of the finite area at or above it, counted block by block -
+    the numbers of a sorted copy of the whole map (:func:`prospect.evaluation.deposit_ranks`)."""
+    width = prob.shape[-1]
+    cells = np.unique(np.asarray(rows) * width + np.asarray(cols))
+    own = values_at(prob, cells // width, cells % width)[:, 0].astype(np.float64)
+    own = np.sort(own[np.isfinite(own)])      # the deposit cells' values: not negatives
+    below, equal, total = rank_counts(prob, at)
+    if total[0] == 0:
+        raise InputError("the map holds no valid (non-NaN) cell")
+    own_below = np.searchsorted(own, at, side="left")
+    own_equal = np.searchsorted(own, at, side="right") - own_below
+    negatives = total[0] - len(own)
+    return ((below - own_below) + 0.5 * (equal - own_equal)) / max(negatives, 1), (total - below) / total
+
+
+def block_means(values: np.ndarray, factor: int) -> np.ndarray:
+    """Means (NaN-aware; all-NaN blocks stay NaN) of ``factor`` × ``factor`` blocks of a 2-D array, the last
+    blocks cut to it; a strip of blocks at a time, so no padded copy of the array is made."""
+    import warnings
+
+    rows, cols = -(-values.shape[0] // factor) * factor, -(-values.shape[1] // factor) * factor
+    out = np.empty((rows // factor, cols // factor))
+    for i in range(rows // factor):
+        strip = np.full((factor, cols), np.nan)
+        part = values[i * factor:(i + 1) * factor]
+        strip[:len(part), :values.shape[1]] = part
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out[i] = np.nanmean(strip.reshape(factor, cols // factor, factor), axis=(0, 2))
+    return out
 
 
 def value_range(prob: Any) -> tuple[float, float]:

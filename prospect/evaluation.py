@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from prospect._plot import plot_prediction_area, plot_rate_curve  # the figures of these tables
 from prospect._stats import binary_auc
+from prospect.compute import kth_largest
 from prospect.errors import GridMismatchError, InputError
 from prospect.grid import Grid, crs_label
 from prospect.layers import deposit_pixels
@@ -64,12 +66,6 @@ def _blocks(prob: xr.DataArray) -> xr.DataArray:
     if prob.ndim != 2:
         raise InputError(f"expected one probability band (y, x), got dims {prob.dims}")
     return prob if is_lazy(prob) else chunked(prob, 2048)
-
-
-def _kth_largest(values: np.ndarray, m: int) -> float:
-    """The ``m``-th largest finite value (1 = the largest), as a sorted copy would give it."""
-    finite = values[np.isfinite(values)]
-    return float(np.partition(finite, len(finite) - m)[len(finite) - m])
 
 
 class _OnMap(NamedTuple):
@@ -170,23 +166,11 @@ def deposit_ranks(prob: xr.DataArray, deposits: gpd.GeoDataFrame) -> pd.DataFram
 
 
 def _lazy_ranks(prob: xr.DataArray, placed: _OnMap) -> pd.DataFrame:
-    """:func:`deposit_ranks` of a lazy map: the cells below, tied with and at or above each deposit's value
-    counted block by block (:func:`prospect.compute.rank_counts`), then the deposits' own cells taken out of the
-    negatives - the same numbers as on a sorted copy of the whole map."""
-    from prospect.compute import rank_counts, values_at
+    """:func:`deposit_ranks` of a lazy map, counted block by block (:func:`prospect.compute.deposit_ranks`)."""
+    from prospect.compute import deposit_ranks as counted
 
-    cells = np.unique(placed.row[placed.inside] * placed.grid.shape[1] + placed.col[placed.inside])
-    own = values_at(prob, cells // placed.grid.shape[1], cells % placed.grid.shape[1])[:, 0].astype(np.float64)
-    own = np.sort(own[np.isfinite(own)])      # the deposit cells' values: not negatives
-    below, equal, total = rank_counts(prob, placed.at)
-    if total[0] == 0:
-        raise InputError("the map holds no valid (non-NaN) cell")
-    own_below = np.searchsorted(own, placed.at, side="left")
-    own_equal = np.searchsorted(own, placed.at, side="right") - own_below
-    negatives = total[0] - len(own)
-    return pd.DataFrame({"deposit": placed.used, "value": placed.at,
-                         "auc": ((below - own_below) + 0.5 * (equal - own_equal)) / max(negatives, 1),
-                         "area_above": (total - below) / total})
+    auc, area_above = counted(prob, placed.row[placed.inside], placed.col[placed.inside], placed.at)
+    return pd.DataFrame({"deposit": placed.used, "value": placed.at, "auc": auc, "area_above": area_above})
 
 
 def heldout_summary(ranks: pd.DataFrame, level: float = 0.95, resamples: int = 2000, seed: int = 0,
@@ -241,59 +225,15 @@ def _turning_points(prob: xr.DataArray, deposits: gpd.GeoDataFrame, kind: str) -
     higher value on the map (the area above ``t``) and the row of ``t``, the row where the P-A curves cross, and
     the last row. Between them the full curve is flat, so these rows are a subset of its rows with the same
     area under them and the same crossing; every count comes block by block."""
-    from prospect.compute import rank_counts, value_range
+    from prospect.compute import turning_points
 
     lazy = _blocks(prob)
     placed = _on_map(lazy, deposits, blockwise=True)
-    levels = np.unique(placed.at)[::-1]
-    below, equal, total = rank_counts(lazy, levels)
-    n = int(total[0])
-    higher = _next_above(lazy, levels)
-    order = np.sort(-placed.at)
-    at_or_above = np.searchsorted(order, -levels, side="right") / len(placed.at)
-    strictly_above = np.searchsorted(order, -levels, side="left") / len(placed.at)
-    rows = [(np.inf, 0.0, 0.0)]
-    for k, level in enumerate(levels):
-        if np.isfinite(higher[k]):
-            rows.append((float(higher[k]), (n - below[k] - equal[k]) / n, strictly_above[k]))
-        rows.append((float(level), (n - below[k]) / n, at_or_above[k]))
-    if rows[-1][1] < 1:
-        rows.append((value_range(lazy)[0], 1.0, 1.0))
-    curve = pd.DataFrame(rows, columns=["threshold", "area_fraction", "deposit_fraction"]).drop_duplicates()
-    # where the prediction rate meets 1 - area on a flat stretch: the m-th largest value, m the first count of
-    # cells whose area fraction reaches 1 - rate (the same float test _prediction_area makes)
-    gap = curve["deposit_fraction"] - (1 - curve["area_fraction"])
-    first = int(np.argmax(gap.to_numpy() >= 0))
-    if first > 0 and curve["threshold"].iloc[first] != curve["threshold"].iloc[first - 1]:
-        rate = float(curve["deposit_fraction"].iloc[first - 1])
-        low = int(round(curve["area_fraction"].iloc[first - 1] * n))
-        high = int(round(curve["area_fraction"].iloc[first] * n))
-        start = max(low, int(np.floor((1 - rate) * n)) - 1)
-        m = next((m for m in range(start, high + 1) if rate - (1 - m / n) >= 0), None)
-        value = _kth_largest(lazy.to_numpy(), m) if m is not None and low < m < high else None
-        if value is not None and value > curve["threshold"].iloc[first]:     # a row of its own on the flat stretch
-            below_value, _, _ = rank_counts(lazy, np.array([value]))
-            crossing = (value, (n - int(below_value[0])) / n, rate)
-            curve = pd.concat([curve.iloc[:first], pd.DataFrame([crossing], columns=curve.columns),
-                               curve.iloc[first:]], ignore_index=True).drop_duplicates()
+    curve = turning_points(lazy, placed.at)
     curve = curve.reset_index(drop=True)
     curve.attrs.update(placed.info, kind=kind, rows="turning points",
                        auc=float(np.trapezoid(curve["deposit_fraction"], curve["area_fraction"])))
     return curve
-
-
-def _next_above(prob: xr.DataArray, levels: np.ndarray) -> np.ndarray:
-    """For each level, the smallest finite value of ``prob`` above it (inf where none), block by block."""
-    import dask
-
-    def smallest_above(block: np.ndarray) -> np.ndarray:
-        cells = np.sort(block[np.isfinite(block)].astype(np.float64))
-        where = np.searchsorted(cells, levels, side="right")
-        return np.where(where < len(cells), cells[np.minimum(where, len(cells) - 1)] if len(cells) else np.inf,
-                        np.inf)
-
-    parts = [dask.delayed(smallest_above)(piece) for piece in prob.data.to_delayed().ravel()]
-    return np.min(dask.compute(*parts), axis=0)
 
 
 def _rate_curve(prob: xr.DataArray, deposits: gpd.GeoDataFrame, kind: str) -> pd.DataFrame:
@@ -364,7 +304,7 @@ def _threshold_for(values: np.ndarray, threshold: float | None, area_fraction: f
     if not (0 < area_fraction <= 1):
         raise InputError(f"area_fraction={area_fraction!r} must lie in (0, 1]")
     count = int(np.isfinite(values).sum())
-    return _kth_largest(values, max(1, int(np.ceil(area_fraction * count))))
+    return kth_largest(values, max(1, int(np.ceil(area_fraction * count))))
 
 
 def deposit_coverage(prob: xr.DataArray, deposits: gpd.GeoDataFrame, area_fraction: float | None = None,
@@ -586,15 +526,10 @@ def plot_map(prob: xr.DataArray, deposits: gpd.GeoDataFrame | None = None, targe
     factor = int(np.ceil(max(grid.shape) / int(pixels)))
     shown_values = values
     if factor > 1:     # block means (NaN-aware) of factor x factor cells, the last blocks cut to the grid
-        rows, cols = -(-grid.shape[0] // factor) * factor, -(-grid.shape[1] // factor) * factor
-        shown_values = np.empty((rows // factor, cols // factor))
-        for i in range(rows // factor):      # a strip of blocks at a time: no padded copy of the map
-            strip = np.full((factor, cols), np.nan)
-            part = values[i * factor:(i + 1) * factor]
-            strip[:len(part), :grid.shape[1]] = part
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)      # all-NaN blocks stay NaN
-                shown_values[i] = np.nanmean(strip.reshape(factor, cols // factor, factor), axis=(0, 2))
+        from prospect.compute import block_means
+
+        shown_values = block_means(values, factor)
+        rows, cols = shown_values.shape[0] * factor, shown_values.shape[1] * factor
         xmax_shown, ymin_shown = xmin + cols * grid.resolution[0], ymax - rows * grid.resolution[1]
         title = f"{title} (shown as means of {factor} x {factor} cells)"
     else:
@@ -646,41 +581,4 @@ def plot_map(prob: xr.DataArray, deposits: gpd.GeoDataFrame | None = None, targe
     ax.tick_params(labelsize=7)
     ax.set(title=title, xlim=(xmin, xmax), ylim=(ymin, ymax), xlabel=f"easting ({unit}), {crs_label(crs)}",
            ylabel=f"northing ({unit})")
-    return fig
-
-
-def plot_rate_curve(*curves: pd.DataFrame, ax: Any = None) -> Figure:
-    """Success- and prediction-rate curves (from :func:`success_rate_curve` / :func:`prediction_rate_curve`)."""
-    from prospect._plot import figure_and_axes
-
-    fig, ax = figure_and_axes(ax, (4.5, 4.5))
-    for curve in curves:
-        name = curve.attrs.get("label", curve.attrs.get("kind", "rate"))
-        steps = "held-out" in curve.attrs.get("kind", "")   # deposits are found at their area: a step curve
-        ax.plot(curve["area_fraction"], curve["deposit_fraction"], drawstyle="steps-post" if steps else "default",
-                label=f"{name} (AUC {curve.attrs.get('auc', float('nan')):.3f})")
-    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
-    ax.set(xlabel="fraction of area (highest probability first)", ylabel="fraction of deposits", xlim=(0, 1),
-           ylim=(0, 1), aspect="equal")
-    ax.legend(loc="lower right", fontsize="small")
-    return fig
-
-
-def plot_prediction_area(table: pd.DataFrame, ax: Any = None) -> Figure:
-    """The P-A plot: prediction rate and occupied area against the threshold, with the intersection."""
-    from matplotlib.ticker import ScalarFormatter
-
-    from prospect._plot import figure_and_axes
-
-    fig, ax = figure_and_axes(ax, (5, 4))
-    ax.plot(table["threshold"], 100 * table["prediction_rate"], drawstyle="steps-pre",
-            label="deposits at or above the threshold (%)")
-    ax.plot(table["threshold"], 100 * (1 - table["occupied_area"]), label="area below the threshold (%)")
-    rate, threshold = 100 * table.attrs["intersection_rate"], table.attrs["intersection_threshold"]
-    ax.plot([threshold], [rate], "o", color="k",
-            label=f"crossing at {threshold:.3f}: {rate:.0f} % of deposits in {100 - rate:.0f} % of the area")
-    ax.axvline(threshold, color="k", linestyle="--", linewidth=0.8)
-    ax.xaxis.set_major_formatter(ScalarFormatter(useOffset=False))
-    ax.set(xlabel="probability threshold", ylabel="percent", ylim=(0, 100))
-    ax.legend(fontsize="small", loc="lower left")
     return fig
