@@ -188,11 +188,10 @@ def turning_points(prob: Any, at: np.ndarray) -> Any:
     (:func:`prospect.evaluation.success_rate_curve` of a large map)."""
     import pandas as pd
 
-    lazy = prob
     levels = np.unique(at)[::-1]
-    below, equal, total = rank_counts(lazy, levels)
+    below, equal, total = rank_counts(prob, levels)
     n = int(total[0])
-    higher = next_above(lazy, levels)
+    higher = next_above(prob, levels)
     order = np.sort(-at)
     at_or_above = np.searchsorted(order, -levels, side="right") / len(at)
     strictly_above = np.searchsorted(order, -levels, side="left") / len(at)
@@ -202,7 +201,7 @@ def turning_points(prob: Any, at: np.ndarray) -> Any:
             rows.append((float(higher[k]), (n - below[k] - equal[k]) / n, strictly_above[k]))
         rows.append((float(level), (n - below[k]) / n, at_or_above[k]))
     if rows[-1][1] < 1:
-        rows.append((value_range(lazy)[0], 1.0, 1.0))
+        rows.append((value_range(prob)[0], 1.0, 1.0))
     curve = pd.DataFrame(rows, columns=["threshold", "area_fraction", "deposit_fraction"]).drop_duplicates()
     # where the prediction rate meets 1 - area on a flat stretch: the m-th largest value, m the first count of
     # cells whose area fraction reaches 1 - rate (the same float test _prediction_area makes)
@@ -214,9 +213,9 @@ def turning_points(prob: Any, at: np.ndarray) -> Any:
         high = int(round(curve["area_fraction"].iloc[first] * n))
         start = max(low, int(np.floor((1 - rate) * n)) - 1)
         m = next((m for m in range(start, high + 1) if rate - (1 - m / n) >= 0), None)
-        value = kth_largest(lazy.to_numpy(), m) if m is not None and low < m < high else None
+        value = kth_largest(prob.to_numpy(), m) if m is not None and low < m < high else None
         if value is not None and value > curve["threshold"].iloc[first]:     # a row of its own on the flat stretch
-            below_value, _, _ = rank_counts(lazy, np.array([value]))
+            below_value, _, _ = rank_counts(prob, np.array([value]))
             crossing = (value, (n - int(below_value[0])) / n, rate)
             curve = pd.concat([curve.iloc[:first], pd.DataFrame([crossing], columns=curve.columns),
                                curve.iloc[first:]], ignore_index=True).drop_duplicates()
@@ -269,6 +268,12 @@ def value_range(prob: Any) -> tuple[float, float]:
     return float(low), float(high)
 
 
+def _checked_address(address: Any) -> str:
+    if not isinstance(address, str) or "://" not in address:
+        raise InputError(f"address={address!r} must be a scheduler address such as 'tcp://10.0.0.5:8786'")
+    return address
+
+
 def client(address: str | None = None, workers: int | None = None, memory_limit: str | None = None) -> Any:
     """A :class:`distributed.Client`: to the scheduler at ``address`` (a cluster made by dask-jobqueue, Kubernetes
     or ``dask scheduler``), else a :class:`~distributed.LocalCluster` of ``workers`` processes with
@@ -278,9 +283,7 @@ def client(address: str | None = None, workers: int | None = None, memory_limit:
     except ImportError as exc:
         raise ImportError("a cluster needs dask.distributed: pip install distributed") from exc
     if address is not None:
-        if not isinstance(address, str) or "://" not in address:
-            raise InputError(f"address={address!r} must be a scheduler address such as 'tcp://10.0.0.5:8786'")
-        return Client(address)
+        return Client(_checked_address(address))
     if workers is not None and (isinstance(workers, bool) or int(workers) != workers or workers < 1):
         raise InputError(f"workers={workers!r} must be a whole number of processes ≥ 1")
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, memory_limit=memory_limit or "auto",
@@ -350,8 +353,8 @@ def engine(chunks: Annotated[int | None, whole(16)] = None, address: str | None 
     memory_limit : str, optional
         Each LocalCluster worker's memory target (``"4GB"``); dask spills and pauses a worker above it.
     """
-    if address is not None and (not isinstance(address, str) or "://" not in address):
-        raise InputError(f"address={address!r} must be a scheduler address such as 'tcp://10.0.0.5:8786'")
+    if address is not None:
+        _checked_address(address)
     if address is not None and workers is not None:
         raise InputError(f"address={address!r} and workers={workers!r}: give one - a running scheduler, or the "
                          "workers of a LocalCluster on this machine")

@@ -123,6 +123,7 @@ def deposit_cells(prob: xr.DataArray, deposits: gpd.GeoDataFrame) -> tuple[np.nd
 def map_auc(prob: xr.DataArray, deposits: gpd.GeoDataFrame) -> float:
     """AUC of the map as a classifier of deposit cells against every other valid cell."""
     if _large(prob):   # the mean over deposit cells of their share of negatives below (ties half): Mann-Whitney
+        from prospect.compute import deposit_ranks as counted
         from prospect.compute import values_at
 
         lazy = _blocks(prob)
@@ -130,9 +131,7 @@ def map_auc(prob: xr.DataArray, deposits: gpd.GeoDataFrame) -> float:
         width = placed.grid.shape[1]
         cells = np.unique(placed.row[placed.used] * width + placed.col[placed.used])
         row, col = cells // width, cells % width
-        each = _OnMap(None, placed.grid, row, col, np.ones(len(cells), bool),
-                      values_at(lazy, row, col)[:, 0].astype(np.float64), np.arange(len(cells)), placed.info)
-        return float(_lazy_ranks(lazy, each)["auc"].mean())
+        return float(counted(lazy, row, col, values_at(lazy, row, col)[:, 0].astype(np.float64))[0].mean())
     placed = _on_map(prob, deposits)
     positive = np.zeros(placed.grid.shape, bool)
     positive[placed.row[placed.inside], placed.col[placed.inside]] = True
@@ -229,8 +228,7 @@ def _turning_points(prob: xr.DataArray, deposits: gpd.GeoDataFrame, kind: str) -
 
     lazy = _blocks(prob)
     placed = _on_map(lazy, deposits, blockwise=True)
-    curve = turning_points(lazy, placed.at)
-    curve = curve.reset_index(drop=True)
+    curve = turning_points(lazy, placed.at).reset_index(drop=True)
     curve.attrs.update(placed.info, kind=kind, rows="turning points",
                        auc=float(np.trapezoid(curve["deposit_fraction"], curve["area_fraction"])))
     return curve

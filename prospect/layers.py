@@ -294,19 +294,14 @@ def deposit_layer(deposits: gpd.GeoDataFrame, grid: Grid, radius: float = 0.0, n
         # each deposit marks the cells of its own window (memory of the grid's mask, not of its coordinates)
         geometry = deposits.geometry if (deposits.geom_type == "Point").all() else \
             deposits.geometry.representative_point()
-        x, y = grid.x, grid.y
-        descending = y[0] > y[-1] if len(y) > 1 else True
+        x, north = grid.x, -grid.y          # both ascending (a grid runs north to south)
         for px, py in zip(geometry.x.to_numpy(), geometry.y.to_numpy(), strict=True):
-            c0, c1 = np.searchsorted(x, [px - radius, px + radius], side="left")[0], \
-                np.searchsorted(x, px + radius, side="right")
-            if descending:
-                r0 = len(y) - np.searchsorted(y[::-1], py + radius, side="right")
-                r1 = len(y) - np.searchsorted(y[::-1], py - radius, side="left")
-            else:
-                r0, r1 = np.searchsorted(y, py - radius, side="left"), np.searchsorted(y, py + radius, side="right")
+            c0, c1 = np.searchsorted(x, px - radius, side="left"), np.searchsorted(x, px + radius, side="right")
+            r0 = np.searchsorted(north, -py - radius, side="left")
+            r1 = np.searchsorted(north, radius - py, side="right")
             if r0 >= r1 or c0 >= c1:
                 continue
-            dx, dy = x[c0:c1][None, :] - px, y[r0:r1][:, None] - py
+            dx, dy = x[c0:c1][None, :] - px, grid.y[r0:r1][:, None] - py
             mask[r0:r1, c0:c1][np.sqrt(dx * dx + dy * dy) <= radius] = 1.0
     return grid.wrap(mask[None], bands=[name], name=name, attrs={"kind": "mask", "radius": float(radius)})
 
