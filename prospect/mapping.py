@@ -200,32 +200,60 @@ def _device(device: str) -> torch.device:
 
 
 class _Lattice:
-    """The cells scored at ``stride``: every ``stride``-th row and column (and the last), where a valid cell takes
-    part of their score (within ``stride - 1`` cells); :meth:`surface` spreads values on them bilinearly."""
+    """The cells scored at ``stride``: every ``stride``-th row and column of a grid of ``shape`` (and the last),
+    where a valid cell takes part of their score (within ``stride - 1`` cells); :meth:`surface` spreads values on
+    them bilinearly.
 
-    def __init__(self, valid: np.ndarray, stride: int) -> None:
+    ``valid`` covers the grid's rows and columns from ``origin`` on; the lattice is the part around the ``core``
+    cells ``((r0, r1), (c0, c1))`` (default: all of ``valid``), whose interpolation it needs. A block of a lazy
+    stack read with a halo of ``2 * stride + size`` cells holds all it needs: the same centres and the same
+    values as the whole grid's lattice there.
+    """
+
+    def __init__(self, valid: np.ndarray, stride: int, shape: tuple[int, int] | None = None,
+                 origin: tuple[int, int] = (0, 0), core: tuple[tuple[int, int], tuple[int, int]] | None = None) -> None:
         from scipy.ndimage import maximum_filter
 
-        rows, cols = valid.shape
-        self.valid, self.stride = valid, stride
-        self.rows = np.unique(np.r_[np.arange(0, rows, stride), rows - 1])
-        self.cols = np.unique(np.r_[np.arange(0, cols, stride), cols - 1])
+        shape = valid.shape if shape is None else shape
+        core = ((origin[0], origin[0] + valid.shape[0]), (origin[1], origin[1] + valid.shape[1])) if core is None \
+            else core
+        self.valid, self.stride, self.origin, self.core = valid, stride, origin, core
+        self.rows, self.cols = (self._around(n, stride, *span) for n, span in zip(shape, core, strict=True))
         near = maximum_filter(valid, size=2 * stride - 1, mode="constant") if stride > 1 else valid
-        self.needed = near[np.ix_(self.rows, self.cols)]
+        self.needed = near[np.ix_(self.rows - origin[0], self.cols - origin[1])]
         self.centres = [(self.rows[i], self.cols[j]) for i, j in np.argwhere(self.needed)]
 
+    @staticmethod
+    def _around(n: int, stride: int, start: int, stop: int) -> np.ndarray:
+        """The lattice lines of an axis of ``n`` cells from the last at or before ``start`` to the first at or
+        after ``stop - 1``."""
+        lines = np.unique(np.r_[np.arange(0, n, stride), n - 1])
+        first, last = lines[lines <= start].max(), lines[lines >= stop - 1].min()
+        return lines[(lines >= first) & (lines <= last)]
+
     def surface(self, scores: np.ndarray) -> np.ndarray:
-        """``(rows, cols)`` from one value per centre; unscored centres weigh 0 in every valid cell's interpolation."""
+        """The core's ``(rows, cols)`` from one value per centre; unscored centres weigh 0 in every valid cell's
+        interpolation."""
         from scipy.interpolate import RegularGridInterpolator
 
         lattice = np.zeros(self.needed.shape, np.float32)
         lattice[self.needed] = scores
+        (r0, r1), (c0, c1) = self.core
         if self.stride == 1:
             return lattice
-        rows, cols = self.valid.shape
         interpolate = RegularGridInterpolator((self.rows, self.cols), lattice, method="linear")
-        rr, cc = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
-        return interpolate(np.column_stack([rr.ravel(), cc.ravel()])).reshape(rows, cols)
+        rr, cc = np.meshgrid(np.arange(r0, r1), np.arange(c0, c1), indexing="ij")
+        return interpolate(np.column_stack([rr.ravel(), cc.ravel()])).reshape(r1 - r0, c1 - c0)
+
+
+def _checked(model: Any, stack: xr.DataArray, size: Any, stride: Any, batch_size: Any) -> None:
+    _check_bands(model, [str(b) for b in stack["band"].to_numpy()])
+    if int(size) != size or size < 1:
+        raise InputError(f"size={size!r} must be a positive whole number of cells (the training window)")
+    if int(stride) != stride or stride < 1:
+        raise InputError(f"stride={stride!r} must be a positive whole number of cells")
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise InputError(f"batch_size={batch_size!r} must be a positive whole number")
 
 
 def _centred(model: Any, stack: xr.DataArray, size: Any, stride: Any, batch_size: Any, normalization: dict | None,
@@ -234,17 +262,83 @@ def _centred(model: Any, stack: xr.DataArray, size: Any, stride: Any, batch_size
     lattice of centres (:func:`predict_centres` and :func:`integrated_gradients` share it)."""
     from prospect.sampling import padded
 
-    _check_bands(model, [str(b) for b in stack["band"].to_numpy()])
-    if int(size) != size or size < 1:
-        raise InputError(f"size={size!r} must be a positive whole number of cells (the training window)")
-    if int(stride) != stride or stride < 1:
-        raise InputError(f"stride={stride!r} must be a positive whole number of cells")
-    if int(batch_size) != batch_size or batch_size < 1:
-        raise InputError(f"batch_size={batch_size!r} must be a positive whole number")
+    _checked(model, stack, size, stride, batch_size)
     valid = np.isfinite(stack.to_numpy()).all(axis=0)
     if not valid.any():
         raise InputError(f"the stack has no cell that is valid in every band: nothing to {doing}")
     return valid, padded(stack, int(size), normalization), _Lattice(valid, int(stride))
+
+
+def _scores(model: Any, source: np.ndarray, centres: list, origin: tuple[int, int], size: int, batch_size: int,
+            chosen: torch.device, ore_class: int) -> np.ndarray:
+    """The ore probability of the window centred on each ``(row, col)`` of ``centres``: ``source``'s
+    ``[:, r - origin[0]:... + size, c - origin[1]:... + size]``, ``batch_size`` windows at a time."""
+    import torch
+
+    from prospect.models import probabilities
+
+    scores = np.full(len(centres), np.nan, np.float32)
+    with torch.inference_mode():
+        for start in range(0, len(centres), batch_size):
+            chunk = centres[start:start + batch_size]
+            batch = np.stack([source[:, r - origin[0]:r - origin[0] + size, c - origin[1]:c - origin[1] + size]
+                              for r, c in chunk])
+            with torch.autocast(chosen.type, dtype=torch.bfloat16, enabled=chosen.type == "cuda"):
+                output = model(torch.from_numpy(batch).to(chosen))
+            scores[start:start + len(chunk)] = probabilities(output)[:, ore_class].float().cpu().numpy()
+    return scores
+
+
+def _lazy_centres(model: Any, stack: xr.DataArray, size: int, stride: int, normalization: dict | None,
+                  batch_size: int, device: str, ore_class: int) -> Any:
+    """:func:`predict_centres` of a lazy stack: each block scored from the block and a halo of ``2 * stride + size``
+    cells around it, its lattice the whole grid's there; a lazy ``(y, x)`` float32 array of the stack's blocks."""
+    import dask
+    import dask.array as da
+
+    from prospect.compute import _cells
+    from prospect.sampling import filled
+
+    bands = [str(b) for b in stack["band"].to_numpy()]
+    data = _cells(stack)
+    rows, cols = data.shape[1:]
+    means = None
+    if normalization is None:    # the whole band's mean fills its holes, as padded() fills them
+        means = np.asarray(da.nanmean(data.astype(np.float64), axis=(1, 2)).compute(), np.float32)
+        means = np.where(np.isfinite(means), means, 0.0).astype(np.float32)
+    halo = 2 * stride + size
+    half = size // 2
+
+    def block(values: np.ndarray, core: tuple[tuple[int, int], tuple[int, int]],
+              origin: tuple[int, int]) -> np.ndarray:
+        (r0, r1), (c0, c1) = core
+        valid = np.isfinite(values).all(axis=0)
+        lattice = _Lattice(valid, stride, (rows, cols), origin, core)
+        inside = valid[r0 - origin[0]:r1 - origin[0], c0 - origin[1]:c1 - origin[1]]
+        out = np.full(inside.shape, np.nan, np.float32)
+        if not inside.any():
+            return out
+        source = filled(values, bands, normalization, means)
+        # a window reaching past the grid repeats its edge cells (padded()'s edge mode): indices clipped to the grid
+        take_r = np.clip(np.arange(lattice.rows[0] - half, lattice.rows[-1] - half + size), 0, rows - 1) - origin[0]
+        take_c = np.clip(np.arange(lattice.cols[0] - half, lattice.cols[-1] - half + size), 0, cols - 1) - origin[1]
+        chosen = _device(device)      # on a cluster: the device of the worker the block runs on
+        scores = _scores(model.to(chosen).eval(), source[:, take_r][:, :, take_c], lattice.centres,
+                         (lattice.rows[0], lattice.cols[0]), size, batch_size, chosen, ore_class)
+        out[inside] = lattice.surface(scores)[inside]
+        return out
+
+    edges = [np.r_[0, np.cumsum(c)] for c in data.chunks[1:]]
+    parts = []
+    for r0, r1 in zip(edges[0][:-1], edges[0][1:], strict=True):
+        line = []
+        for c0, c1 in zip(edges[1][:-1], edges[1][1:], strict=True):
+            (e0, e1), (f0, f1) = (max(r0 - halo, 0), min(r1 + halo, rows)), (max(c0 - halo, 0), min(c1 + halo, cols))
+            task = dask.delayed(block, pure=False)(data[:, e0:e1, f0:f1], ((r0, r1), (c0, c1)), (e0, f0))
+            line.append(da.from_delayed(task, (r1 - r0, c1 - c0), dtype=np.float32,
+                                        meta=np.empty((0, 0), np.float32)))
+        parts.append(line)
+    return da.block(parts)
 
 
 def predict_centres(
@@ -262,6 +356,10 @@ def predict_centres(
     A window of ``size`` cells is centred on every ``stride``-th cell (and the last row and column),
     as :func:`prospect.sampling.windows` cut the training windows, and the cells in between take the
     bilinear interpolation of the four lattice cells around them. ``stride=1`` scores every cell.
+
+    A lazy stack (:mod:`prospect.compute`) gives a lazy map: each block is scored when it is computed or
+    written, from the block and a halo of ``2 * stride + size`` cells (the same windows and lattice as the whole
+    grid's), on the device of the machine it runs on.
 
     Parameters
     ----------
@@ -282,32 +380,29 @@ def predict_centres(
     -------
     DataArray (y, x) float32, NaN where any band of the stack is NaN, ``attrs["kind"] = "probability"``.
     """
-    import torch
-
-    from prospect.models import probabilities
+    from prospect.compute import is_lazy, valid_cells
 
     grid = Grid.from_dataarray(stack)
     size = int(size)
+    attrs = {"kind": "probability", "size": size, "stride": int(stride), "label": "center cell",
+             "model": type(model).__name__}
+    if is_lazy(stack):
+        _checked(model, stack, size, stride, batch_size)
+        _device(device)
+        if not valid_cells(stack).any():
+            raise InputError("the stack has no cell that is valid in every band: nothing to map")
+        lazy = _lazy_centres(model, stack, size, int(stride), normalization, int(batch_size), device, int(ore_class))
+        return grid.wrap(lazy, name="probability", attrs=attrs)
     valid, source, lattice = _centred(model, stack, size, stride, batch_size, normalization, "map")
-    centres = lattice.centres
     chosen = _device(device)
-    model = model.to(chosen).eval()
-    scores = np.full(len(centres), np.nan, np.float32)
     started = time.perf_counter()
-    with torch.inference_mode():
-        for start in range(0, len(centres), int(batch_size)):
-            chunk = centres[start:start + int(batch_size)]
-            batch = np.stack([source[:, r:r + size, c:c + size] for r, c in chunk])
-            with torch.autocast(chosen.type, dtype=torch.bfloat16, enabled=chosen.type == "cuda"):
-                output = model(torch.from_numpy(batch).to(chosen))
-            scores[start:start + len(chunk)] = probabilities(output)[:, ore_class].float().cpu().numpy()
+    scores = _scores(model.to(chosen).eval(), source, lattice.centres, (0, 0), size, int(batch_size), chosen,
+                     int(ore_class))
     seconds = time.perf_counter() - started
-    log.info("scored %d centred windows in %.1f s", len(centres), seconds)
-    surface = lattice.surface(scores)
-    probability = np.where(valid, surface, np.nan).astype(np.float32)
+    log.info("scored %d centred windows in %.1f s", len(lattice.centres), seconds)
+    probability = np.where(valid, lattice.surface(scores), np.nan).astype(np.float32)
     return grid.wrap(probability, name="probability",
-                     attrs={"kind": "probability", "size": size, "stride": int(stride), "label": "center cell",
-                            "windows": len(centres), "model": type(model).__name__, "seconds": round(seconds, 3)})
+                     attrs={**attrs, "windows": len(lattice.centres), "seconds": round(seconds, 3)})
 
 
 def integrated_gradients(

@@ -212,20 +212,41 @@ def one_hot(stack: xr.DataArray) -> xr.DataArray:
     coded = set(categorical_bands(stack))
     if not coded:
         return stack
+    from prospect.compute import is_lazy
+
     grid = Grid.from_dataarray(stack)
-    values, names, parts = stack.to_numpy(), [], []
+    lazy = is_lazy(stack)      # a lazy stack's bands stay lazy (numpy's functions dispatch to dask's)
+    values, names, parts = stack.data if lazy else stack.to_numpy(), [], []
     for i, band in enumerate(str(b) for b in stack["band"].to_numpy()):
         if i not in coded:
             names.append(band)
             parts.append(values[i])
             continue
         finite = np.isfinite(values[i])
-        codes = sorted(set(parse_legend(stack.attrs[f"{band}_legend"])) | set(np.unique(values[i][finite]).astype(int)))
+        found = np.unique(values[i][finite])
+        found = found.compute() if lazy else found
+        codes = sorted(set(parse_legend(stack.attrs[f"{band}_legend"])) | set(found.astype(int)))
         for code in codes:
             names.append(f"{band}={code}")
             parts.append(np.where(finite, (values[i] == code).astype(np.float32), np.nan))
-    out = grid.wrap(np.stack(parts).astype(np.float32), bands=names)
+    joined = np.stack(parts).astype(np.float32)
+    out = grid.wrap(joined.rechunk({0: -1}) if lazy else joined, bands=names)
     return out.assign_attrs({k: v for k, v in stack.attrs.items() if not k.endswith("_legend")})
+
+
+def filled(values: np.ndarray, bands: list[str], normalization: dict | None = None,
+           means: np.ndarray | None = None) -> np.ndarray:
+    """``(band, y, x)`` values as float32 (a copy), standardised by ``normalization``, NaN set to the band mean: 0
+    once standardised, else ``means`` (default: the mean of the band's values given)."""
+    values = values.astype(np.float32, copy=True)
+    if normalization is not None:
+        standardise(values, normalization, bands, in_place=True)
+    for b, band in enumerate(values):
+        holes = ~np.isfinite(band)
+        if holes.any():
+            band[holes] = 0.0 if normalization is not None else means[b] if means is not None else \
+                (np.nanmean(band) if (~holes).any() else 0.0)
+    return values
 
 
 def padded(stack: xr.DataArray, size: int, normalization: dict | None = None) -> np.ndarray:
@@ -234,14 +255,7 @@ def padded(stack: xr.DataArray, size: int, normalization: dict | None = None) ->
     A window of ``size`` cells centred on cell ``(r, c)`` is ``padded[:, r:r + size, c:c + size]``;
     near the edges the padding repeats the edge cells.
     """
-    bands = [str(b) for b in stack["band"].to_numpy()]
-    values = stack.to_numpy().astype(np.float32, copy=True)
-    if normalization is not None:
-        standardise(values, normalization, bands, in_place=True)
-    for band in values:
-        holes = ~np.isfinite(band)
-        if holes.any():
-            band[holes] = 0.0 if normalization is not None else (np.nanmean(band) if (~holes).any() else 0.0)
+    values = filled(stack.to_numpy(), [str(b) for b in stack["band"].to_numpy()], normalization)
     half = int(size) // 2
     return np.pad(values, ((0, 0), (half, int(size) - 1 - half), (half, int(size) - 1 - half)), mode="edge")
 

@@ -132,6 +132,9 @@ class CrossValidation:
 
         if self.models is None:
             raise InputError(f"{self.label}: no fold models kept; run cross_validate(..., keep_models=True)")
+        if is_lazy(stack):
+            raise InputError(f"{self.label}: contributions are not made for a lazy (dask-backed) stack yet; "
+                             "load it with stack.load(), or rank the bands with cross_validate(..., importance=True)")
         total, first, expected, complete, count, seen = None, None, [], [], 0, None
         for fitted in self.models:        # a running sum: one fold's raster in memory at a time, not all of them
             if not isinstance(fitted, dict):
@@ -297,8 +300,8 @@ def cross_validate(
         folder ``<label>-folds-*`` inside it: ``result.store.folder``), block by block, so no map is held whole;
         ``mean``, ``std`` and ``fold_maps`` read them lazily. Default: a temporary folder, removed with the result.
         On a cluster of several machines, give a folder every worker can read (shared storage), as the rasters
-        themselves must be. Baselines only, for now: a network on a lazy stack is refused (load the stack
-        with ``stack.load()``).
+        themselves must be. Networks train on windows gathered from the blocks they lie in and map block by
+        block with a halo (:func:`prospect.mapping.predict_centres`); their pretraining gathers its windows once.
     """
     from prospect.evaluation import deposit_ranks
 
@@ -316,10 +319,6 @@ def cross_validate(
     trainer = {**own, **(trainer or {})} if network else trainer
     options, recipe = _recipe(name, options)
     lazy = is_lazy(stack)
-    if lazy and network:
-        raise InputError(f"{name}: networks do not yet train and map on a lazy (dask-backed) stack; load it into "
-                         "memory with stack.load(), or cross-validate a baseline (random_forest, "
-                         "gradient_boosting, logistic_regression, ...) on it")
     _check_bands(stack)
     store = _FoldStore(grid, stack.data.chunks[1][0], workdir, label or name) if lazy else None
     if network:
@@ -587,6 +586,6 @@ def _fit_network(name: str, options: dict[str, Any], recipe: dict[str, Any], pre
     fitted = {"modules": [m.cpu() for m in modules], "normalization": stats, "window": window}
     if len(maps) == 1:
         return maps[0], fitted
-    mean = maps[0].copy(data=np.mean([m.to_numpy() for m in maps], axis=0).astype(np.float32))
+    mean = maps[0].copy(data=np.mean(np.stack([m.data for m in maps]), axis=0).astype(np.float32))  # lazy stays
     mean.attrs["members"] = len(maps)
     return mean, fitted

@@ -155,11 +155,60 @@ def test_the_fold_maps_of_a_lazy_run_go_with_its_result(case):
     assert not folder.exists()
 
 
-def test_networks_on_a_lazy_stack_are_refused_before_training(case):
+@pytest.mark.parametrize(("size", "stride", "normalised", "chunks"), [
+    (5, 1, True, ODD), (7, 3, True, ODD), (9, 4, False, 17), (11, 5, True, 16), (3, 2, False, 40)])
+def test_a_network_maps_a_lazy_stack_block_by_block_as_it_maps_the_whole_array(case, size, stride, normalised, chunks):
+    # each block scored from a halo around it: the same windows (edge cells repeated past the grid, holes filled
+    # with 0 or the whole band's mean) and the same lattice of centres as the whole grid's, blocks smaller than
+    # the halo included
+    import torch
+
+    _, stack = case
+    torch.manual_seed(0)
+    model = pp.models.WindowNet(3, width=8).eval()
+    stats = pp.sampling.fit_normalization(stack) if normalised else None
+    options = dict(size=size, stride=stride, normalization=stats, device="cpu")
+    whole = pp.mapping.predict_centres(model, stack, **options)
+    lazy = pp.mapping.predict_centres(model, pp.compute.chunked(stack, chunks), **options)
+    assert pp.compute.is_lazy(lazy) and lazy.data.chunks == pp.compute.chunked(stack, chunks).data.chunks[1:]
+    np.testing.assert_allclose(lazy.values, whole.values, rtol=0, atol=1e-6, equal_nan=True)
+    assert np.isnan(whole.values).sum() == 9 * 13
+
+
+def test_class_bands_are_one_hot_encoded_lazily(case):
+    _, stack = case
+    values = stack.values.copy()
+    values[2] = np.clip(values[2], -2, 2) + 2
+    coded = stack.copy(data=values).assign_attrs(rounded_legend="0: a; 1: b; 2: c; 3: d; 4: e")
+    whole = pp.sampling.one_hot(coded)
+    lazy = pp.sampling.one_hot(pp.compute.chunked(coded, ODD))
+    assert pp.compute.is_lazy(lazy) and len(lazy.data.chunks[0]) == 1
+    assert list(lazy["band"].values) == list(whole["band"].values) == \
+        ["halo", "noise", "rounded=0", "rounded=1", "rounded=2", "rounded=3", "rounded=4"]
+    np.testing.assert_array_equal(lazy.values, whole.values)
+
+
+def test_networks_cross_validate_on_a_lazy_stack_as_in_memory(case):
+    # pretrained (its windows gathered from the blocks), trained on gathered windows, two members with test-time
+    # averaging mapped block by block into the fold files: the same ranks, maps to float32 rounding, the same
+    # pretraining losses
     deposits, stack = case
     folds = pp.folds.spatial_folds(stack, deposits, k=3, block_size=3000, link=0, seed=0)
-    with pytest.raises(InputError, match=r"window_net: networks do not yet train and map on a lazy .*stack.load\(\)"):
-        pp.validation.cross_validate(pp.compute.chunked(stack, 32), deposits, folds, model="window_net")
+    options = dict(model={"name": "window_net", "width": 8, "members": 2}, window=5, map_stride=2,
+                   trainer={"epochs": 2}, device="cpu", positive_radius=400, keep_models=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")      # a deposit on the nodata corner
+        whole = pp.validation.cross_validate(stack, deposits, folds, **options)
+        lazy = pp.validation.cross_validate(pp.compute.chunked(stack, ODD), deposits, folds, **options)
+    assert lazy.settings["recipe"]["pretrain"] and lazy.settings["recipe"]["tta"]
+    assert pp.compute.is_lazy(lazy.mean) and sorted(p.name for p in lazy.store.folder.iterdir()) == \
+        ["fold0.tif", "fold1.tif", "fold2.tif"]
+    pd.testing.assert_frame_equal(lazy.ranks, whole.ranks)
+    pd.testing.assert_frame_equal(lazy.pretraining.drop(columns="seconds"), whole.pretraining.drop(columns="seconds"))
+    np.testing.assert_allclose(np.asarray(lazy.fold_maps), whole.fold_maps, rtol=0, atol=1e-6, equal_nan=True)
+    np.testing.assert_allclose(lazy.mean.values, whole.mean.values, rtol=0, atol=1e-6, equal_nan=True)
+    with pytest.raises(InputError, match=r"window_net: contributions are not made for a lazy .*stack.load\(\)"):
+        lazy.contributions(pp.compute.chunked(stack, ODD))
 
 
 def test_a_lazy_map_is_written_block_by_block_as_a_cloud_optimized_geotiff(tmp_path, case):

@@ -855,7 +855,9 @@ def test_a_run_worked_block_by_block_equals_the_run_in_memory(tmp_path):
     # GDAL's warper approximates a change of CRS differently over a block than over the grid (tests/test_compute
     # checks rasters warped by block within the same CRS)
     boosting = ('[[experiments.models]]\ntable = "Classical baselines"\nlabel = "Gradient boosting"\n'
-                'name = "gradient_boosting"\n\n')
+                'name = "gradient_boosting"\n\n'
+                '[[experiments.models]]\ntable = "Classical baselines"\nlabel = "Window network"\n'
+                'name = "window_net"\nwidth = 8\n\n')     # a network judged held out: pretrained, trained, mapped
     runs = {}
     for name, extra in (("memory", ""), ("blocks", "\n[compute]\nchunks = 48\n")):
         (tmp_path / name).mkdir()
@@ -867,8 +869,9 @@ def test_a_run_worked_block_by_block_equals_the_run_in_memory(tmp_path):
         runs[name] = tmp_path / name / "out"
     memory, blocks = runs["memory"], runs["blocks"]
     assert "compute: block by block (48 x 48 cells) on dask's threads" in (blocks / "run.log").read_text()
-    pd.testing.assert_frame_equal(_without_time(pd.read_csv(blocks / "heldout.csv")),
-                                  _without_time(pd.read_csv(memory / "heldout.csv")))
+    table = pd.read_csv(blocks / "heldout.csv")
+    assert {"Gradient boosting", "Window network", "Logistic regression"} <= set(table["label"])
+    pd.testing.assert_frame_equal(_without_time(table), _without_time(pd.read_csv(memory / "heldout.csv")))
     pd.testing.assert_frame_equal(pd.read_csv(blocks / "heldout_deposits.csv"),
                                   pd.read_csv(memory / "heldout_deposits.csv"))
     for name, tolerance in (("stack.tif", 0), ("prospectivity.tif", 1e-6), ("uncertainty.tif", 1e-6)):
@@ -884,7 +887,8 @@ def test_a_run_worked_block_by_block_equals_the_run_in_memory(tmp_path):
 
 
 @pytest.mark.parametrize(("compute", "message"), [
-    ("chunks = 48\n", r"\[compute\] chunks=48: the rows \['MFAF-ShuffleNetV2', 'ShuffleNetV2'\] are networks"),
+    ("chunks = 48\n", r"\[compute\] chunks=48: the rows \['MFAF-ShuffleNetV2', 'ShuffleNetV2'\] train on the "
+                      r"paper's tiles"),
     ("workers = 2\n", r"\[compute\] address or workers need chunks"),
     ("chunks = 8\n", r"\[compute\] chunks=8; valid: a whole number ≥ 16"),
     ('chunks = 64\naddress = "localhost:8786"\n', r"\[compute\] address='localhost:8786' must be a scheduler address"),

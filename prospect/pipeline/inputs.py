@@ -114,8 +114,9 @@ def check_inputs(config: RunConfig) -> Inputs:
 
 
 def _check_engine(config: RunConfig) -> None:
-    """``[compute]``: its values together, and no network row with a lazy stack (they train on arrays in memory)."""
-    from prospect import compute, registry
+    """``[compute]``: its values together, and no tile-table row with a lazy stack (the paper's tiles are cut from
+    a stack in memory; held-out rows, networks included, work block by block)."""
+    from prospect import compute
 
     try:
         engine = compute.engine(**config["compute"])
@@ -124,12 +125,11 @@ def _check_engine(config: RunConfig) -> None:
     if not engine.lazy:
         return
     engine.bound_gdal_cache()     # before the first raster is read
-    networks = sorted({row["label"] for row in [*tile_rows(config), *chosen_rows(config)]
-                       if registry.get(row["name"]).kind == "network"})
-    if networks:
-        raise ConfigError(f"[compute] chunks={engine.chunks}: the rows {networks} are networks, which do not yet "
-                          "train and map block by block; leave them out ([experiments] rows, [heldout] rows) or "
-                          "drop chunks to hold the stack in memory")
+    tiled = sorted({row["label"] for row in tile_rows(config)})
+    if tiled:
+        raise ConfigError(f"[compute] chunks={engine.chunks}: the rows {tiled} train on the paper's tiles "
+                          "([experiments] rows), cut from a stack held in memory; judge them held out instead "
+                          "([heldout] rows, block by block), or drop chunks to hold the stack in memory")
 
 
 def _check_sizes(config: RunConfig, grid: Grid) -> None:

@@ -128,7 +128,9 @@ def pretrain(
     DataFrame: ``epoch``, ``loss`` (mean squared error of the masked bands, standardised units: predicting the
     band mean scores about 1), ``seconds``.
     """
-    from prospect.sampling import _valid, fit_normalization, padded
+    from prospect.compute import is_lazy
+    from prospect.sampling import Points, _nth_true, _valid, fit_normalization, padded
+    from prospect.sampling import windows as windows_of
 
     if not hasattr(model, "features") or not hasattr(model, "features_size"):
         raise InputError(f"pretrain needs a model with features(x) and features_size (e.g. WindowNet); "
@@ -137,16 +139,30 @@ def pretrain(
         raise InputError(f"size={size!r} must be an odd whole number >= 3")
     if not 0 < mask_fraction < 1:
         raise InputError(f"mask_fraction={mask_fraction!r} must lie in (0, 1)")
-    cells = np.flatnonzero(_valid(stack).ravel())
-    if not len(cells):
+    valid = _valid(stack)
+    n_valid = int(np.count_nonzero(valid))
+    if not n_valid:
         raise InputError("the stack has no cell valid in every band: nothing to pretrain on")
     stats = normalization if normalization is not None else fit_normalization(stack)
-    source = torch.from_numpy(padded(stack, int(size), stats))
-    bands, cols = source.shape[0], stack.sizes["x"]
+    bands, cols = stack.sizes["band"], stack.sizes["x"]
     rng = np.random.default_rng(seed)
-    chosen = rng.choice(cells, size=min(int(windows), len(cells)), replace=False)
+    # the n-th valid cells drawn (what rng.choice of the valid cells' list draws, without the list)
+    chosen = _nth_true(valid, rng.choice(n_valid, size=min(int(windows), n_valid), replace=False))
     rows_, cols_ = chosen // cols, chosen % cols
     offsets = torch.arange(int(size))
+    if is_lazy(stack):    # the chosen windows gathered once from the blocks they lie in
+        gathered = torch.from_numpy(windows_of(stack, Points(rows_, cols_, np.zeros(len(chosen))), int(size),
+                                               normalization=stats).x)
+
+        def cut(pick: np.ndarray) -> torch.Tensor:
+            return gathered[torch.from_numpy(pick)]
+    else:
+        source = torch.from_numpy(padded(stack, int(size), stats))
+
+        def cut(pick: np.ndarray) -> torch.Tensor:
+            r = torch.from_numpy(rows_[pick])[:, None] + offsets
+            c = torch.from_numpy(cols_[pick])[:, None] + offsets
+            return source[:, r[:, :, None], c[:, None, :]].permute(1, 0, 2, 3).contiguous()
     target_device = torch.device(device)
     model.to(target_device).train()
     with torch.random.fork_rng():   # the decoder's weights and the masks from the seed; the caller's RNG untouched
@@ -161,9 +177,7 @@ def pretrain(
                 pick = order[start:start + int(batch_size)]
                 if len(pick) < 2:
                     continue
-                r = torch.from_numpy(rows_[pick])[:, None] + offsets
-                c = torch.from_numpy(cols_[pick])[:, None] + offsets
-                x = source[:, r[:, :, None], c[:, None, :]].permute(1, 0, 2, 3).contiguous()
+                x = cut(pick)
                 target = x[:, :, size // 2, size // 2].clone()
                 masked = torch.rand(len(pick), bands) < mask_fraction
                 masked[torch.arange(len(pick)), torch.randint(bands, (len(pick),))] = True   # at least one
