@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -128,7 +129,8 @@ def write_geotiff(
             if isinstance(v, (str, int, float, bool, np.number)) and not str(k).startswith("_")}
     # Rows are written in strips, so a dask-backed array (prospect.interpolate.idw_lazy, a lazy stack's map) is
     # computed and written a strip at a time and never held whole; statistics are accumulated on the way. A
-    # lazy array's strips are its rows of blocks, so no block is computed twice.
+    # lazy array's strips are its rows of blocks, computed together (so no block is computed twice) and written
+    # block by block (never joined into one strip).
     lazy = getattr(da.data, "dask", None) is not None
     step = max(256, (2**24 // max(1, cols * bands)) // 256 * 256)
     starts = np.cumsum((0,) + da.data.chunks[-2])[:-1].tolist() if lazy else list(range(0, rows, step))
@@ -138,25 +140,43 @@ def write_geotiff(
     squares = np.zeros(bands)
     low = np.full(bands, np.inf)
     high = np.full(bands, -np.inf)
+
+    def pieces(i: int, r0: int, r1: int) -> list[tuple[int, np.ndarray]]:
+        """Strip ``i`` (rows ``r0:r1``) as ``(first column, (band, rows, cols) float32)`` pieces."""
+        if not lazy:
+            return [(0, np.asarray(da.isel(y=slice(r0, r1)).values, dtype=np.float32))]
+        import dask
+
+        data = da.data.rechunk({0: -1})
+        computed = dask.compute(*[data.blocks[:, i, j] for j in range(len(data.chunks[2]))])
+        firsts = np.cumsum((0,) + data.chunks[2])[:-1].tolist()
+        return [(c0, np.asarray(piece, dtype=np.float32)) for c0, piece in zip(firsts, computed, strict=True)]
+
     with atomic_output(path, overwrite) as final:
         tmp = final.with_name(final.name + ".tiled.tif") if cog else final
         try:
             with rasterio.open(tmp, "w", **profile) as dst:
-                for r0, r1 in zip(starts, ends, strict=True):
-                    block = np.asarray(da.isel(y=slice(r0, r1)).values, dtype=np.float32)
-                    for b in range(bands):    # band by band: a strip's copies are one band's
-                        finite = np.isfinite(block[b])
-                        if np.any(block[b] == np.float32(nodata)):
-                            raise InputError(f"nodata={nodata!r} occurs among the raster's real values; "
-                                             "choose another nodata value")
-                        valid = block[b][finite].astype(np.float64)
-                        if valid.size:
-                            count[b] += valid.size
-                            total[b] += valid.sum()
-                            squares[b] += (valid**2).sum()
-                            low[b], high[b] = min(low[b], valid.min()), max(high[b], valid.max())
-                        dst.write(np.where(finite, block[b], fill).astype(dtype), b + 1,
-                                  window=Window(0, r0, cols, r1 - r0))
+                strips = enumerate(zip(starts, ends, strict=True))
+                if lazy:    # computing a strip is the long part: a bar on a terminal (a log file gets none)
+                    from tqdm.auto import tqdm
+
+                    strips = tqdm(strips, total=len(starts), desc=f"{Path(path).name} (rows of blocks)", leave=False,
+                                  unit="row", disable=not sys.stderr.isatty())
+                for i, (r0, r1) in strips:
+                    for c0, block in pieces(i, r0, r1):
+                        for b in range(bands):    # band by band: a piece's copies are one band's
+                            finite = np.isfinite(block[b])
+                            if np.any(block[b] == np.float32(nodata)):
+                                raise InputError(f"nodata={nodata!r} occurs among the raster's real values; "
+                                                 "choose another nodata value")
+                            valid = block[b][finite].astype(np.float64)
+                            if valid.size:
+                                count[b] += valid.size
+                                total[b] += valid.sum()
+                                squares[b] += (valid**2).sum()
+                                low[b], high[b] = min(low[b], valid.min()), max(high[b], valid.max())
+                            dst.write(np.where(finite, block[b], fill).astype(dtype), b + 1,
+                                      window=Window(c0, r0, block.shape[2], r1 - r0))
                 for index, (name, unit) in enumerate(zip(da["band"].to_numpy(), band_units(da), strict=True), start=1):
                     dst.set_band_description(index, str(name))
                     if unit:

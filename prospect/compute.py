@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["is_lazy", "check_chunks", "chunked", "valid_cells", "values_at", "band_has_values", "map_cells",
            "rank_counts", "next_above", "kth_largest", "turning_points", "deposit_ranks", "block_means", "value_range",
+           "strips", "at_cells",
            "client", "engine", "Engine"]
 
 log = logging.getLogger(__name__)
@@ -160,10 +161,42 @@ def rank_counts(prob: Any, values: np.ndarray) -> np.ndarray:
     return np.sum(dask.compute(*parts), axis=0)
 
 
-def kth_largest(values: np.ndarray, m: int) -> float:
-    """The ``m``-th largest finite value (1 = the largest), as a sorted copy would give it."""
-    finite = values[np.isfinite(values)]
-    return float(np.partition(finite, len(finite) - m)[len(finite) - m])
+def kth_largest(values: Any, m: int, bins: int = 2**16) -> float:
+    """The ``m``-th largest finite value (1 = the largest), as a sorted copy would give it. A lazy array is
+    counted block by block: the finite values in ``bins`` equal bins of their range, then the values of the one
+    bin that holds the ``m``-th gathered and sorted (exact)."""
+    data = values.data if hasattr(values, "dims") else values
+    if getattr(data, "dask", None) is None:
+        data = np.asarray(data)
+        finite = data[np.isfinite(data)]
+        return float(np.partition(finite, len(finite) - m)[len(finite) - m])
+    import dask
+
+    low, high = value_range(data)
+    if not low < high:
+        return low
+
+    def bucket(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        cells = block[np.isfinite(block)]
+        where = np.clip(((cells.astype(np.float64) - low) / (high - low) * bins).astype(np.int64), 0, bins - 1)
+        return cells, where
+
+    pieces = data.to_delayed().ravel()
+    counts = np.sum(dask.compute(*[dask.delayed(lambda b: np.bincount(bucket(b)[1], minlength=bins))(piece)
+                                   for piece in pieces]), axis=0)
+    from_top = np.cumsum(counts[::-1])
+    if m < 1 or m > from_top[-1]:
+        raise InputError(f"m={m!r}: the array holds {int(from_top[-1])} finite values")
+    step = int(np.searchsorted(from_top, m))        # the m-th largest lies in bin bins - 1 - step
+    holding = bins - 1 - step
+    above = int(from_top[step - 1]) if step else 0
+
+    def inside(block: np.ndarray) -> np.ndarray:
+        cells, where = bucket(block)
+        return cells[where == holding]
+
+    gathered = np.concatenate(dask.compute(*[dask.delayed(inside)(piece) for piece in pieces]))
+    return float(np.sort(gathered)[::-1][m - above - 1])
 
 
 def next_above(prob: Any, levels: np.ndarray) -> np.ndarray:
@@ -213,7 +246,7 @@ def turning_points(prob: Any, at: np.ndarray) -> Any:
         high = int(round(curve["area_fraction"].iloc[first] * n))
         start = max(low, int(np.floor((1 - rate) * n)) - 1)
         m = next((m for m in range(start, high + 1) if rate - (1 - m / n) >= 0), None)
-        value = kth_largest(prob.to_numpy(), m) if m is not None and low < m < high else None
+        value = kth_largest(prob, m) if m is not None and low < m < high else None
         if value is not None and value > curve["threshold"].iloc[first]:     # a row of its own on the flat stretch
             below_value, _, _ = rank_counts(prob, np.array([value]))
             crossing = (value, (n - int(below_value[0])) / n, rate)
@@ -254,6 +287,24 @@ def block_means(values: np.ndarray, factor: int) -> np.ndarray:
             warnings.simplefilter("ignore", RuntimeWarning)
             out[i] = np.nanmean(strip.reshape(factor, cols // factor, factor), axis=(0, 2))
     return out
+
+
+def strips(prob: Any) -> Any:
+    """A ``(y, x)`` array a row of its blocks at a time: ``(first row, end row, values)``, numpy (an in-memory
+    array: one strip)."""
+    data = prob.data if hasattr(prob, "dims") else prob
+    if getattr(data, "dask", None) is None:
+        yield 0, data.shape[0], np.asarray(data)
+        return
+    edges = np.r_[0, np.cumsum(data.chunks[0])]
+    for r0, r1 in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
+        yield r0, r1, np.asarray(data[r0:r1].compute())
+
+
+def at_cells(prob: Any, mask: np.ndarray) -> np.ndarray:
+    """``prob[mask]`` - the values at the True cells of a ``(y, x)`` mask in row-major order - a row of blocks at a
+    time for a lazy ``prob``."""
+    return np.concatenate([values[mask[r0:r1]] for r0, r1, values in strips(prob)])
 
 
 def value_range(prob: Any) -> tuple[float, float]:

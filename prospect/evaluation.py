@@ -69,7 +69,7 @@ def _blocks(prob: xr.DataArray) -> xr.DataArray:
 
 
 class _OnMap(NamedTuple):
-    values: np.ndarray | None   # the map (float64; float32 for a large one), NaN = nodata; None: read by block
+    values: np.ndarray | None   # the map (float64), NaN = nodata; None: read by block
     grid: Grid
     row: np.ndarray      # pixel of each deposit
     col: np.ndarray
@@ -79,8 +79,7 @@ class _OnMap(NamedTuple):
     info: dict[str, int]
 
 
-def _on_map(prob: xr.DataArray, deposits: gpd.GeoDataFrame, blockwise: bool = False,
-            dtype: Any = np.float64) -> _OnMap:
+def _on_map(prob: xr.DataArray, deposits: gpd.GeoDataFrame, blockwise: bool = False) -> _OnMap:
     """Read the map and place the deposits on it once; warn about the deposits that cannot be used.
 
     With ``blockwise``, a lazy map (:mod:`prospect.compute`) is not read whole: only the blocks under the
@@ -92,7 +91,7 @@ def _on_map(prob: xr.DataArray, deposits: gpd.GeoDataFrame, blockwise: bool = Fa
         if prob.ndim != 2:
             raise InputError(f"expected one probability band (y, x), got dims {prob.dims}")
     else:
-        values, grid = _surface(prob, dtype)
+        values, grid = _surface(prob)
     row, col, inside = deposit_pixels(deposits, grid)
     at = np.full(len(row), np.nan)
     if values is None:
@@ -310,7 +309,16 @@ def deposit_coverage(prob: xr.DataArray, deposits: gpd.GeoDataFrame, area_fracti
     """Fraction of deposits on cells in the top ``area_fraction`` of the valid area (or ≥ ``threshold``)."""
     if area_fraction is None and threshold is None:
         area_fraction = 0.1
-    placed = _on_map(prob, deposits, dtype=np.float32 if _large(prob) else np.float64)
+    if _large(prob):      # counted block by block: the threshold, and the cells at or above it
+        from prospect.compute import rank_counts
+
+        lazy = _blocks(prob)
+        placed = _on_map(lazy, deposits, blockwise=True)
+        cut = _threshold_for(lazy, threshold, area_fraction)
+        below, _, total = rank_counts(lazy, np.array([cut]))
+        return {"threshold": cut, "area_fraction": float((total[0] - below[0]) / total[0]),
+                "coverage": float((placed.at >= cut).mean()), **placed.info}
+    placed = _on_map(prob, deposits)
     cut = _threshold_for(placed.values, threshold, area_fraction)
     finite = np.isfinite(placed.values)
     return {"threshold": cut, "area_fraction": float(np.count_nonzero(finite & (placed.values >= cut)) / finite.sum()),
@@ -409,15 +417,25 @@ def targets(prob: xr.DataArray, threshold: Annotated[float | None, FRACTION_OPEN
     from scipy import ndimage
     from shapely.geometry import shape
 
-    dtype = np.float32 if _large(prob) else np.float64
-    values, grid = _surface(prob, dtype)
-    spread = None
-    if uncertainty is not None:
-        spread, other = _surface(uncertainty, dtype)
-        if other != grid:
-            raise GridMismatchError(f"uncertainty is on {other}, the map on {grid}; give both on one grid")
+    from prospect.compute import at_cells, strips, value_range
+
+    large = _large(prob)     # read a row of blocks at a time: what is held whole is the target cells' mask and labels
+    values, grid = (_blocks(prob), Grid.from_dataarray(prob)) if large else _surface(prob)
+    if large and np.isnan(value_range(values)[0]):
+        raise InputError("the map holds no valid (non-NaN) cell")
+    for layer, name in ((uncertainty, "uncertainty"), (agreement, "agreement")):
+        if layer is not None and Grid.from_dataarray(layer) != grid:
+            raise GridMismatchError(f"{name} is on {Grid.from_dataarray(layer)}, the map on {grid}; give both on "
+                                    "one grid")
     cut = _threshold_for(values, threshold, area_fraction)
-    mask = np.isfinite(values) & (values >= cut)
+    mask = np.zeros(grid.shape, bool)
+    for r0, r1, part in strips(values):
+        mask[r0:r1] = np.isfinite(part) & (part >= cut)
+
+    def at_targets(layer: xr.DataArray) -> np.ndarray:
+        """``layer``'s values on the target cells (the mask's, in the grid's order), float64."""
+        return at_cells(_blocks(layer) if large else _surface(layer)[0], mask).astype(np.float64)
+
     labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
     columns = ["rank", "area", "area_km2", "centroid_x", "centroid_y", "max_probability", "mean_probability"]
     cell_area = grid.resolution[0] * grid.resolution[1]
@@ -426,7 +444,9 @@ def targets(prob: xr.DataArray, threshold: Annotated[float | None, FRACTION_OPEN
         keep = cells * cell_area >= min_area
         keep[0] = False
         if keep.any():           # (none left: the table below comes out empty, with its columns)
-            labels = np.where(keep, np.cumsum(keep), 0).astype(labels.dtype)[labels]
+            renumber = np.where(keep, np.cumsum(keep), 0).astype(labels.dtype)
+            for r0 in range(0, grid.shape[0], 1024):      # in place, a strip at a time (no second label array)
+                labels[r0:r0 + 1024] = renumber[labels[r0:r0 + 1024]]
             mask = labels > 0
             count = int(keep.sum())
     if count == 0:
@@ -436,7 +456,7 @@ def targets(prob: xr.DataArray, threshold: Annotated[float | None, FRACTION_OPEN
     inside = labels[mask]
     cells = np.bincount(inside, minlength=count + 1)[1:]
     areas = cells * cell_area
-    inside_values = values[mask].astype(np.float64)
+    inside_values = at_targets(prob)
     means = np.bincount(inside, weights=inside_values, minlength=count + 1)[1:] / cells
     order = np.argsort(inside, kind="stable")
     maxima = np.maximum.reduceat(inside_values[order], np.r_[0, np.cumsum(cells)[:-1]])
@@ -448,20 +468,17 @@ def targets(prob: xr.DataArray, threshold: Annotated[float | None, FRACTION_OPEN
 
     frame = gpd.GeoDataFrame({"area": areas, "max_probability": maxima, "mean_probability": means},
                              geometry=[unary_union(geometries[i]) for i in index], crs=grid.crs)
-    if spread is not None:
-        frame["mean_uncertainty"] = np.bincount(inside, weights=np.nan_to_num(spread[mask].astype(np.float64)),
+    if uncertainty is not None:
+        frame["mean_uncertainty"] = np.bincount(inside, weights=np.nan_to_num(at_targets(uncertainty)),
                                                 minlength=count + 1)[1:] / cells
     if contributions is not None:
         frame["drivers"], frame["top_band"] = _drivers(contributions, grid, labels, index, int(drivers))
     order = ["max_probability", "area"]
     if agreement is not None:
-        agreeing, other = _surface(agreement, dtype)
-        if other != grid:
-            raise GridMismatchError(f"agreement is on {other}, the map on {grid}; give both on one grid")
         # the lower median over the target: at least half its cells are in that many models' tops (a mean would
         # put one-cell targets, trivially agreed on, above a large target most models share)
         frame["models_agreeing"] = ndimage.labeled_comprehension(
-            np.nan_to_num(agreeing[mask].astype(np.float64)), inside, index, lambda v: np.sort(v)[(len(v) - 1) // 2],
+            np.nan_to_num(at_targets(agreement)), inside, index, lambda v: np.sort(v)[(len(v) - 1) // 2],
             np.float64, 0).astype(int)
         order.insert(0, "models_agreeing")
     frame = frame[frame["area"] >= min_area].sort_values(order, ascending=False)

@@ -237,6 +237,17 @@ def test_a_lazy_map_is_written_block_by_block_as_a_cloud_optimized_geotiff(tmp_p
     assert checked.returncode == 0 and "is a valid cloud optimized GeoTIFF" in checked.stdout, checked
 
 
+def test_writing_a_lazy_map_shows_a_bar_on_a_terminal_only(tmp_path, case, monkeypatch, capsys):
+    _, stack = case
+    lazy = pp.compute.chunked(stack, ODD)          # 4 rows of blocks
+    pp.io.write_geotiff(lazy, tmp_path / "quiet.tif")
+    assert "rows of blocks" not in capsys.readouterr().err      # not a terminal (a log file, CI): no bar
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)
+    pp.io.write_geotiff(lazy, tmp_path / "shown.tif")
+    shown = capsys.readouterr().err
+    assert "shown.tif (rows of blocks)" in shown and "/4 " in shown, shown     # four rows of blocks
+
+
 def test_a_local_cluster_gives_the_same_cross_validation_as_threads(case):
     pytest.importorskip("distributed")
     deposits, stack = case

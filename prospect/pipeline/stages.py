@@ -226,10 +226,12 @@ def map_(study: Study) -> Results:
     else:
         prob, spread = _tile_map(study, row)
         source = f"its tile model, seed {study.first.seed}, {prob.attrs.get('windows', 0)} windows"
-    cog = compute.is_lazy(prob)     # a map worked block by block goes out as a Cloud Optimized GeoTIFF
-    folder.geotiff(prob, "prospectivity.tif", cog=cog)
+    cog = compute.is_lazy(prob)     # a map worked block by block goes out as a Cloud Optimized GeoTIFF ...
+    written = folder.geotiff(prob, "prospectivity.tif", cog=cog)
+    prob = _reread(prob, written) if cog else prob
     if spread is not None:
-        folder.geotiff(spread, "uncertainty.tif", cog=cog)
+        written = folder.geotiff(spread, "uncertainty.tif", cog=cog)
+        spread = _reread(spread, written) if cog else spread
     target_options = {"area_fraction": 0.1, **config["targets"]} if "threshold" not in config["targets"] \
         else dict(config["targets"])
     agreement = _consensus(study, target_options.get("area_fraction") or 0.1)
@@ -276,6 +278,14 @@ def map_(study: Study) -> Results:
                    f"{summary['success_rate_auc']:.3f} (known deposits: a fit); top "
                    f"{100 * summary['coverage_area_fraction']:.0f} % of the area holds "
                    f"{100 * summary['coverage']:.0f} % of the known deposits{hidden}; {len(areas)} target areas")
+
+
+def _reread(lazy: Any, path: Any) -> Any:
+    """... and is evaluated from that file, read lazily in the same blocks: one file per pass over the map, not the
+    fold maps its mean and standard deviation come from (the same float32 values)."""
+    from prospect import io
+
+    return io.read_geotiff(path, chunks=lazy.data.chunks[0][0]).isel(band=0, drop=True).assign_attrs(lazy.attrs)
 
 
 def _contributions(study: Study, result: Any) -> Any:
