@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["is_lazy", "check_chunks", "chunked", "valid_cells", "values_at", "band_has_values", "map_cells",
            "rank_counts", "next_above", "kth_largest", "turning_points", "deposit_ranks", "block_means", "value_range",
-           "strips", "at_cells",
+           "by_strips", "strips", "at_cells",
            "client", "engine", "Engine"]
 
 log = logging.getLogger(__name__)
@@ -287,6 +287,21 @@ def block_means(values: np.ndarray, factor: int) -> np.ndarray:
             warnings.simplefilter("ignore", RuntimeWarning)
             out[i] = np.nanmean(strip.reshape(factor, cols // factor, factor), axis=(0, 2))
     return out
+
+
+def by_strips(function: Any, bands: int, shape: tuple[int, int], rows: int) -> Any:
+    """A lazy ``(bands, y, x)`` float32 array of ``shape`` whose strips of ``rows`` rows are ``function(r0, r1)``
+    (``(bands, r1 - r0, x)`` float32), each computed when dask asks for it (a rasterised or distance layer)."""
+    check_chunks(rows)
+    height, width = shape
+    heights = tuple(min(rows, height - r) for r in range(0, height, rows))
+
+    def strip(block_info: dict | None = None) -> np.ndarray:
+        r0, r1 = block_info[None]["array-location"][1]
+        return np.asarray(function(r0, r1), np.float32)
+
+    return _dask().map_blocks(strip, dtype=np.float32, chunks=((bands,), heights, (width,)),
+                              meta=np.empty((0, 0, 0), np.float32))
 
 
 def strips(prob: Any) -> Any:

@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 
+from prospect import compute
 from prospect._rasters import class_table, from_raster, high_pass, slope, smooth
+from prospect.compute import by_strips
 from prospect.errors import ColumnError, CRSError, GridMismatchError, InputError
 from prospect.files import parse_legend
 from prospect.grid import Grid
@@ -119,6 +121,7 @@ def rasterize_categorical(
     grid: Grid,
     one_hot: bool = False,
     categories: Sequence[Any] | None = None,
+    chunks: int | None = None,
 ) -> xr.DataArray:
     """Rasterise a categorical field of polygons (e.g. geological units).
 
@@ -139,6 +142,9 @@ def rasterize_categorical(
     categories : sequence, optional
         The categories and their order (codes follow it). Default: the field's
         values, sorted. Values not listed are an error.
+    chunks : int, optional
+        A lazy layer (:mod:`prospect.compute`): strips of ``chunks`` rows, each rasterised when it is computed
+        (the same cells).
     """
     import rasterio.features
 
@@ -156,16 +162,27 @@ def rasterize_categorical(
     code_of = {c: i + 1 for i, c in enumerate(categories)}
     shapes = [(geom, code_of[value]) for geom, value in zip(gdf.geometry, gdf[field], strict=True)
               if value in code_of]
-    codes = rasterio.features.rasterize(shapes, out_shape=grid.shape, transform=grid.transform, fill=0,
-                                        dtype="int32")
     text = ";".join(f"{code}={name}" for name, code in code_of.items())
-    if not one_hot:
-        values = np.where(codes > 0, codes, np.nan).astype(np.float32)[None]
-        return grid.wrap(values, bands=[field], name=field, attrs={"legend": text, "kind": "categorical"})
-    covered = codes > 0
-    bands = np.stack([np.where(covered, (codes == code_of[c]).astype(np.float32), np.nan) for c in categories])
-    return grid.wrap(bands.astype(np.float32), bands=[f"{field}={c}" for c in categories], name=field,
-                     attrs={"legend": text, "kind": "one-hot"})
+
+    def rows(r0: int, r1: int) -> np.ndarray:
+        codes = rasterio.features.rasterize(shapes, out_shape=(r1 - r0, grid.shape[1]), fill=0, dtype="int32",
+                                            transform=_strip_transform(grid, r0))
+        if not one_hot:
+            return np.where(codes > 0, codes, np.nan).astype(np.float32)[None]
+        covered = codes > 0
+        return np.stack([np.where(covered, (codes == code_of[c]).astype(np.float32), np.nan) for c in categories])
+
+    names = [f"{field}={c}" for c in categories] if one_hot else [field]
+    values = rows(0, grid.shape[0]) if chunks is None else by_strips(rows, len(names), grid.shape, chunks)
+    return grid.wrap(values, bands=names, name=field,
+                     attrs={"legend": text, "kind": "one-hot" if one_hot else "categorical"})
+
+
+def _strip_transform(grid: Grid, r0: int) -> Any:
+    """The transform of the grid's rows from ``r0`` on."""
+    from rasterio.windows import Window, transform
+
+    return transform(Window(0, r0, grid.shape[1], grid.shape[0] - r0), grid.transform)
 
 
 def legend(layer: xr.DataArray) -> dict[int, str]:
@@ -206,7 +223,7 @@ def _split(segments: np.ndarray, longest: float) -> np.ndarray:
 
 
 def distance_to(gdf: gpd.GeoDataFrame, grid: Grid, name: str = "distance",
-                chunk: Annotated[int, whole(1)] = 2**19) -> xr.DataArray:
+                chunk: Annotated[int, whole(1)] = 2**19, chunks: int | None = None) -> xr.DataArray:
     """Exact Euclidean distance from each pixel centre to the nearest geometry, in CRS units.
 
     Lines (faults), points and polygons (0 inside, distance to the boundary
@@ -215,7 +232,8 @@ def distance_to(gdf: gpd.GeoDataFrame, grid: Grid, name: str = "distance",
     16 nearest pieces of each pixel, whose exact point-to-segment distances are
     taken, and a pixel for which those 16 cannot prove the minimum is checked
     against every piece. Returns ``(band, y, x)`` float32
-    with one band ``name``.
+    with one band ``name``; with ``chunks``, a lazy one (:mod:`prospect.compute`) whose strips of ``chunks`` rows
+    are measured when they are computed (the same values).
     """
     import rasterio.features
     from scipy.spatial import cKDTree
@@ -239,26 +257,31 @@ def distance_to(gdf: gpd.GeoDataFrame, grid: Grid, name: str = "distance",
         k = min(16, len(pieces))
     if len(points):
         point_tree = cKDTree(points - centre)
-    result = np.empty(grid.shape, np.float64)
-    step = max(1, chunk // cols)
-    for r0 in range(0, rows, step):
-        r1 = min(rows, r0 + step)
-        gx, gy = np.meshgrid(grid.x - centre[0], grid.y[r0:r1] - centre[1])
-        query = np.column_stack([gx.ravel(), gy.ravel()])
-        best = point_tree.query(query, k=1, workers=-1)[0] if len(points) else np.full(len(query), np.inf)
-        if len(segments):
-            mid_distance, index = tree.query(query, k=k, workers=-1)
-            mid_distance, index = mid_distance.reshape(len(query), k), index.reshape(len(query), k)
-            kth = mid_distance[:, -1] if k < len(pieces) else np.full(len(query), np.inf)
-            best = np.ascontiguousarray(best, dtype=np.float64)
-            nearest_segment(query, start, direction, length2, index.astype(np.int64), kth, reach, best)
-        result[r0:r1] = best.reshape(r1 - r0, cols)
     polygons = gdf[gdf.geom_type.isin(["Polygon", "MultiPolygon"])]
-    if len(polygons):
-        inside = rasterio.features.rasterize(((g, 1) for g in polygons.geometry), out_shape=grid.shape,
-                                             transform=grid.transform, fill=0, dtype="uint8")
-        result[inside == 1] = 0.0
-    return grid.wrap(result.astype(np.float32)[None], bands=[name], name=name,
+    step = max(1, chunk // cols)
+
+    def measured(first: int, end: int) -> np.ndarray:
+        result = np.empty((end - first, cols), np.float64)
+        for r0 in range(first, end, step):
+            r1 = min(end, r0 + step)
+            gx, gy = np.meshgrid(grid.x - centre[0], grid.y[r0:r1] - centre[1])
+            query = np.column_stack([gx.ravel(), gy.ravel()])
+            best = point_tree.query(query, k=1, workers=-1)[0] if len(points) else np.full(len(query), np.inf)
+            if len(segments):
+                mid_distance, index = tree.query(query, k=k, workers=-1)
+                mid_distance, index = mid_distance.reshape(len(query), k), index.reshape(len(query), k)
+                kth = mid_distance[:, -1] if k < len(pieces) else np.full(len(query), np.inf)
+                best = np.ascontiguousarray(best, dtype=np.float64)
+                nearest_segment(query, start, direction, length2, index.astype(np.int64), kth, reach, best)
+            result[r0 - first:r1 - first] = best.reshape(r1 - r0, cols)
+        if len(polygons):
+            inside = rasterio.features.rasterize(((g, 1) for g in polygons.geometry), out_shape=(end - first, cols),
+                                                 transform=_strip_transform(grid, first), fill=0, dtype="uint8")
+            result[inside == 1] = 0.0
+        return result.astype(np.float32)[None]
+
+    values = measured(0, rows) if chunks is None else by_strips(measured, 1, grid.shape, chunks)
+    return grid.wrap(values, bands=[name], name=name,
                      attrs={"kind": "distance", "units": grid.crs.axis_info[0].unit_name})
 
 
@@ -356,11 +379,12 @@ def stack(*arrays: xr.DataArray) -> xr.DataArray:
 
 
 def study_area(polygons: gpd.GeoDataFrame, grid: Grid, buffer: Annotated[float, FINITE] = 0.0,
-               name: str = "study_area") -> xr.DataArray:
+               name: str = "study_area", chunks: int | None = None) -> xr.DataArray:
     """The study area as a 0/1 band: 1 where a pixel centre lies inside a polygon (GDAL's rule).
 
     ``buffer`` (CRS units) grows (or, negative, shrinks) the polygons first. Use it
-    with :func:`apply_mask`; cells outside are nodata in every later stage.
+    with :func:`apply_mask`; cells outside are nodata in every later stage. With ``chunks``, a lazy band
+    (:mod:`prospect.compute`) in strips of ``chunks`` rows, rasterised when computed (counted once here).
     """
     import rasterio.features
 
@@ -371,12 +395,17 @@ def study_area(polygons: gpd.GeoDataFrame, grid: Grid, buffer: Annotated[float, 
     if not np.isfinite(buffer):
         raise InputError(f"buffer={buffer!r} must be a finite distance in CRS units")
     geometry = polygons.geometry.buffer(buffer) if buffer else polygons.geometry
-    inside = rasterio.features.rasterize(((g, 1) for g in geometry if not g.is_empty), out_shape=grid.shape,
-                                         transform=grid.transform, fill=0, dtype="uint8")
-    if not inside.any():
+    shapes = [(g, 1) for g in geometry if not g.is_empty]
+
+    def rows(r0: int, r1: int) -> np.ndarray:
+        return rasterio.features.rasterize(shapes, out_shape=(r1 - r0, grid.shape[1]), fill=0, dtype="uint8",
+                                           transform=_strip_transform(grid, r0)).astype(np.float32)[None]
+
+    inside = rows(0, grid.shape[0]) if chunks is None else by_strips(rows, 1, grid.shape, chunks)
+    fraction = float(inside.mean())
+    if fraction == 0:
         raise InputError("the study area covers no pixel centre of the grid: check its CRS, buffer and the grid")
-    return grid.wrap(inside.astype(np.float32)[None], bands=[name], name=name,
-                     attrs={"kind": "mask", "area_fraction": float(inside.mean())})
+    return grid.wrap(inside, bands=[name], name=name, attrs={"kind": "mask", "area_fraction": fraction})
 
 
 def apply_mask(layer: xr.DataArray, mask: xr.DataArray) -> xr.DataArray:
@@ -384,11 +413,13 @@ def apply_mask(layer: xr.DataArray, mask: xr.DataArray) -> xr.DataArray:
     grid, mask_grid = Grid.from_dataarray(layer), Grid.from_dataarray(mask)
     if grid != mask_grid:
         raise GridMismatchError(f"the mask is on {mask_grid} but the layer on {grid}")
-    keep = np.asarray(mask.values, dtype=np.float64)
+    keep = mask.data      # a lazy mask stays lazy (numpy's functions dispatch to dask's)
     keep = keep[0] if keep.ndim == 3 else keep
     if keep.ndim != 2:
         raise InputError("mask must be one band, (y, x) or (1, y, x)")
     inside = np.isfinite(keep) & (keep != 0)
+    if compute.is_lazy(layer) and compute.is_lazy(mask):
+        inside = inside.rechunk(layer.data.chunks[-2:])
     out = layer.where(inside if layer.ndim == 2 else inside[None])   # lazy stays lazy
     out.attrs = dict(layer.attrs)
     out.attrs["masked_fraction"] = float(1 - inside.mean())

@@ -108,6 +108,35 @@ def test_lazy_raster_reading_equals_reading_whole(tmp_path, case):
     np.testing.assert_allclose(lazy.values, whole.values, atol=1e-6, equal_nan=True)
 
 
+def test_vector_layers_rasterised_and_measured_by_strips_equal_the_whole_grid():
+    # geology (overlapping polygons, one-hot or coded), faults with a point and a polygon (0 inside), a study area:
+    # each strip of 37 rows (ragged last) rasterised with its own transform gives the whole grid's cells
+    from shapely.geometry import LineString, Polygon, box
+
+    units = gpd.GeoDataFrame({"unit": ["a", "b", "c", "a"]}, geometry=[
+        Polygon([(400000, 2400000), (406000, 2400000), (404000, 2414000), (400000, 2414000)]),
+        Polygon([(406000, 2400000), (418000, 2400000), (418000, 2406000), (404100, 2414000)]),
+        box(410000, 2408000, 418000, 2414000), Point(415000, 2403000).buffer(1500)], crs=CRS)
+    faults = gpd.GeoDataFrame(geometry=[LineString([(400500, 2400500), (417500, 2413500)]), Point(402000, 2412000),
+                                        box(412000, 2401000, 414000, 2402000)], crs=CRS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")     # the overlap of two units, said as a warning
+        for one_hot in (False, True):
+            whole = pp.layers.rasterize_categorical(units, "unit", GRID, one_hot=one_hot)
+            lazy = pp.layers.rasterize_categorical(units, "unit", GRID, one_hot=one_hot, chunks=37)
+            assert pp.compute.is_lazy(lazy) and lazy.attrs == whole.attrs
+            np.testing.assert_array_equal(lazy.values, whole.values)
+    whole, lazy = pp.layers.distance_to(faults, GRID), pp.layers.distance_to(faults, GRID, chunks=37, chunk=1000)
+    assert pp.compute.is_lazy(lazy) and (whole.values == 0).sum() > 0
+    np.testing.assert_array_equal(lazy.values, whole.values)
+    whole, lazy = pp.layers.study_area(units.iloc[:2], GRID), pp.layers.study_area(units.iloc[:2], GRID, chunks=37)
+    assert pp.compute.is_lazy(lazy) and lazy.attrs == whole.attrs and 0 < whole.attrs["area_fraction"] < 1
+    np.testing.assert_array_equal(lazy.values, whole.values)
+    masked = pp.layers.apply_mask(pp.compute.chunked(_stack(_deposits()), ODD), lazy)
+    assert pp.compute.is_lazy(masked)
+    np.testing.assert_array_equal(masked.values, pp.layers.apply_mask(_stack(_deposits()), whole).values)
+
+
 def test_a_lazy_stack_stays_lazy_through_stacking_and_masking(tmp_path, case):
     deposits, stack = case
     path = pp.io.write_geotiff(stack, tmp_path / "stack.tif")

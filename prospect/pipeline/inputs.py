@@ -98,7 +98,7 @@ def check_inputs(config: RunConfig) -> Inputs:
             read, options = _split_read(config["mask"])
             polygons = io.read_vector(**read)
             layers.check_overlap(polygons.to_crs(grid.crs), grid, f"[mask] {Path(read['path']).name}")
-            inputs.mask = layers.study_area(polygons, grid, **options)
+            inputs.mask = layers.study_area(polygons, grid, chunks=config["compute"].get("chunks"), **options)
     inputs.notes += user_notes(caught)
     _check_sizes(config, grid)
     if samples is not None:

@@ -100,10 +100,10 @@ def evidence(study: Study) -> Results:
             notes.append(note)
         io.write_bands(rasters[0], folder / "elements", overwrite=folder.replace)
         reach = f"IDW up to {rasters[0].attrs['max_distance']} m from a sample"
-    for gdf, options in inputs.categorical:
-        rasters.append(layers.rasterize_categorical(gdf, grid=grid, **options))
+    for gdf, options in inputs.categorical:     # with chunks: strips rasterised and measured as they are needed
+        rasters.append(layers.rasterize_categorical(gdf, grid=grid, chunks=chunks, **options))
     for gdf, options in inputs.distance:
-        rasters.append(layers.distance_to(gdf, grid, **options))
+        rasters.append(layers.distance_to(gdf, grid, chunks=chunks, **options))
     stack = layers.stack(*rasters, *inputs.rasters)
     if inputs.mask is not None:
         stack = layers.apply_mask(stack, inputs.mask)
