@@ -399,14 +399,41 @@ def _band_names(name: Any, descriptions: list, stem: str, count: int) -> list[st
     return [stem] if count == 1 else [f"{stem}_{i + 1}" for i in range(count)]
 
 
-def _single_band(layer: xr.DataArray, argument: str = "layer") -> tuple[np.ndarray, str, Grid]:
+def _single_band(layer: xr.DataArray, argument: str = "layer") -> tuple[Any, str, Grid]:
+    """The layer's one band as float64 (a lazy layer's: a lazy ``(y, x)`` array), its name and grid."""
     grid = Grid.from_dataarray(layer)
     if layer.ndim == 3:
         if layer.sizes["band"] != 1:
             raise InputError(f"{argument} has {layer.sizes['band']} bands; pick one with "
                              f"{argument}.sel(band=[...]) (bands: {[str(b) for b in layer['band'].values]})")
-        return layer.values[0].astype(np.float64), str(layer["band"].values[0]), grid
-    return layer.values.astype(np.float64), str(layer.name or "layer"), grid
+        return _float64(layer.data[0]), str(layer["band"].values[0]), grid
+    return _float64(layer.data), str(layer.name or "layer"), grid
+
+
+def _float64(data: Any) -> Any:
+    return data.astype(np.float64) if getattr(data, "dask", None) is not None else np.asarray(data, np.float64)
+
+
+def _filtered(values: Any, pad: tuple[int, int], function: Any) -> Any:
+    """``function`` of the layer extended past the grid's edges by ``pad`` (rows, columns) cells of odd
+    reflection (linearly: exact for a plane), cut back to the grid (float64). A lazy layer is worked block by
+    block (:func:`prospect.compute.with_halo`), each block extended by its neighbours' cells and, at the grid's
+    edges, by the same reflection: the same values as the whole layer's."""
+    if getattr(values, "dask", None) is None:
+        extended = np.pad(values, ((pad[0],) * 2, (pad[1],) * 2), mode="reflect", reflect_type="odd")
+        return function(extended)[pad[0]:pad[0] + values.shape[0], pad[1]:pad[1] + values.shape[1]]
+    from prospect.compute import with_halo
+
+    halo = max(pad)
+
+    def block(piece: np.ndarray, core: tuple[tuple[int, int], tuple[int, int]], origin: tuple[int, int]) -> np.ndarray:
+        (r0, r1), (c0, c1) = core
+        before = (halo - (r0 - origin[0]), halo - (c0 - origin[1]))      # > 0 only at the grid's edges
+        after = (halo - (origin[0] + piece.shape[0] - r1), halo - (origin[1] + piece.shape[1] - c1))
+        extended = np.pad(piece, ((before[0], after[0]), (before[1], after[1])), mode="reflect", reflect_type="odd")
+        return function(extended)[halo:halo + r1 - r0, halo:halo + c1 - c0]
+
+    return with_halo(values, halo, block, np.float64)
 
 
 def _integer_raster(path: str | os.PathLike) -> bool:
@@ -429,21 +456,27 @@ def slope(layer: xr.DataArray, name: str | None = None) -> xr.DataArray:
     """
     import xarray as xr
     import xrspatial
+    from xrspatial.utils import calc_res
 
     values, band, grid = _single_band(layer)
     require_projected(grid.crs, "the layer's CRS", "slope")
-    padded = np.pad(values, 1, mode="reflect", reflect_type="odd")
     xres, yres = grid.resolution
     x = np.concatenate([[grid.x[0] - xres], grid.x, [grid.x[-1] + xres]])
     y = np.concatenate([[grid.y[0] + yres], grid.y, [grid.y[-1] - yres]])
-    result = xrspatial.slope(xr.DataArray(padded, dims=("y", "x"), coords={"y": y, "x": x}))
-    out = np.asarray(result.values[1:-1, 1:-1], np.float32)
+    # the cell size xrspatial takes from the grid extended by a cell (given to every block, so each uses the same)
+    res = calc_res(xr.DataArray(np.broadcast_to(np.float64(0), (len(y), len(x))), dims=("y", "x"),
+                                coords={"y": y, "x": x}))
+
+    def horn(extended: np.ndarray) -> np.ndarray:
+        return xrspatial.slope(xr.DataArray(extended, dims=("y", "x"), attrs={"res": tuple(map(float, res))})).values
+
+    out = _filtered(values, (1, 1), horn).astype(np.float32)
     name = name or f"{band}_slope"
     return grid.wrap(out[None], bands=[name], name=name, attrs={"kind": "continuous", "units": "degree",
                                                                 "derived": f"slope of {band}"})
 
 
-def _gaussian(values: np.ndarray, sigma_cells: tuple[float, float]) -> np.ndarray:
+def _gaussian(values: Any, sigma_cells: tuple[float, float]) -> Any:
     """A Gaussian low-pass that ignores NaN (normalised convolution) and keeps NaN cells NaN.
 
     The layer is extended past its edges by odd reflection (linearly), so a regional
@@ -451,14 +484,14 @@ def _gaussian(values: np.ndarray, sigma_cells: tuple[float, float]) -> np.ndarra
     """
     from scipy.ndimage import gaussian_filter
 
-    pad = tuple((int(4 * s) + 1,) * 2 for s in sigma_cells)
-    extended = np.pad(values, pad, mode="reflect", reflect_type="odd")
-    valid = np.isfinite(extended)
-    weight = gaussian_filter(valid.astype(np.float64), sigma_cells, mode="constant", truncate=4.0)
-    total = gaussian_filter(np.where(valid, extended, 0.0), sigma_cells, mode="constant", truncate=4.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        low = np.where(valid & (weight > 1e-9), total / weight, np.nan)
-    return low[pad[0][0]:pad[0][0] + values.shape[0], pad[1][0]:pad[1][0] + values.shape[1]]
+    def low_pass(extended: np.ndarray) -> np.ndarray:
+        valid = np.isfinite(extended)
+        weight = gaussian_filter(valid.astype(np.float64), sigma_cells, mode="constant", truncate=4.0)
+        total = gaussian_filter(np.where(valid, extended, 0.0), sigma_cells, mode="constant", truncate=4.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(valid & (weight > 1e-9), total / weight, np.nan)
+
+    return _filtered(values, tuple(int(4 * s) + 1 for s in sigma_cells), low_pass)
 
 
 def _sigma_cells(sigma: float, grid: Grid) -> tuple[float, float]:

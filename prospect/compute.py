@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["is_lazy", "check_chunks", "chunked", "valid_cells", "values_at", "band_has_values", "map_cells",
            "rank_counts", "next_above", "kth_largest", "turning_points", "deposit_ranks", "block_means", "value_range",
-           "by_strips", "strips", "at_cells",
+           "by_strips", "with_halo", "strips", "at_cells",
            "client", "engine", "Engine"]
 
 log = logging.getLogger(__name__)
@@ -302,6 +302,27 @@ def by_strips(function: Any, bands: int, shape: tuple[int, int], rows: int) -> A
 
     return _dask().map_blocks(strip, dtype=np.float32, chunks=((bands,), heights, (width,)),
                               meta=np.empty((0, 0, 0), np.float32))
+
+
+def with_halo(data: Any, halo: int, function: Any, dtype: Any = np.float32) -> Any:
+    """A lazy ``(y, x)`` array (``dtype``) in ``data``'s blocks, each ``function(values, core, origin)`` of the block
+    read with ``halo`` cells around it (fewer at the grid's edges): ``values`` the cells from ``origin`` (row,
+    column), ``core`` the block's ``((r0, r1), (c0, c1))``; it returns the core's values. ``data`` is ``(y, x)`` or
+    ``(band, y, x)`` with the bands in one chunk. For what needs its neighbours: a network's windows, a filter."""
+    import dask
+
+    dask_array = _dask()
+    rows, cols = data.shape[-2:]
+    edges = [np.r_[0, np.cumsum(c)].tolist() for c in data.chunks[-2:]]
+    lines = []
+    for r0, r1 in zip(edges[0][:-1], edges[0][1:], strict=True):
+        line = []
+        for c0, c1 in zip(edges[1][:-1], edges[1][1:], strict=True):
+            (e0, e1), (f0, f1) = (max(r0 - halo, 0), min(r1 + halo, rows)), (max(c0 - halo, 0), min(c1 + halo, cols))
+            task = dask.delayed(function, pure=False)(data[..., e0:e1, f0:f1], ((r0, r1), (c0, c1)), (e0, f0))
+            line.append(dask_array.from_delayed(task, (r1 - r0, c1 - c0), dtype=dtype, meta=np.empty((0, 0), dtype)))
+        lines.append(line)
+    return dask_array.block(lines)
 
 
 def strips(prob: Any) -> Any:

@@ -293,10 +293,9 @@ def _lazy_centres(model: Any, stack: xr.DataArray, size: int, stride: int, norma
                   batch_size: int, device: str, ore_class: int) -> Any:
     """:func:`predict_centres` of a lazy stack: each block scored from the block and a halo of ``2 * stride + size``
     cells around it, its lattice the whole grid's there; a lazy ``(y, x)`` float32 array of the stack's blocks."""
-    import dask
     import dask.array as da
 
-    from prospect.compute import _cells
+    from prospect.compute import _cells, with_halo
     from prospect.sampling import filled
 
     bands = [str(b) for b in stack["band"].to_numpy()]
@@ -328,17 +327,7 @@ def _lazy_centres(model: Any, stack: xr.DataArray, size: int, stride: int, norma
         out[inside] = lattice.surface(scores)[inside]
         return out
 
-    edges = [np.r_[0, np.cumsum(c)] for c in data.chunks[1:]]
-    parts = []
-    for r0, r1 in zip(edges[0][:-1], edges[0][1:], strict=True):
-        line = []
-        for c0, c1 in zip(edges[1][:-1], edges[1][1:], strict=True):
-            (e0, e1), (f0, f1) = (max(r0 - halo, 0), min(r1 + halo, rows)), (max(c0 - halo, 0), min(c1 + halo, cols))
-            task = dask.delayed(block, pure=False)(data[:, e0:e1, f0:f1], ((r0, r1), (c0, c1)), (e0, f0))
-            line.append(da.from_delayed(task, (r1 - r0, c1 - c0), dtype=np.float32,
-                                        meta=np.empty((0, 0), np.float32)))
-        parts.append(line)
-    return da.block(parts)
+    return with_halo(data, halo, block)
 
 
 def predict_centres(

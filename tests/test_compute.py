@@ -137,6 +137,22 @@ def test_vector_layers_rasterised_and_measured_by_strips_equal_the_whole_grid():
     np.testing.assert_array_equal(masked.values, pp.layers.apply_mask(_stack(_deposits()), whole).values)
 
 
+@pytest.mark.parametrize("chunks", [16, ODD, 47])
+def test_derived_layers_of_a_lazy_raster_are_filtered_block_by_block_as_the_whole(chunks):
+    # slope (a 1-cell halo) and Gaussian filters (halo 4 sigma + 1 = 42 cells, more than a block of 16): each block
+    # extended by its neighbours' cells and, at the grid's edges, by the same odd reflection: identical values
+    rng = np.random.default_rng(0)
+    rows, cols = np.mgrid[:70, :90]
+    values = (np.sin(cols / 9) * 50 + rows * 3 + rng.normal(size=GRID.shape) * 5).astype(np.float32)
+    values[30:34, 50:60] = np.nan
+    dem = GRID.wrap(values[None], bands=["dem"])
+    lazy = pp.compute.chunked(dem, chunks)
+    for derive in (pp.layers.slope, lambda d: pp.layers.smooth(d, 1000), lambda d: pp.layers.high_pass(d, 2100)):
+        blockwise, whole = derive(lazy), derive(dem)
+        assert pp.compute.is_lazy(blockwise) and not pp.compute.is_lazy(whole) and blockwise.attrs == whole.attrs
+        np.testing.assert_array_equal(blockwise.values, whole.values)
+
+
 def test_a_lazy_stack_stays_lazy_through_stacking_and_masking(tmp_path, case):
     deposits, stack = case
     path = pp.io.write_geotiff(stack, tmp_path / "stack.tif")
