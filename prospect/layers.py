@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import geopandas as gpd
     import xarray as xr
 
-__all__ = ["rasterize_categorical", "distance_to", "deposit_layer", "deposit_pixels", "stack", "legend",
+__all__ = ["rasterize_categorical", "distance_to", "deposit_layer", "near_deposits", "deposit_pixels", "stack", "legend",
            "from_raster", "class_table", "slope", "smooth", "high_pass", "study_area", "apply_mask", "check_overlap",
            "check_polygons", "categorical_bands"]
 
@@ -306,27 +306,32 @@ def deposit_layer(deposits: gpd.GeoDataFrame, grid: Grid, radius: float = 0.0, n
 
     Deposits outside the grid mark nothing (:mod:`prospect.evaluation` counts and reports them).
     """
+    mask = near_deposits(deposits, grid, radius).astype(np.float32)
+    return grid.wrap(mask[None], bands=[name], name=name, attrs={"kind": "mask", "radius": float(radius)})
+
+
+def near_deposits(deposits: gpd.GeoDataFrame, grid: Grid, radius: float = 0.0) -> np.ndarray:
+    """:func:`deposit_layer`'s cells as a ``(y, x)`` bool mask (a byte a cell)."""
     deposits = _on_grid(deposits, grid, "deposits")
     if not (np.isfinite(radius) and radius >= 0):
         raise InputError(f"radius={radius!r} must be a distance ≥ 0 in CRS units")
-    mask = np.zeros(grid.shape, np.float32)
+    mask = np.zeros(grid.shape, bool)
     if radius == 0:
         row, col, inside = deposit_pixels(deposits, grid)
-        mask[row[inside], col[inside]] = 1.0
-    else:
-        # each deposit marks the cells of its own window (memory of the grid's mask, not of its coordinates)
-        geometry = deposits.geometry if (deposits.geom_type == "Point").all() else \
-            deposits.geometry.representative_point()
-        x, north = grid.x, -grid.y          # both ascending (a grid runs north to south)
-        for px, py in zip(geometry.x.to_numpy(), geometry.y.to_numpy(), strict=True):
-            c0, c1 = np.searchsorted(x, px - radius, side="left"), np.searchsorted(x, px + radius, side="right")
-            r0 = np.searchsorted(north, -py - radius, side="left")
-            r1 = np.searchsorted(north, radius - py, side="right")
-            if r0 >= r1 or c0 >= c1:
-                continue
-            dx, dy = x[c0:c1][None, :] - px, grid.y[r0:r1][:, None] - py
-            mask[r0:r1, c0:c1][np.sqrt(dx * dx + dy * dy) <= radius] = 1.0
-    return grid.wrap(mask[None], bands=[name], name=name, attrs={"kind": "mask", "radius": float(radius)})
+        mask[row[inside], col[inside]] = True
+        return mask
+    # each deposit marks the cells of its own window (memory of the grid's mask, not of its coordinates)
+    geometry = deposits.geometry if (deposits.geom_type == "Point").all() else deposits.geometry.representative_point()
+    x, north = grid.x, -grid.y          # both ascending (a grid runs north to south)
+    for px, py in zip(geometry.x.to_numpy(), geometry.y.to_numpy(), strict=True):
+        c0, c1 = np.searchsorted(x, px - radius, side="left"), np.searchsorted(x, px + radius, side="right")
+        r0 = np.searchsorted(north, -py - radius, side="left")
+        r1 = np.searchsorted(north, radius - py, side="right")
+        if r0 >= r1 or c0 >= c1:
+            continue
+        dx, dy = x[c0:c1][None, :] - px, grid.y[r0:r1][:, None] - py
+        mask[r0:r1, c0:c1] |= np.sqrt(dx * dx + dy * dy) <= radius
+    return mask
 
 
 def stack(*arrays: xr.DataArray) -> xr.DataArray:

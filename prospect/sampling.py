@@ -93,7 +93,7 @@ def sample_points(
     InputError
         A radius or ratio out of range, or no positive cell (no deposit on an allowed valid cell).
     """
-    from prospect.layers import deposit_layer
+    from prospect.layers import near_deposits
 
     grid = Grid.from_dataarray(stack)
     if not (np.isfinite(positive_radius) and positive_radius >= 0):
@@ -112,13 +112,13 @@ def sample_points(
         if allowed.shape != grid.shape:
             raise InputError(f"allowed has shape {allowed.shape}; the stack's grid is {grid.shape}")
         usable &= allowed
-    near = deposit_layer(deposits, grid, radius=positive_radius).to_numpy()[0] > 0
-    if negative_distance > positive_radius:
-        far = deposit_layer(deposits, grid, radius=negative_distance).to_numpy()[0] == 0
-    else:
-        far = ~near
-    positive = np.flatnonzero((near & usable).ravel())
-    background = far & usable     # a mask, not its cells' indices: 8 bytes a cell on a large grid
+    near = near_deposits(deposits, grid, radius=positive_radius)     # masks of a byte a cell, worked in place
+    background = ~(near_deposits(deposits, grid, radius=negative_distance) if negative_distance > positive_radius
+                   else near)
+    near &= usable
+    positive = np.flatnonzero(near.ravel())
+    del near
+    background &= usable     # a mask, not its cells' indices: 8 bytes a cell on a large grid
     available = int(np.count_nonzero(background))
     if len(positive) == 0:
         raise InputError(f"no usable cell lies within positive_radius={positive_radius:g} of the {len(deposits)} "
