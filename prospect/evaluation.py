@@ -336,17 +336,16 @@ def consensus(maps: Sequence[xr.DataArray], area_fraction: Annotated[float, UP_T
         raise InputError("maps: give at least one map")
     if not (0 < area_fraction <= 1):
         raise InputError(f"area_fraction={area_fraction!r} must lie in (0, 1]")
-    surfaces = [_surface(m, np.float32 if _large(m) else np.float64) for m in maps]
-    grid = surfaces[0][1]
-    for number, (_, other) in enumerate(surfaces[1:], 2):
+    grid = Grid.from_dataarray(maps[0])
+    for number, other in enumerate((Grid.from_dataarray(m) for m in maps[1:]), 2):
         if other != grid:
             raise GridMismatchError(f"map {number} is on {other}, map 1 on {grid}; give every map on one grid")
-    count = np.zeros(grid.shape, np.float32)
-    valid = np.ones(grid.shape, bool)
-    for values, _ in surfaces:
-        valid &= np.isfinite(values)
-        count += np.isfinite(values) & (values >= _threshold_for(values, None, area_fraction))
-    count[~valid] = np.nan
+    large = any(_large(m) for m in maps)     # then a lazy count, each map's threshold counted block by block
+    count, valid = np.float32(0), True
+    for values in (_blocks(m).data if large else _surface(m)[0] for m in maps):
+        valid = valid & np.isfinite(values)
+        count = count + (np.isfinite(values) & (values >= _threshold_for(values, None, area_fraction)))
+    count = np.where(valid, count, np.nan).astype(np.float32)
     out = grid.wrap(count[None], bands=["models_agreeing"]).squeeze("band", drop=True)
     out.attrs.update(models=list(labels) if labels is not None else [], area_fraction=float(area_fraction),
                      long_name="models agreeing", definition=f"the number of the {len(maps)} models whose top "

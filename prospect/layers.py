@@ -30,9 +30,9 @@ if TYPE_CHECKING:
     import geopandas as gpd
     import xarray as xr
 
-__all__ = ["rasterize_categorical", "distance_to", "deposit_layer", "near_deposits", "deposit_pixels", "stack", "legend",
-           "from_raster", "class_table", "slope", "smooth", "high_pass", "study_area", "apply_mask", "check_overlap",
-           "check_polygons", "categorical_bands"]
+__all__ = ["rasterize_categorical", "distance_to", "deposit_layer", "near_deposits", "deposit_pixels", "stack",
+           "legend", "from_raster", "class_table", "slope", "smooth", "high_pass", "study_area", "apply_mask",
+           "check_overlap", "check_polygons", "categorical_bands"]
 
 
 def check_overlap(gdf: gpd.GeoDataFrame, grid: Grid, argument: str, reach: float = 0.0) -> None:

@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ElementTree
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sklearn.metrics import roc_auc_score
@@ -212,6 +213,15 @@ def test_consensus_counts_the_maps_whose_top_holds_a_cell_and_ranks_shared_targe
     expected[~np.isfinite(maps[1])] = np.nan
     np.testing.assert_array_equal(agreement.to_numpy(), expected)
     assert agreement.attrs["models"] == ["a", "b", "c"] and np.nanmax(agreement.to_numpy()) == 3
+    # lazy maps (blocks of 17 cells): each threshold and the count worked block by block, the same cells
+    pytest.importorskip("dask")
+    lazy = pp.evaluation.consensus([pp.compute.chunked(GRID.wrap(m), 17) for m in maps], area_fraction=0.1)
+    assert pp.compute.is_lazy(lazy)
+    np.testing.assert_array_equal(lazy.to_numpy(), expected)
+    found = targets(GRID.wrap(maps[0]), area_fraction=0.1, agreement=lazy)
+    pd.testing.assert_frame_equal(found.drop(columns="geometry"),
+                                  targets(GRID.wrap(maps[0]), area_fraction=0.1, agreement=agreement)
+                                  .drop(columns="geometry"))
     # a target all three share outranks a higher one that a single model proposes
     values = np.zeros(GRID.shape, np.float32)
     values[5:10, 5:15] = 0.8
