@@ -272,11 +272,17 @@ def deposit_ranks(prob: Any, rows: np.ndarray, cols: np.ndarray, at: np.ndarray)
     return ((below - own_below) + 0.5 * (equal - own_equal)) / max(negatives, 1), (total - below) / total
 
 
-def block_means(values: np.ndarray, factor: int) -> np.ndarray:
+def block_means(values: Any, factor: int) -> np.ndarray:
     """Means (NaN-aware; all-NaN blocks stay NaN) of ``factor`` × ``factor`` blocks of a 2-D array, the last
-    blocks cut to it; a strip of blocks at a time, so no padded copy of the array is made."""
+    blocks cut to it; a strip of blocks at a time, so no padded copy of the array is made (a lazy array: a strip
+    of about a row of its chunks computed at a time)."""
     import warnings
 
+    data = values.data if hasattr(values, "dims") else values
+    if getattr(data, "dask", None) is not None:
+        step = factor * max(1, data.chunks[0][0] // factor)      # whole blocks of cells in every strip
+        return np.concatenate([block_means(np.asarray(data[r:r + step].compute()), factor)
+                               for r in range(0, data.shape[0], step)])
     rows, cols = -(-values.shape[0] // factor) * factor, -(-values.shape[1] // factor) * factor
     out = np.empty((rows // factor, cols // factor))
     for i in range(rows // factor):

@@ -530,18 +530,19 @@ def plot_map(prob: xr.DataArray, deposits: gpd.GeoDataFrame | None = None, targe
     from matplotlib.ticker import ScalarFormatter
 
     from prospect._plot import figure_and_axes
+    from prospect.compute import block_means, value_range
 
-    values, grid = _surface(prob, np.float32 if _large(prob) else np.float64)
+    large = _large(prob)    # then read a strip at a time: its range, thresholds and block means counted by block
+    values, grid = (_blocks(prob).data, Grid.from_dataarray(prob)) if large else _surface(prob)
     fig, ax = figure_and_axes(ax, (8.2, 7))
     xmin, ymin, xmax, ymax = grid.bounds
-    finite = values[np.isfinite(values)]
-    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    high = high if high > low else low + 1e-6
+    finite = values if large else values[np.isfinite(values)]
+    low, high = value_range(finite)
+    valued = not np.isnan(low)
+    low, high = (low, high if high > low else low + 1e-6) if valued else (0.0, 1.0)
     factor = int(np.ceil(max(grid.shape) / int(pixels)))
     shown_values = values
     if factor > 1:     # block means (NaN-aware) of factor x factor cells, the last blocks cut to the grid
-        from prospect.compute import block_means
-
         shown_values = block_means(values, factor)
         rows, cols = shown_values.shape[0] * factor, shown_values.shape[1] * factor
         xmax_shown, ymin_shown = xmin + cols * grid.resolution[0], ymax - rows * grid.resolution[1]
@@ -552,7 +553,7 @@ def plot_map(prob: xr.DataArray, deposits: gpd.GeoDataFrame | None = None, targe
                       origin="upper", interpolation="nearest")
     bar = fig.colorbar(image, ax=ax, label="ore probability (colours span the map's range)", shrink=0.8)
     bar.ax.yaxis.set_major_formatter(ScalarFormatter(useOffset=False))
-    if finite.size:    # the share of the area above: read off the left of the colour bar
+    if valued:    # the share of the area above: read off the left of the colour bar
         cuts = [_threshold_for(finite, None, fraction) for fraction in fractions]
         for cut in cuts:
             bar.ax.axhline(cut, color="cyan", linewidth=1)

@@ -342,6 +342,13 @@ def test_a_large_map_is_drawn_as_block_means_with_its_first_targets(case):
         warnings.simplefilter("ignore", RuntimeWarning)       # the corner's all-NaN blocks
         expected = np.nanmean(blocks, axis=(1, 3))
     np.testing.assert_allclose(shown, expected, rtol=1e-6)
+    # the same map lazy (blocks of 64 rows: 11 strips): its block means, colour range and top-area marks the same
+    lazy = pp.evaluation.plot_map(pp.compute.chunked(wide.wrap(values.astype(np.float32)), 64), pixels=256)
+    np.testing.assert_array_equal(lazy.axes[0].images[0].get_array().filled(np.nan), shown)
+    assert lazy.axes[0].images[0].get_clim() == fig.axes[0].images[0].get_clim()
+    np.testing.assert_array_equal([line.get_ydata()[0] for line in lazy.axes[1].lines],
+                                  [line.get_ydata()[0] for line in fig.axes[1].lines])
+    assert len(fig.axes[1].lines) == 3
 
 
 @pytest.mark.parametrize("seed", [0, 9, 11])     # 9 and 11: the P-A curves cross between two deposits' values
