@@ -12,14 +12,27 @@ from prospect.imagery.datasets import (
                                        IMAGENET_STD,
                                        ImageDataset,
                                        ImageFolderSplit,
+                                       crop_origins,
+                                       crop_transforms,
                                        eval_transforms,
                                        train_transforms,
 )
+from prospect.imagery.hybrid import HybridClassifier, average_probabilities, network_features, pretrain_images
 from prospect.imagery.patches import augment_offline, crop_patches
 from prospect.imagery.report import classification_report, plot_confusion, study_report
-from prospect.imagery.zoo import INPUT_SIZE, build_classifier, list_classifiers, load_weights
+from prospect.imagery.zoo import (
+                                  INPUT_SIZE,
+                                  build_classifier,
+                                  headless,
+                                  is_weights_name,
+                                  list_classifiers,
+                                  load_weights,
+                                  weights_file,
+)
 
 __all__ = ["ImageFolderSplit", "ImageDataset", "eval_transforms", "train_transforms", "IMAGENET_MEAN", "IMAGENET_STD",
            "crop_patches", "augment_offline", "build_classifier", "list_classifiers", "load_weights", "INPUT_SIZE",
            "grad_cam", "score_cam", "plot_cam", "classification_report", "plot_confusion", "study_report",
-           "ImageFeatures", "classical_baseline", "BASELINE_MODELS"]
+           "ImageFeatures", "classical_baseline", "BASELINE_MODELS", "crop_transforms", "crop_origins",
+           "HybridClassifier", "average_probabilities", "network_features", "pretrain_images", "headless",
+           "weights_file", "is_weights_name"]

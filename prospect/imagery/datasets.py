@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import warnings
@@ -16,7 +17,8 @@ import torch
 from prospect.errors import InputError, MissingFileError
 
 __all__ = ["ImageFolderSplit", "ImageDataset", "IMAGENET_MEAN", "IMAGENET_STD", "eval_transforms",
-           "train_transforms", "scan_folder", "to_rgb", "provenance", "AUGMENTATIONS", "LIGHT_AUGMENTATION"]
+           "train_transforms", "crop_transforms", "crop_origins", "scan_folder", "to_rgb", "provenance",
+           "AUGMENTATIONS", "LIGHT_AUGMENTATION"]
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +105,101 @@ def train_transforms(size: int, mean: Sequence[float], std: Sequence[float],
     return v2.Compose(steps)
 
 
+class _Rescaled:
+    """An image (tensor, C × H × W) scaled by ``factor`` (a chosen physical scale), then enlarged where a side is
+    still below ``least`` (a crop must fit)."""
+
+    def __init__(self, factor: float, least: int) -> None:
+        self.factor, self.least = float(factor), int(least)
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        from torchvision.transforms.v2 import functional
+
+        height, width = image.shape[-2:]
+        grow = max(self.factor, self.least / min(height, width))
+        if grow == 1:
+            return image
+        return functional.resize(image, [max(self.least, round(height * grow)), max(self.least, round(width * grow))],
+                                 antialias=True)
+
+
+class _RandomCrop:
+    """A random ``size`` × ``size`` crop; with ``zoom``, its side is first drawn in [size / 1.25, size × 1.25]
+    (within the image) and the crop resized to ``size``; with ``turn``, also a random 90° turn (transpose)."""
+
+    def __init__(self, size: int, zoom: bool, turn: bool) -> None:
+        self.size, self.zoom, self.turn = int(size), bool(zoom), bool(turn)
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        from torchvision.transforms.v2 import functional
+
+        height, width = image.shape[-2:]
+        side = self.size
+        if self.zoom:
+            side = min(height, width, round(self.size * 1.25 ** float(torch.empty(1).uniform_(-1, 1))))
+        top = int(torch.randint(0, height - side + 1, ()))
+        left = int(torch.randint(0, width - side + 1, ()))
+        crop = image[..., top:top + side, left:left + side]
+        if side != self.size:
+            crop = functional.resize(crop, [self.size, self.size], antialias=True)
+        if self.turn and bool(torch.randint(0, 2, ())):
+            crop = crop.transpose(-1, -2)
+        return crop
+
+
+def crop_origins(height: int, width: int, size: int, crops: int) -> list[tuple[int, int]]:
+    """Top-left corners of ``crops`` ``size``-px crops spread evenly over an image (the centre for one): a grid
+    of ⌈√crops⌉ × ⌈√crops⌉ corners from one edge to the other, ``crops`` of them taken at even steps."""
+    if crops == 1:
+        return [((height - size) // 2, (width - size) // 2)]
+    side = math.ceil(math.sqrt(crops))
+    grid = [(int(round(t)), int(round(u))) for t in np.linspace(0, height - size, side)
+            for u in np.linspace(0, width - size, side)]
+    return [grid[int(i)] for i in np.round(np.linspace(0, len(grid) - 1, crops))]
+
+
+class _GridCrops:
+    """``crops`` crops of ``size`` px spread over the image (:func:`crop_origins`), as (crops, C, size, size)."""
+
+    def __init__(self, size: int, crops: int, after: Callable) -> None:
+        self.size, self.crops, self.after = int(size), int(crops), after
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        height, width = image.shape[-2:]
+        return torch.stack([self.after(image[..., top:top + self.size, left:left + self.size])
+                            for top, left in crop_origins(height, width, self.size, self.crops)])
+
+
+def crop_transforms(size: int, mean: Sequence[float], std: Sequence[float], crops: int = 8, scale: float = 1.0,
+                    methods: Sequence[str] | None = LIGHT_AUGMENTATION) -> tuple[Callable, Callable]:
+    """(training, evaluation) transforms that keep the image's own pixels: training takes one random ``size``-px
+    crop (``zoom``: its side varies by up to 1.25×; ``flip``: flips and 90° turns, as a micrograph has no up;
+    ``contrast``, ``saturation``, ``gamma``, ``erase`` as in :func:`train_transforms`); evaluation takes
+    ``crops`` crops spread over the image, a tensor (crops, 3, size, size) whose probabilities the Trainer
+    averages. ``scale`` resamples the image first (0.5 halves it); an image with a side below ``size`` is
+    enlarged to fit one crop."""
+    from torchvision.transforms import v2
+
+    methods = () if methods is None else tuple(methods)
+    unknown = sorted(set(methods) - set(AUGMENTATIONS))
+    if unknown:
+        raise InputError(f"augmentations {unknown} are unknown; valid: {list(AUGMENTATIONS)}")
+    values = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
+    start = [v2.ToImage(), _Rescaled(scale, size)]
+    steps: list[Any] = [*start, _RandomCrop(size, "zoom" in methods, "flip" in methods)]
+    if "flip" in methods:
+        steps += [v2.RandomHorizontalFlip(), v2.RandomVerticalFlip()]
+    if "contrast" in methods or "saturation" in methods:
+        steps.append(v2.ColorJitter(contrast=0.3 if "contrast" in methods else 0,
+                                    saturation=0.3 if "saturation" in methods else 0))
+    if "gamma" in methods:
+        steps.append(_Gamma())
+    steps += values
+    if "erase" in methods:
+        steps.append(v2.RandomErasing(p=0.5, scale=(0.02, 0.15)))
+    return v2.Compose(steps), v2.Compose([*start, _GridCrops(size, crops, v2.Compose(values))])
+
+
 def to_rgb(image: Any) -> Any:
     """A PIL image as 8-bit RGB. 16-bit grey (``I;16``, common in microscopy TIFFs) and 32-bit integer images
     are scaled by 65535 (by their maximum when larger), float images by 1 (by their maximum when larger),
@@ -119,17 +216,23 @@ def to_rgb(image: Any) -> Any:
 
 
 class ImageDataset(torch.utils.data.Dataset):
-    """Images converted to RGB (grey, 16-bit, RGBA, palette, any size) and transformed; yields ``(tensor, label)``."""
+    """Images converted to RGB (grey, 16-bit, RGBA, palette, any size) and transformed; yields ``(tensor, label)``.
 
-    def __init__(self, paths: Sequence[Path], labels: Sequence[int], transform: Callable, classes: list[str]) -> None:
+    ``paths`` and ``labels`` are per image; with ``repeats`` > 1 every image is drawn that many times per epoch
+    (``len`` is images × repeats; item ``i`` is image ``i % images``), e.g. several random crops of each."""
+
+    def __init__(self, paths: Sequence[Path], labels: Sequence[int], transform: Callable, classes: list[str],
+                 repeats: int = 1) -> None:
         self.paths, self.labels, self.transform, self.classes = list(paths), list(labels), transform, classes
+        self.repeats = int(repeats)     # items per image and epoch (a random crop each): len is images × repeats
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return len(self.paths) * self.repeats
 
     def __getitem__(self, index: int):
         from PIL import Image
 
+        index = index % len(self.paths)
         with Image.open(self.paths[index]) as image:
             rgb = to_rgb(image)
         return self.transform(rgb), int(self.labels[index])
@@ -230,6 +333,18 @@ class ImageFolderSplit:
         On-the-fly training augmentations (:func:`train_transforms`). Default: flips
         and zoom, light enough for a small set trained from scratch; the Swin
         paper's six are :data:`AUGMENTATIONS`; None for none.
+    crops : int, optional
+        Keep the images' own pixels instead of shrinking them (:func:`crop_transforms`):
+        training draws random ``size``-px crops, ``repeats`` per image and epoch (default
+        ``crops``); validation and test items are ``crops`` crops spread over each image,
+        whose probabilities the Trainer averages (multi-crop test-time averaging). The
+        texture of a 500-px micrograph (grain boundaries, twinning) survives; a 64-px
+        resize blurs it away. None (default): every image resized to ``size``.
+    scale : float
+        With ``crops``: resample every image by this factor first (a chosen physical
+        scale: 0.5 for images taken at twice the magnification wanted).
+    repeats : int, optional
+        Training items per image and epoch (default: ``crops`` with crops, else 1).
 
     ``.provenance`` counts each class's images by (mode, size), logged: a class that is all grey at
     500 px while another is all RGB at 224 px can be told by format alone, which a warning says.
@@ -237,7 +352,15 @@ class ImageFolderSplit:
 
     def __init__(self, root: str | os.PathLike, size: int = 224, split: Sequence[float] = (0.6, 0.2, 0.2),
                  seed: int = 0, stratify: bool = True, group_by: Any = "source", normalize: Any = "dataset",
-                 augment: Sequence[str] | None = LIGHT_AUGMENTATION) -> None:
+                 augment: Sequence[str] | None = LIGHT_AUGMENTATION, crops: int | None = None, scale: float = 1.0,
+                 repeats: int | None = None) -> None:
+        for name, value in (("crops", crops), ("repeats", repeats)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise InputError(f"{name}={value!r} must be a whole number ≥ 1 (or None)")
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= 16:
+            raise InputError(f"scale={scale!r} must be a number in (0, 16] (the factor the images are resampled by)")
+        if scale != 1 and crops is None:
+            raise InputError(f"scale={scale!r} resamples the images before cropping; it needs crops (a number)")
         if len(split) != 3 or min(split) < 0 or not np.isclose(sum(split), 1.0):
             raise InputError(f"split={tuple(split)!r} must be three fractions (train, val, test) summing to 1")
         if int(size) != size or size < 8:
@@ -262,7 +385,7 @@ class ImageFolderSplit:
                     if g == key:
                         side[i] = part
         self.groups = groups
-        self.size = int(size)
+        self.size, self.crops, self.scale = int(size), crops, float(scale)
         train_paths = [p for p, s in zip(paths, side, strict=True) if s == 0]
         if not train_paths:
             raise InputError("the training side is empty; use more images or a larger train fraction")
@@ -276,14 +399,20 @@ class ImageFolderSplit:
         else:
             mean, std = _statistics_given(normalize)
         self.mean, self.std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
-        plain = eval_transforms(self.size, self.mean, self.std)
-        training = plain if augment is None else train_transforms(self.size, self.mean, self.std, augment)
+        if crops is None:
+            plain = eval_transforms(self.size, self.mean, self.std)
+            training = plain if augment is None else train_transforms(self.size, self.mean, self.std, augment)
+        else:
+            training, plain = crop_transforms(self.size, self.mean, self.std, crops, self.scale, augment)
+        repeats = repeats or crops or 1
 
-        def subset(part: int, transform: Callable) -> ImageDataset:
+        def subset(part: int, transform: Callable, times: int = 1) -> ImageDataset:
             chosen = np.flatnonzero(side == part)
-            return ImageDataset([paths[i] for i in chosen], [labels[i] for i in chosen], transform, self.classes)
+            return ImageDataset([paths[i] for i in chosen], [labels[i] for i in chosen], transform, self.classes,
+                                times)
 
-        self.train, self.val, self.test = subset(0, training), subset(1, plain), subset(2, plain)
+        self.train, self.val, self.test = subset(0, training, repeats), subset(1, plain), subset(2, plain)
+        self._plain = plain
         for part, name in ((2, "test"), (1, "validation")):
             if split[part] == 0:
                 continue
@@ -294,8 +423,20 @@ class ImageFolderSplit:
                 left_out = " and leave them out of the macro averages" if part == 2 else ""
                 warnings.warn(f"class(es) {absent} have no {name} image (images in all: {counts}); the {name} scores "
                               f"say nothing about them{left_out}; add images of them", stacklevel=2)
-        log.info("%d images in %d classes: train %d, val %d, test %d", len(paths), len(self.classes),
-                 len(self.train), len(self.val), len(self.test))
+        log.info("%d images in %d classes: train %d, val %d, test %d%s", len(paths), len(self.classes),
+                 len(self.train.paths), len(self.val), len(self.test),
+                 "" if crops is None else f"; {size}-px crops at {scale:g}× their own scale, {repeats} per training "
+                 f"image and epoch, {crops} per validation/test image averaged")
+
+    @property
+    def paths(self) -> list[Path]:
+        """Every image of the split (train, validation, test), without labels: what pretraining may read."""
+        return [*self.train.paths, *self.val.paths, *self.test.paths]
+
+    def evaluated(self, data: ImageDataset) -> ImageDataset:
+        """The images of ``data`` (e.g. ``split.train``) once each, with the evaluation transform (no random
+        augmentation; every crop position with ``crops``): what features and predictions of them read."""
+        return ImageDataset(data.paths, data.labels, self._plain, self.classes)
 
     def _statistics(self, paths: list[Path]) -> tuple[tuple[float, ...], tuple[float, ...]]:
         from PIL import Image
@@ -303,7 +444,10 @@ class ImageFolderSplit:
         total, squares, count = np.zeros(3), np.zeros(3), 0
         for path in paths:
             with Image.open(path) as image:
-                pixels = np.asarray(to_rgb(image).resize((self.size, self.size)), np.float64) / 255
+                rgb = to_rgb(image)
+            shape = (self.size, self.size) if self.crops is None else \
+                (max(1, round(rgb.width * self.scale)), max(1, round(rgb.height * self.scale)))
+            pixels = np.asarray(rgb.resize(shape) if shape != rgb.size else rgb, np.float64) / 255
             total += pixels.sum(axis=(0, 1))
             squares += (pixels**2).sum(axis=(0, 1))
             count += pixels.shape[0] * pixels.shape[1]

@@ -1,14 +1,18 @@
 """Image classifiers of the ore/mineral papers, from torchvision, with SE or ECA attention and local weights.
 
-Nothing is downloaded: ``pretrained`` is a local weights file, or ``"torchvision"``
-meaning torch's cache (``$TORCH_HOME/hub/checkpoints``), where a missing file is
-an error naming the file expected and the folder to put it in.
+Nothing is downloaded: ``pretrained`` is a local weights file, torchvision's name of the weights
+(``"ResNet50_Weights.IMAGENET1K_V2"``) or ``"torchvision"`` (the DEFAULT), both read from torch's cache
+(``$TORCH_HOME/hub/checkpoints``), where a missing file is an error naming the file expected and the folder
+to put it in.
 """
 
 from __future__ import annotations
 
 import numbers
 import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +23,8 @@ from prospect.errors import InputError, MissingFileError
 from prospect.models.attention import EfficientChannelAttention, SqueezeExcitation
 from prospect.models.backbones import _read_state
 
-__all__ = ["build_classifier", "list_classifiers", "load_weights", "INPUT_SIZE"]
+__all__ = ["build_classifier", "list_classifiers", "load_weights", "weights_file", "is_weights_name", "INPUT_SIZE",
+           "headless"]
 
 # name: (torchvision builder, weights enum name, head attribute, CAM layer, backbone attributes)
 _ZOO: dict[str, tuple[str, str, str, str, tuple[str, ...]]] = {
@@ -80,12 +85,45 @@ def _replace_head(model: nn.Module, head: str, num_classes: int, dropout: float)
                 module.p = dropout
 
 
-def _cache_file(name: str) -> Path:
+_WEIGHTS_NAME = re.compile(r"^[A-Za-z0-9]+(_[A-Za-z0-9]+)*_Weights\.[A-Za-z0-9_]+$")
+
+
+def is_weights_name(value: Any) -> bool:
+    """Whether ``value`` names torchvision weights (``"ResNet50_Weights.IMAGENET1K_V2"``) rather than a file."""
+    return isinstance(value, str) and bool(_WEIGHTS_NAME.match(value))
+
+
+def weights_file(weights: str, name: str | None = None) -> Path:
+    """The file torch's cache holds (or would hold) for torchvision weights: ``$TORCH_HOME/hub/checkpoints/`` and
+    the name at the end of the weights' URL, as ``torch.hub.load_state_dict_from_url`` saves it.
+
+    ``weights`` is torchvision's name (``"ResNet50_Weights.IMAGENET1K_V2"``) or ``"torchvision"`` for the
+    ``DEFAULT`` weights of classifier ``name``; with ``name``, the weights must belong to that architecture.
+    Nothing is downloaded and the file need not exist (:func:`build_classifier` says when it does not).
+    """
     from torchvision import models
 
-    weights = getattr(models, _ZOO[name][1]).DEFAULT
-    folder = Path(torch.hub.get_dir()) / "checkpoints"
-    return folder / weights.url.rsplit("/", 1)[-1]
+    if name is not None and name not in _ZOO:
+        raise InputError(f"unknown classifier {name!r}; valid: {sorted(_ZOO)}")
+    if weights == "torchvision":
+        if name is None:
+            raise InputError("weights='torchvision' means the DEFAULT weights of an architecture; pass name")
+        found = getattr(models, _ZOO[name][1]).DEFAULT
+    else:
+        if not is_weights_name(weights):
+            raise InputError(f"weights={weights!r}; valid: torchvision's name of the weights, such as "
+                             "'ResNet50_Weights.IMAGENET1K_V2', or 'torchvision' (the architecture's DEFAULT)")
+        try:
+            found = models.get_weight(weights)
+        except (KeyError, ValueError) as exc:
+            enum = getattr(models, weights.split(".")[0], None)
+            known = [f"{weights.split('.')[0]}.{member}" for member in enum.__members__] if enum else \
+                [f"{_ZOO[n][1]}.<name>" for n in sorted(_ZOO)]
+            raise InputError(f"weights={weights!r} are not torchvision weights; valid: {known}") from exc
+        if name is not None and type(found).__name__ != _ZOO[name][1]:
+            raise InputError(f"weights={weights!r} belong to another architecture than {name!r}; valid: "
+                             f"{[f'{_ZOO[name][1]}.{m}' for m in getattr(models, _ZOO[name][1]).__members__]}")
+    return Path(torch.hub.get_dir()) / "checkpoints" / found.url.rsplit("/", 1)[-1]
 
 
 def build_classifier(name: str, num_classes: int, pretrained: str | os.PathLike | None = None,
@@ -100,10 +138,13 @@ def build_classifier(name: str, num_classes: int, pretrained: str | os.PathLike 
         ``convnext_tiny``, ``swin_t``, ``swin_b``, ``vgg16``, ``vgg19``, ``googlenet``, ``alexnet``,
         ``inception_v3`` (GoogLeNet and Inception-v3 without auxiliary heads).
     num_classes : int
-    pretrained : path or "torchvision", optional
-        ImageNet weights: a local file, or ``"torchvision"`` for the file torchvision
-        would cache under ``$TORCH_HOME/hub/checkpoints`` (never downloaded here).
-        The head is replaced; any other mismatch is an error naming it.
+    pretrained : path, weights name or "torchvision", optional
+        ImageNet weights: a local file; torchvision's name of the weights
+        (``"ResNet50_Weights.IMAGENET1K_V2"``), read from the file torchvision caches
+        under ``$TORCH_HOME/hub/checkpoints`` (:func:`weights_file`); or ``"torchvision"``
+        for the architecture's DEFAULT weights there. Never downloaded: a file missing
+        from the cache is an error naming it. The head is replaced; any other mismatch is
+        an error naming it.
     attention : {"se", "eca"}, optional
         ``"se"``: a Squeeze-and-Excitation block after the features (the
         MobileNetV2+SE model); ``"eca"``: ECA after every ConvNeXt stage (the
@@ -126,8 +167,9 @@ def build_classifier(name: str, num_classes: int, pretrained: str | os.PathLike 
     if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 2:
         raise InputError(f"num_classes={num_classes!r} must be a whole number ≥ 2")
     if pretrained is not None and not isinstance(pretrained, (str, os.PathLike)):
-        raise InputError(f"pretrained={pretrained!r}; valid: a local weights file, 'torchvision' (the file torchvision "
-                         "caches under $TORCH_HOME/hub/checkpoints; never downloaded) or None")
+        raise InputError(f"pretrained={pretrained!r}; valid: a local weights file, torchvision's name of the weights "
+                         "('ResNet50_Weights.IMAGENET1K_V2'), 'torchvision' (the DEFAULT; either read from "
+                         "$TORCH_HOME/hub/checkpoints, never downloaded) or None")
     if isinstance(reduction, bool) or not isinstance(reduction, numbers.Integral) or reduction < 1:
         raise InputError(f"reduction={reduction!r} must be a whole number ≥ 1 (the SE bottleneck's divisor)")
     if seed is None:
@@ -147,10 +189,11 @@ def _build(name: str, num_classes: int, pretrained: Any, attention: str | None, 
         extra = {"aux_logits": False, "init_weights": True}
     model = getattr(models, builder)(weights=None, **extra)
     if pretrained is not None:
-        path = _cache_file(name) if str(pretrained) == "torchvision" else Path(pretrained)
-        if str(pretrained) == "torchvision" and not path.is_file():
-            raise MissingFileError(f"pretrained='torchvision' needs {path.name} in {path.parent} (torch's cache, "
-                                   "$TORCH_HOME/hub/checkpoints); copy it there — nothing is downloaded")
+        cached = str(pretrained) == "torchvision" or is_weights_name(str(pretrained))
+        path = weights_file(str(pretrained), name) if cached else Path(pretrained)
+        if cached and not path.is_file():
+            raise MissingFileError(f"pretrained={str(pretrained)!r} needs {path.name} in {path.parent} (torch's "
+                                   "cache, $TORCH_HOME/hub/checkpoints); copy it there — nothing is downloaded")
         _load(model, path, name, head)
     _replace_head(model, head, int(num_classes), float(dropout))
     if attention is not None:
@@ -220,3 +263,24 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
         raise InputError(f"{path.name} does not fit this model: unexpected {unknown[:3]}, missing {missing[:3]}")
     model.load_state_dict(state)
     return model
+
+
+@contextmanager
+def headless(model: nn.Module) -> Iterator[nn.Module]:
+    """The classifier with its last Linear layer swapped for an identity: it returns the pooled features the head
+    reads (B, F), e.g. 512 for ResNet18; the layer is put back on leaving."""
+    name = getattr(model, "config", {}).get("name")
+    if name not in _ZOO:
+        raise InputError(f"headless needs a classifier of build_classifier (it names its head); got "
+                         f"{type(model).__name__}")
+    head = _ZOO[name][2]
+    inner = [n for n, m in model.get_submodule(head).named_modules() if isinstance(m, nn.Linear)][-1]
+    path = f"{head}.{inner}" if inner else head           # e.g. "fc", "fc.1" (after dropout), "classifier.2"
+    where, _, key = path.rpartition(".")
+    owner = model.get_submodule(where) if where else model
+    linear = getattr(owner, key)
+    setattr(owner, key, nn.Identity())
+    try:
+        yield model
+    finally:
+        setattr(owner, key, linear)

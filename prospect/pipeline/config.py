@@ -422,6 +422,8 @@ def select_rows(config: RunConfig, section: str) -> list[dict[str, Any]]:
 
 def _absolute_paths(sections: dict[str, Any], base: Path) -> None:
     """Paths in a config are relative to the config file's folder."""
+    from prospect.imagery.zoo import is_weights_name
+
     for name, body in sections.items():
         for one in body if isinstance(body, list) else [body]:
             for key in ("path", "root", "source", "like"):
@@ -429,7 +431,8 @@ def _absolute_paths(sections: dict[str, Any], base: Path) -> None:
                     one[key] = str((base / one[key]).resolve())
             if name == "experiments":
                 for row in one.get("models", []):
-                    if isinstance(row.get("pretrained"), str) and row["pretrained"] != "torchvision":
+                    if isinstance(row.get("pretrained"), str) and row["pretrained"] != "torchvision" \
+                            and not is_weights_name(row["pretrained"]):
                         row["pretrained"] = str((base / row["pretrained"]).resolve())
 
 

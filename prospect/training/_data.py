@@ -44,3 +44,8 @@ def _seed_worker(worker_id: int) -> None:
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)  # noqa: NPY002  (libraries inside a worker may still use the legacy global RNG)
     random.seed(seed)
+
+
+def _views_apart(x: torch.Tensor) -> torch.Tensor:
+    """A batch of several views per sample (N, V, C, H, W) as one batch of N·V views; others unchanged."""
+    return x.flatten(0, 1) if x.ndim == 5 else x

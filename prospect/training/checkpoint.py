@@ -57,3 +57,21 @@ def state_mismatch(model: torch.nn.Module, state: dict[str, Any], shown: int = 3
              for items, what in ((missing, "of the model's tensors missing"), (unexpected, "tensors it does not have"),
                                  (shapes, "of another shape, saved vs model")) if items]
     return "; ".join(parts)
+
+
+def export_run(out_dir: Path, model: torch.nn.Module, config: dict[str, Any], best: Any) -> None:
+    """``model.safetensors`` (the weights of ``best.pt`` when there is one, else the model's) and ``config.json``."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from prospect.files import atomic_output
+
+    checkpoint = out_dir / "best.pt"
+    weights = load_checkpoint(checkpoint)["model"] if checkpoint.exists() else model.state_dict()
+    with atomic_output(out_dir / "model.safetensors", overwrite=True) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(tmp))
+    described = {"model": _plain(getattr(model, "config", {})), "model_class": type(model).__name__,
+                 "trainer": config, "best": best, "monitor": config["monitor"]}
+    with atomic_output(out_dir / "config.json", overwrite=True) as tmp:
+        tmp.write_text(json.dumps(described, indent=2))

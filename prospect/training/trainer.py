@@ -8,7 +8,6 @@ with ``weights_only=True``, DistributedDataParallel under ``torchrun``.
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import math
 import os
@@ -28,8 +27,8 @@ from prospect.files import atomic_output
 from prospect.models import MFAFLoss, MFAFOutput, probabilities
 from prospect.training._batchnorm import batchnorm_layers, freeze_statistics, recalibrate
 from prospect.training._checks import _check_classes, _check_finite, _class_counts, check_options
-from prospect.training._data import _distributed, _EpochSampler, _seed_worker
-from prospect.training.checkpoint import CheckpointError, _plain, load_checkpoint, state_mismatch
+from prospect.training._data import _distributed, _EpochSampler, _seed_worker, _views_apart
+from prospect.training.checkpoint import CheckpointError, _plain, export_run, load_checkpoint, state_mismatch
 from prospect.training.metrics import classification_metrics
 
 __all__ = ["Trainer", "PRESETS", "CheckpointError", "load_checkpoint"]
@@ -352,6 +351,8 @@ class Trainer:
                            disable=not (self.progress and self.rank == 0 and sys.stderr.isatty()))
                 for batch, (x, y) in enumerate(bar):
                     x, y = self._to_device(x, y)
+                    if x.ndim == 5:      # several views of each sample (N, V, C, H, W): each view trains
+                        x, y = _views_apart(x), y.repeat_interleave(x.shape[1])
                     if counts is None and epoch == self.start_epoch:
                         seen.update(torch.unique(y).tolist())
                     with self._autocast():
@@ -380,7 +381,7 @@ class Trainer:
                     self.scheduler.step()
                 if self.config["precise_bn"]:
                     sample = itertools.islice(self._loader(train, shuffle=True, epoch=epoch), self.config["precise_bn"])
-                    recalibrate(self.model, (self._to_device(x, y)[0] for x, y in sample), skip=still)
+                    recalibrate(self.model, (_views_apart(self._to_device(x, y)[0]) for x, y in sample), skip=still)
                 if val is not None:
                     metrics = self.evaluate(val)
                     row.update({f"val_{k}": v for k, v in metrics.items() if not isinstance(v, list)})
@@ -487,7 +488,10 @@ class Trainer:
         for x, y in loader:
             x, y = self._to_device(x, y)
             with self._autocast():
-                output = model(x)
+                output = model(_views_apart(x))
+                if x.ndim == 5:    # several views of each sample: the mean of their probabilities, as logits
+                    mean = probabilities(output).float().view(x.shape[0], x.shape[1], -1).mean(1)
+                    output = torch.log(mean.clamp_min(1e-12))
                 self._check_batch(output, y)
                 total += float(self.loss(output, y)) * len(y)
             probs.append(probabilities(output).float().cpu().numpy())
@@ -515,7 +519,11 @@ class Trainer:
         return {"loss": loss, **classification_metrics(labels, probs)}
 
     def predict(self, data: Any) -> np.ndarray:
-        """Class probabilities (N, classes) in the order of ``data``."""
+        """Class probabilities (N, classes) in the order of ``data``.
+
+        A sample of several views, ``(V, C, H, W)`` (the crops of one image), gets the mean of its views'
+        probabilities, as do :meth:`evaluate` and validation (the loss takes its log as logits).
+        """
         return self._outputs(data)[0]
 
     # ----------------------------------------------------------------------------------------- files
@@ -544,18 +552,8 @@ class Trainer:
 
     def _export(self) -> None:
         """``model.safetensors`` (weights of the best epoch when there is one) and ``config.json``."""
-        if self.out_dir is None or self.rank != 0:
-            return
-        from safetensors.torch import save_file
-
-        best = self.out_dir / "best.pt"
-        weights = load_checkpoint(best)["model"] if best.exists() else self.model.state_dict()
-        with atomic_output(self.out_dir / "model.safetensors", overwrite=True) as tmp:
-            save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(tmp))
-        config = {"model": _plain(getattr(self.model, "config", {})), "model_class": type(self.model).__name__,
-                  "trainer": self.config, "best": self.best, "monitor": self.config["monitor"]}
-        with atomic_output(self.out_dir / "config.json", overwrite=True) as tmp:
-            tmp.write_text(json.dumps(config, indent=2))
+        if self.out_dir is not None and self.rank == 0:
+            export_run(self.out_dir, self.model, self.config, self.best)
 
     @classmethod
     def resume(cls, out_dir: str | os.PathLike, model: nn.Module, **kwargs: Any) -> Trainer:
