@@ -12,6 +12,7 @@ from prospect.imagery.datasets import (
                                        IMAGENET_STD,
                                        ImageDataset,
                                        ImageFolderSplit,
+                                       choose_crops,
                                        crop_origins,
                                        crop_transforms,
                                        eval_transforms,
@@ -33,6 +34,6 @@ from prospect.imagery.zoo import (
 __all__ = ["ImageFolderSplit", "ImageDataset", "eval_transforms", "train_transforms", "IMAGENET_MEAN", "IMAGENET_STD",
            "crop_patches", "augment_offline", "build_classifier", "list_classifiers", "load_weights", "INPUT_SIZE",
            "grad_cam", "score_cam", "plot_cam", "classification_report", "plot_confusion", "study_report",
-           "ImageFeatures", "classical_baseline", "BASELINE_MODELS", "crop_transforms", "crop_origins",
+           "ImageFeatures", "classical_baseline", "BASELINE_MODELS", "crop_transforms", "crop_origins", "choose_crops",
            "HybridClassifier", "average_probabilities", "network_features", "pretrain_images", "headless",
            "weights_file", "is_weights_name"]

@@ -78,10 +78,10 @@ def _markdown(frame: pd.DataFrame, digits: int = 3) -> str:
 
 
 def study_report(title: str, setting: Sequence[str], summary: pd.DataFrame, reports: dict[str, pd.DataFrame],
-                 synthetic: bool = False, baselines: Sequence[str] = ()) -> str:
+                 synthetic: bool = False, baselines: Sequence[str] = (), combined: Sequence[str] = ()) -> str:
     """The ore-image study as Markdown: what was run, the models side by side, and per model its per-class
     table, confusion matrix (``<model>/confusion.png``) and class-activation maps (``<model>/cam.png``; not for
-    the classical ``baselines``, which have none)."""
+    the classical ``baselines`` nor the ``combined`` rows of a network and the baseline, which have none)."""
     text = [f"# {title}", ""]
     if synthetic:
         text += ["> **Synthetic images.** The sample set is generated (`prospect.datasets.make_ore_images`); its "
@@ -90,7 +90,12 @@ def study_report(title: str, setting: Sequence[str], summary: pd.DataFrame, repo
              "Test accuracy and macro averages over the classes (each class counts the same); the best by macro F1 "
              "is listed first."
              + (f" *{', '.join(baselines)}* is the classical baseline (colour histograms and texture statistics, "
-                "scikit-learn, on the same split): what the networks must beat." if baselines else ""),
+                "scikit-learn, on the same split): what the networks must beat." if baselines else "")
+             + (" Rows ending in *_hybrid* join the network's pooled features and the baseline's features under one "
+                "logistic-regression head (fitted on the training images); *_ensemble* is the mean of the network's "
+                "and the baseline's probabilities." if combined else "")
+             + (" *seconds_per_epoch* is a network's mean training time per epoch." if "seconds_per_epoch" in summary
+                else ""),
              "", _markdown(summary.sort_values("f1_macro", ascending=False)), ""]
     for name, table in reports.items():
         frame = table.reset_index(names="class")
@@ -98,7 +103,7 @@ def study_report(title: str, setting: Sequence[str], summary: pd.DataFrame, repo
                  f"![confusion matrix of {name}]({name}/confusion.png)", "",
                  "*Confusion matrix*: rows are the true classes, columns the predicted ones, as fractions of each "
                  "true class; off-diagonal cells are the confusions to look at.", ""]
-        if name in baselines:
+        if name in baselines or name in combined:
             continue
         text += [f"![class-activation maps of {name}]({name}/cam.png)", "",
                  "*Grad-CAM*: where in each test image the model found evidence for the class it predicted (title: "

@@ -120,10 +120,13 @@ IMAGE_SECTIONS: dict[str, Section] = {
                       required=("name",),
                       help="the zoo models to train, one [[models]] per model"),
     "trainer": SECTIONS["trainer"],
-    "study": Section((), extra=("seed", "cam_images", "title", "synthetic", "keep_checkpoints", "baseline"),
+    "study": Section((), extra=("seed", "cam_images", "title", "synthetic", "keep_checkpoints", "baseline", "hybrid",
+                                "pretrain"),
                      help="the seed of split, weights and order; CAM figures; the report's title, synthetic data; "
                           "keep last.pt/best.pt (default: only model.safetensors); the classical baseline "
-                          "('logistic_regression', 'random_forest' or false)"),
+                          "('logistic_regression', 'random_forest' or false); hybrid and ensemble rows of each "
+                          "network with the baseline (default true); epochs of contrastive pretraining on all the "
+                          "images, no labels (default 0: none)"),
 }
 REPORT_KEYS = ("label", "table", "paper")   # where a model row goes in the report, not how it is built
 MODEL_KEYS = (*REPORT_KEYS, "name", "pretrained")   # beside MFAF's keyword arguments
