@@ -2,7 +2,7 @@
 images' own scale, with the hybrid and the ensemble of each, on a hard generated set and the sample set.
 
     python benchmarks/bench_images.py                      # both sets, seeds 0 and 1 (~1 h on 2 CPU cores)
-    python benchmarks/bench_images.py --seeds 0 --sets hard --modes crops --pretrain
+    python benchmarks/bench_images.py --seeds 0 --sets hard --modes '' --pretrain 10
 
 For each set (split 0.6/0.2/0.2, stratified, seeded) and seed, in one process, on the same split:
 - ``colour + texture``: the classical baseline (``ImageFeatures`` then logistic regression): the reference;
@@ -12,7 +12,8 @@ For each set (split 0.6/0.2/0.2, stratified, seeded) and seed, in one process, o
   ``pp.imagery.choose_crops``);
 - ``hybrid``: one logistic-regression head on the network's pooled features and the baseline's features;
 - ``ensemble``: the mean of the network's and the baseline's probabilities;
-- with ``--pretrain``: the same after contrastive pretraining on every image of the set (pixels only).
+- with ``--pretrain N``: the crops rows after N epochs of contrastive pretraining on every image of the set
+  (pixels only).
 Test accuracy per seed, their mean, and seconds per epoch (networks) or in all (baseline). The hard set is
 ``prospect.datasets.make_hard_images`` (texture tells the classes; grey and RGB, sizes and brightness vary alike in
 every class); the sample set is ``data_samples/ore_images`` (synthetic).
@@ -39,12 +40,13 @@ def _accuracy(probabilities: np.ndarray, labels: list[int]) -> float:
     return float((np.asarray(probabilities).argmax(1) == np.asarray(labels)).mean())
 
 
-def _run(root: Path, seed: int, mode: str, pretrain: bool) -> dict[str, tuple[float, float]]:
+def _run(root: Path, seed: int, mode: str, pretrain: int) -> dict[str, tuple[float, float]]:
     """Accuracy and seconds (per epoch for the network) of each row, on one split."""
     settings = dict(pp.training.PRESETS["images"])
     if mode == "crops":
         choice = pp.imagery.choose_crops(root)
-        split = pp.imagery.ImageFolderSplit(root, size=choice.size, crops=choice.crops, seed=seed)
+        split = pp.imagery.ImageFolderSplit(root, size=choice.size, crops=choice.crops, repeats=choice.repeats,
+                                            seed=seed)
         settings["epochs"] = choice.epochs
     else:
         split = pp.imagery.ImageFolderSplit(root, size=64, seed=seed)
@@ -61,7 +63,7 @@ def _run(root: Path, seed: int, mode: str, pretrain: bool) -> dict[str, tuple[fl
     if pretrain:
         started = time.perf_counter()
         history = pp.imagery.pretrain_images(model, split.paths, size=split.size, mean=split.mean, std=split.std,
-                                             crops=mode == "crops", seed=seed)
+                                             crops=mode == "crops", epochs=pretrain, seed=seed)
         rows[f"  (pretraining, {len(history)} epochs)"] = (float("nan"), (time.perf_counter() - started)
                                                            / len(history))
         label += " + pretraining"
@@ -87,7 +89,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--sets", default="hard,samples")
     parser.add_argument("--modes", default="resize,crops")
-    parser.add_argument("--pretrain", action="store_true", help="also the crops rows after contrastive pretraining")
+    parser.add_argument("--pretrain", type=int, default=0, metavar="EPOCHS",
+                        help="also the crops rows after this many epochs of contrastive pretraining")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     torch.manual_seed(0)
@@ -100,7 +103,7 @@ def main() -> None:
             root = roots[name]()
             print(f"\n{name} ({root}): {pp.imagery.choose_crops(root).reason}")
             results: dict[str, list[tuple[float, float]]] = {}
-            runs = [(m, False) for m in args.modes.split(",") if m] + ([("crops", True)] if args.pretrain else [])
+            runs = [(m, 0) for m in args.modes.split(",") if m] + ([("crops", args.pretrain)] if args.pretrain else [])
             for number, (mode, pretrain) in enumerate(runs):
                 for seed in seeds:
                     for row, value in _run(root, seed, mode, pretrain).items():

@@ -160,3 +160,25 @@ def test_weights_by_torchvision_name_come_from_the_cache_only(tmp_path, monkeypa
         pp.imagery.weights_file("ResNet18_Weights.IMAGENET9")
     assert pp.imagery.is_weights_name("Swin_B_Weights.IMAGENET1K_V1")
     assert not pp.imagery.is_weights_name("weights/resnet18.pth")
+
+
+def test_crops_chosen_from_the_image_sizes(tmp_path):
+    def folder(name, size, count):
+        for c in ("a", "b"):
+            (tmp_path / name / c).mkdir(parents=True)
+            for i in range(count // 2):
+                Image.new("RGB", size, (40 * i % 255, 90, 20)).save(tmp_path / name / c / f"{i}.png")
+        return tmp_path / name
+
+    # shorter side 200: 16·round(200 / 32) = 96 px; ⌈2·300·200 / 96²⌉ = 14 crops, 14 repeats;
+    # 1.3e8 / (10·14·96²) = 101 → 30 epochs
+    choice = pp.imagery.choose_crops(folder("photos", (300, 200), 10))
+    assert (choice.size, choice.crops, choice.repeats, choice.epochs) == (96, 14, 14, 30)
+    assert choice.reason.startswith("10 images, median shorter side 200 px: 96-px crops")
+    # 60 × 50: 16·round(50 / 32) = 32 px; ⌈2·3000 / 32²⌉ = 6 crops
+    assert pp.imagery.choose_crops(folder("small", (60, 50), 10))[:2] == (32, 6)
+    # 1000²: 496 px capped at 128; ⌈2·10⁶ / 128²⌉ = 123 crops capped at 16; 4e7 / (40·16·128²) = 3.8 → 10 epochs
+    large = folder("large", (1000, 1000), 40)
+    assert pp.imagery.choose_crops(large, budget=4e7)[:4] == (128, 16, 16, 10)
+    # 1e9 / (40·16·64²) = 381 → 30 epochs
+    assert pp.imagery.choose_crops(sorted(large.rglob("*.png")), largest=64, budget=1e9)[::3] == (64, 30)

@@ -125,10 +125,15 @@ def test_ore_image_workflow_writes_reports(tmp_path):
     assert list(report.index[:5]) == ["arsenopyrite", "chalcopyrite", "gold", "pyrite", "stibnite"]
     assert report.loc["accuracy", "support"] == 40
     assert (out / "mobilenet_v2" / "confusion.png").exists() and (out / "mobilenet_v2" / "cam.png").exists()
+    log = (out / "run.log").read_text()      # crops = "auto": the crops chosen from the image sizes, and why
+    assert "data: 200 images, median shorter side 256 px" in log and "data.crops: 'auto' -> 8 (choose_crops)" in log
+    assert "data.size" not in log and "trainer.epochs" not in log       # --size and --epochs were given
     summary = pd.read_csv(out / "summary.csv")
-    assert summary["model"].tolist() == ["mobilenet_v2", "colour_texture_logistic_regression"]   # + the baseline
+    assert summary["model"].tolist() == ["mobilenet_v2", "mobilenet_v2_hybrid", "mobilenet_v2_ensemble",
+                                         "colour_texture_logistic_regression"]   # + the baseline
+    assert summary.loc[0, "epochs"] == 1 and summary.loc[0, "seconds_per_epoch"] > 0
     baseline = pd.read_csv(out / "colour_texture_logistic_regression" / "report.csv", index_col=0)
-    assert baseline.loc["accuracy", "f1"] == pytest.approx(summary.loc[1, "accuracy"], abs=1e-4)
+    assert baseline.loc["accuracy", "f1"] == pytest.approx(summary.loc[3, "accuracy"], abs=1e-4)
     assert (out / "colour_texture_logistic_regression" / "confusion.png").exists()
     assert sorted(p.name for p in (out / "mobilenet_v2").glob("*.pt")) == []     # only model.safetensors is kept
     assert (out / "mobilenet_v2" / "model.safetensors").exists()
@@ -138,7 +143,9 @@ def test_ore_image_workflow_writes_reports(tmp_path):
     assert text.index("## mobilenet_v2") < text.index("(mobilenet_v2/confusion.png)") < text.index("/cam.png)")
     assert "*colour_texture_logistic_regression* is the classical baseline" in text
     assert "colour_texture_logistic_regression/cam.png" not in text          # a baseline has no CAM
-    assert (out / "report.html").read_text().count("data:image/png;base64,") == 3
+    assert "Rows ending in *_hybrid*" in text and "mobilenet_v2_hybrid/cam.png" not in text
+    assert "as 32-px crops at 1× their own scale (2 per training image and epoch, 8 averaged" in text
+    assert (out / "report.html").read_text().count("data:image/png;base64,") == 5
     assert images.main(["--out", str(tmp_path / "x"), "--models", "lenet"]) == 2
 
 
@@ -146,7 +153,7 @@ def test_ore_image_study_file_keys_are_checked(tmp_path, capsys):
     images = _ore_workflow()
     text = _ore_study_file()
     config = tmp_path / "images.toml"
-    config.write_text(text.replace("size = 64", "size = 64\nresize = 32"))
+    config.write_text(text.replace("split = [", "resize = 32\nsplit = ["))
     assert images.main(["--config", str(config), "--out", str(tmp_path / "a")]) == 2
     said = capsys.readouterr().err
     assert "unknown key(s) ['resize']; valid keys of [data]: ['root', 'size', 'split'" in said
@@ -154,7 +161,15 @@ def test_ore_image_study_file_keys_are_checked(tmp_path, capsys):
     assert images.main(["--config", str(config), "--out", str(tmp_path / "b")]) == 2
     assert "valid keys of [models]: ['name', 'pretrained', 'attention', 'dropout', 'reduction', 'size']" in \
         capsys.readouterr().err
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    for bad, said in (('baseline = "svm"', "[study] baseline='svm'; valid: one of ['logistic_regression', "
+                                           "'random_forest'] or false"),
+                      ("pretrain = -1", "[study] pretrain=-1; valid: a whole number of epochs ≥ 0"),
+                      ("hybrid = 1", "[study] hybrid=1; valid: true or false")):
+        key = bad.split(" =")[0]
+        config.write_text("\n".join(bad if line.startswith(f"{key} =") else line for line in text.splitlines()))
+        assert images.main(["--config", str(config), "--out", str(tmp_path / "c")]) == 2
+        assert said in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
 
 
 def test_ore_image_models_take_their_own_input_size(tmp_path, capsys):
@@ -162,10 +177,12 @@ def test_ore_image_models_take_their_own_input_size(tmp_path, capsys):
     text = _ore_study_file()
     config = tmp_path / "images.toml"
     config.write_text(text.replace('name = "resnet18"\n', 'name = "resnet18"\nsize = 40\n\n[[models]]\n'
-                                   'name = "mobilenet_v2"\n', 1))
-    assert images.main(["--config", str(config), "--out", str(tmp_path / "out"), "--epochs", "1"]) == 0
+                                   'name = "mobilenet_v2"\n', 1).replace("pretrain = 0", "pretrain = 1"))
+    assert images.main(["--config", str(config), "--out", str(tmp_path / "out"), "--epochs", "1", "--size",
+                        "48"]) == 0
     log = (tmp_path / "out" / "run.log").read_text()
-    assert "resnet18: 40 px input, test images" in log and "mobilenet_v2: 64 px input, test images" in log
+    assert "resnet18: 40 px input, test images" in log and "mobilenet_v2: 48 px input, test images" in log
+    assert "resnet18: contrastive pretraining on all 200 images (no labels), 1 epochs" in log
     tests = {line.split("test images ")[1] for line in log.splitlines() if "px input, test images" in line}
     assert len(tests) == 1                                    # the same test images at either size
     config.write_text(text.replace('name = "resnet18"\n', 'name = "resnet18"\nsize = "huge"\n', 1))
