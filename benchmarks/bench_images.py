@@ -112,7 +112,7 @@ def main() -> None:
             for row, values in results.items():
                 accuracy = [a for a, _ in values]
                 seconds = float(np.median([s for _, s in values]))
-                unit = "s/epoch" if row.startswith("resnet18") and ":" not in row or "pretraining" in row else "s"
+                unit = "s/epoch" if (row.startswith("resnet18") and ":" not in row) or row.startswith("  (") else "s"
                 shown = "" if np.isnan(accuracy).all() else \
                     f"{' '.join(f'{a:.3f}' for a in accuracy)}  mean {np.mean(accuracy):.3f}"
                 print(f"  {row:52s} {shown:26s} {seconds:7.2f} {unit}")
