@@ -175,9 +175,9 @@ def _run(config, settings: dict, out: Path, overwrite: bool, first: Any) -> int:
 
     default_size = data.get("size", 224)
     split = split_at(default_size)
-    log.info("data: %s, %d classes %s; train %d, val %d, test %d images at %d px", config["data"]["root"],
-             len(split.classes), split.classes, len(split.train), len(split.val), len(split.test),
-             config["data"].get("size", 224))
+    log.info("data: %s, %d classes %s; train %d, val %d, test %d images %s", config["data"]["root"],
+             len(split.classes), split.classes, len(split.train.paths), len(split.val), len(split.test),
+             f"at {split.size} px" if split.crops is None else f"as {split.size}-px crops, {split.crops} a test image")
     for change in config.changes:
         log.info("  %s", change)
     rows, reports = [], {}
