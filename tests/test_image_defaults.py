@@ -46,7 +46,7 @@ def test_normalize_and_pretrained_mistakes_are_clear(tmp_path):
         ImageFolderSplit(root, size=32, normalize=(1, 2, 3))
     with pytest.raises(InputError, match=r"with standard deviations above 0"):
         ImageFolderSplit(root, size=32, normalize=((0.5, 0.5, 0.5), (0.2, 0.0, 0.2)))
-    with pytest.raises(InputError, match=r"pretrained=True; valid: a local weights file, 'torchvision'"):
+    with pytest.raises(InputError, match=r"pretrained=True; valid: a local weights file, torchvision's name"):
         build_classifier("resnet18", 3, pretrained=True)
     own = ImageFolderSplit(root, size=32)      # the default: the training side's own statistics
     pixels = np.stack([np.asarray(Image.open(p).convert("RGB").resize((32, 32)), float) / 255

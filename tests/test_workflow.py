@@ -127,7 +127,9 @@ def test_ore_image_workflow_writes_reports(tmp_path):
     assert (out / "mobilenet_v2" / "confusion.png").exists() and (out / "mobilenet_v2" / "cam.png").exists()
     log = (out / "run.log").read_text()      # crops = "auto": the crops chosen from the image sizes, and why
     assert "data: 200 images, median shorter side 256 px" in log and "data.crops: 'auto' -> 8 (choose_crops)" in log
-    assert "data.size" not in log and "trainer.epochs" not in log       # --size and --epochs were given
+    assert "; the study sets size 32 and epochs 1 (kept)" in log
+    chosen = [line.split(": ")[0].split()[-1] for line in log.splitlines() if line.endswith("(choose_crops)")]
+    assert chosen == ["data.crops", "data.repeats"]                  # --size and --epochs were given
     summary = pd.read_csv(out / "summary.csv")
     assert summary["model"].tolist() == ["mobilenet_v2", "mobilenet_v2_hybrid", "mobilenet_v2_ensemble",
                                          "colour_texture_logistic_regression"]   # + the baseline
@@ -144,7 +146,7 @@ def test_ore_image_workflow_writes_reports(tmp_path):
     assert "*colour_texture_logistic_regression* is the classical baseline" in text
     assert "colour_texture_logistic_regression/cam.png" not in text          # a baseline has no CAM
     assert "Rows ending in *_hybrid*" in text and "mobilenet_v2_hybrid/cam.png" not in text
-    assert "as 32-px crops at 1× their own scale (2 per training image and epoch, 8 averaged" in text
+    assert "as 32-px crops at 1× their own scale (8 per training image and epoch, 8 averaged" in text
     assert (out / "report.html").read_text().count("data:image/png;base64,") == 5
     assert images.main(["--out", str(tmp_path / "x"), "--models", "lenet"]) == 2
 
@@ -177,7 +179,8 @@ def test_ore_image_models_take_their_own_input_size(tmp_path, capsys):
     text = _ore_study_file()
     config = tmp_path / "images.toml"
     config.write_text(text.replace('name = "resnet18"\n', 'name = "resnet18"\nsize = 40\n\n[[models]]\n'
-                                   'name = "mobilenet_v2"\n', 1).replace("pretrain = 0", "pretrain = 1"))
+                                   'name = "mobilenet_v2"\n', 1).replace("pretrain = 0", "pretrain = 1")
+                      .replace('crops = "auto"', "crops = 2"))
     assert images.main(["--config", str(config), "--out", str(tmp_path / "out"), "--epochs", "1", "--size",
                         "48"]) == 0
     log = (tmp_path / "out" / "run.log").read_text()

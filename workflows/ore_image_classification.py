@@ -140,7 +140,10 @@ def _choose_crops(config: Any) -> str:
         config.override("data.repeats", choice.repeats, "choose_crops")
     if "epochs" not in config["trainer"]:
         config.override("trainer.epochs", choice.epochs, "choose_crops")
-    return choice.reason
+    kept = [f"{key} {section[key]}" for key, section in (("size", data), ("repeats", data),
+                                                          ("epochs", config["trainer"]))
+            if config.origins.get(f"{'trainer' if key == 'epochs' else 'data'}.{key}") != "choose_crops"]
+    return choice.reason + (f"; the study sets {' and '.join(kept)} (kept)" if kept else "")
 
 
 def _score(name: str, folder: Path, split: Any, probs: Any, started: float, reports: dict,
