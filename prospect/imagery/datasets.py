@@ -86,12 +86,19 @@ def train_transforms(size: int, mean: Sequence[float], std: Sequence[float],
     contrast and saturation), then the evaluation transform."""
     from torchvision.transforms import v2
 
+    first = v2.RandomResizedCrop((size, size), scale=(0.7, 1.0), antialias=True) if "zoom" in methods \
+        else v2.Resize((size, size), antialias=True)
+    return _augmented([v2.ToImage(), first], methods, mean, std)
+
+
+def _augmented(steps: list[Any], methods: Sequence[str], mean: Sequence[float], std: Sequence[float]) -> Callable:
+    """``steps`` (reading and cropping), then the chosen flips, contrast/saturation, gamma, the conversion to
+    normalised floats and random erasing."""
+    from torchvision.transforms import v2
+
     unknown = sorted(set(methods) - set(AUGMENTATIONS))
     if unknown:
         raise InputError(f"augmentations {unknown} are unknown; valid: {list(AUGMENTATIONS)}")
-    steps: list[Any] = [v2.ToImage()]
-    steps.append(v2.RandomResizedCrop((size, size), scale=(0.7, 1.0), antialias=True) if "zoom" in methods
-                 else v2.Resize((size, size), antialias=True))
     if "flip" in methods:
         steps += [v2.RandomHorizontalFlip(), v2.RandomVerticalFlip()]
     if "contrast" in methods or "saturation" in methods:
@@ -181,23 +188,10 @@ def crop_transforms(size: int, mean: Sequence[float], std: Sequence[float], crop
     from torchvision.transforms import v2
 
     methods = () if methods is None else tuple(methods)
-    unknown = sorted(set(methods) - set(AUGMENTATIONS))
-    if unknown:
-        raise InputError(f"augmentations {unknown} are unknown; valid: {list(AUGMENTATIONS)}")
-    values = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
     start = [v2.ToImage(), _Rescaled(scale, size)]
-    steps: list[Any] = [*start, _RandomCrop(size, "zoom" in methods, "flip" in methods)]
-    if "flip" in methods:
-        steps += [v2.RandomHorizontalFlip(), v2.RandomVerticalFlip()]
-    if "contrast" in methods or "saturation" in methods:
-        steps.append(v2.ColorJitter(contrast=0.3 if "contrast" in methods else 0,
-                                    saturation=0.3 if "saturation" in methods else 0))
-    if "gamma" in methods:
-        steps.append(_Gamma())
-    steps += values
-    if "erase" in methods:
-        steps.append(v2.RandomErasing(p=0.5, scale=(0.02, 0.15)))
-    return v2.Compose(steps), v2.Compose([*start, _GridCrops(size, crops, v2.Compose(values))])
+    training = _augmented([*start, _RandomCrop(size, "zoom" in methods, "flip" in methods)], methods, mean, std)
+    values = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))])
+    return training, v2.Compose([*start, _GridCrops(size, crops, values)])
 
 
 class CropChoice(NamedTuple):
