@@ -140,9 +140,9 @@ def _choose_crops(config: Any) -> str:
         config.override("data.repeats", choice.repeats, "choose_crops")
     if "epochs" not in config["trainer"]:
         config.override("trainer.epochs", choice.epochs, "choose_crops")
-    kept = [f"{key} {section[key]}" for key, section in (("size", data), ("repeats", data),
-                                                          ("epochs", config["trainer"]))
-            if config.origins.get(f"{'trainer' if key == 'epochs' else 'data'}.{key}") != "choose_crops"]
+    kept = [f"{key} {config[section][key]}" for section, key in (("data", "size"), ("data", "repeats"),
+                                                                  ("trainer", "epochs"))
+            if config.origins.get(f"{section}.{key}") != "choose_crops"]
     return choice.reason + (f"; the study sets {' and '.join(kept)} (kept)" if kept else "")
 
 

@@ -95,7 +95,7 @@ def is_weights_name(value: Any) -> bool:
 
 def weights_file(weights: str, name: str | None = None) -> Path:
     """The file torch's cache holds (or would hold) for torchvision weights: ``$TORCH_HOME/hub/checkpoints/`` and
-    the name at the end of the weights' URL, as ``torch.hub.load_state_dict_from_url`` saves it.
+    the name at the end of the weights' URL, the name torch's hub cache keeps such a file under.
 
     ``weights`` is torchvision's name (``"ResNet50_Weights.IMAGENET1K_V2"``) or ``"torchvision"`` for the
     ``DEFAULT`` weights of classifier ``name``; with ``name``, the weights must belong to that architecture.
