@@ -402,3 +402,25 @@ def test_windows_across_block_borders_equal_windows_cut_from_the_whole_array(cas
     assert lazy_stats["band"] == stats["band"]
     np.testing.assert_allclose(lazy_stats["mean"], stats["mean"], rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(lazy_stats["std"], stats["std"], rtol=1e-12)
+
+
+def test_normalisation_keeps_indicator_bands_as_zero_and_one():
+    """A 0/1 band (a rare class, a binary raster) becomes -1/+1 whatever its share; the other bands are standardised
+    as numpy does, on the allowed valid cells, and a lazy stack's statistics are the same."""
+    rng = np.random.default_rng(4)
+    values = np.stack([rng.normal(5.0, 2.0, GRID.shape), (rng.random(GRID.shape) < 0.003).astype(float),
+                       rng.integers(0, 3, GRID.shape).astype(float)]).astype(np.float32)
+    values[:, :3, :3] = np.nan
+    stack = GRID.wrap(values, bands=["cu", "rare_class", "codes"])
+    allowed = np.zeros(GRID.shape, bool)
+    allowed[:, 20:] = True
+    use = allowed & np.isfinite(values).all(axis=0)
+    for fitted in (pp.sampling.fit_normalization(stack, allowed),
+                   pp.sampling.fit_normalization(pp.compute.chunked(stack, ODD), allowed)):
+        assert fitted["mean"][1] == 0.5 and fitted["std"][1] == 0.5      # z-scored its 1s would reach ~18
+        for band in (0, 2):
+            np.testing.assert_allclose(fitted["mean"][band], values[band][use].astype(np.float64).mean(), rtol=1e-9)
+            np.testing.assert_allclose(fitted["std"][band], values[band][use].astype(np.float64).std(), rtol=1e-9)
+    windows = pp.sampling.windows(stack, pp.sampling.Points(np.array([30]), np.array([40]), np.zeros(1, np.int64)), 5,
+                                  normalization=pp.sampling.fit_normalization(stack))
+    np.testing.assert_array_equal(windows.x[0, 1], 2 * values[1, 28:33, 38:43] - 1)

@@ -126,7 +126,8 @@ def pretrain(
     Returns
     -------
     DataFrame: ``epoch``, ``loss`` (mean squared error of the masked bands, standardised units: predicting the
-    band mean scores about 1), ``seconds``.
+    band mean scores about 1; a 0/1 indicator band is -1/+1, :func:`prospect.sampling.fit_normalization`),
+    ``seconds``.
     """
     from prospect.compute import is_lazy
     from prospect.sampling import Points, _nth_true, _valid, fit_normalization, padded
