@@ -407,8 +407,9 @@ def integrated_gradients(
 ) -> xr.DataArray:
     """Why each cell scores as it does under a window network: every band's share of its ore log-odds.
 
-    Integrated gradients (Sundararajan et al. 2017) from the all-mean window (0 once standardised, the
-    "no evidence" window) to the cell's window, ``steps`` midpoint steps along the straight path, summed over
+    Integrated gradients (Sundararajan et al. 2017) from the all-mean window (every band at its mean: 0 once
+    standardised, or ``normalization["reference"]`` where a 0/1 band is read as -1/+1; the "no evidence" window)
+    to the cell's window, ``steps`` midpoint steps along the straight path, summed over
     the window's cells per band. The shares add up to the window's log-odds less the all-mean window's
     (completeness, up to the path integral's discretisation; ``attrs["completeness"]`` is the summed gap over
     the scored windows relative to their summed absolute log-odds difference). Windows are centred on the same
@@ -440,17 +441,22 @@ def integrated_gradients(
     shares = np.zeros((len(lattice.centres), len(bands)), np.float64)
     gaps = np.zeros((len(lattice.centres), 2))      # |shares' sum - log-odds difference|, |difference|
     started = time.perf_counter()
+    # the all-mean window: 0 in every standardised band, or the band's mean where the statistics say otherwise
+    # (a 0/1 band read as -1/+1, prospect.sampling.fit_normalization)
+    reference = torch.zeros((1, len(bands), 1, 1), device=chosen)
+    if normalization is not None and "reference" in normalization:
+        reference[0, :, 0, 0] = torch.as_tensor(normalization["reference"], dtype=torch.float32)
     with torch.no_grad():
-        expected = float(log_odds(torch.zeros((1, len(bands), size, size), device=chosen))[0])
+        expected = float(log_odds(reference.expand(1, len(bands), size, size))[0])
     for start in range(0, len(lattice.centres), int(batch_size)):
         chunk = lattice.centres[start:start + int(batch_size)]
         x = torch.from_numpy(np.stack([source[:, r:r + size, c:c + size] for r, c in chunk])).to(chosen)
         total = torch.zeros_like(x)
         for alpha in alphas:
-            point = (alpha * x).requires_grad_(True)
+            point = (reference + alpha * (x - reference)).requires_grad_(True)
             (gradient,) = torch.autograd.grad(log_odds(point).sum(), point)
             total += gradient
-        attribution = (x * total / steps).double().sum(dim=(2, 3)).cpu().numpy()
+        attribution = ((x - reference) * total / steps).double().sum(dim=(2, 3)).cpu().numpy()
         with torch.no_grad():
             difference = log_odds(x).cpu().numpy() - expected
         shares[start:start + len(chunk)] = attribution

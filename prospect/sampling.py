@@ -205,10 +205,13 @@ def fit_normalization(stack: xr.DataArray, allowed: np.ndarray | None = None) ->
 
 def _indicators_as_signs(stats: dict, indicator: np.ndarray) -> dict:
     """``stats`` with mean 0.5 and standard deviation 0.5 (0 -> -1, 1 -> +1) for the bands flagged as 0/1
-    indicators."""
+    indicators, and ``reference``: every band's mean once standardised (0, or 2p - 1 for an indicator with a share
+    p of 1s), the "all-mean" window that :func:`prospect.mapping.integrated_gradients` measures from."""
     indicator = np.asarray(indicator, bool)
-    stats["mean"] = np.where(indicator, 0.5, stats["mean"]).tolist()
+    raw = np.asarray(stats["mean"], np.float64)
+    stats["mean"] = np.where(indicator, 0.5, raw).tolist()
     stats["std"] = np.where(indicator, 0.5, stats["std"]).tolist()
+    stats["reference"] = ((raw - np.asarray(stats["mean"])) / np.asarray(stats["std"])).tolist()
     return stats
 
 

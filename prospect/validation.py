@@ -63,11 +63,11 @@ NETWORK_TRAINING = dict(optimizer="sgd", lr=0.02, momentum=0.9, weight_decay=1e-
 #   pu_prior - the non-negative positive-unlabelled loss with this class prior (None: cross-entropy);
 #   members  - an ensemble of this many networks per fold (seeds seed + fold + 1000 m), maps averaged.
 # Networks registered as label_efficient (window_net) get RECIPE by default, the others OFF. Chosen by
-# benchmarks/bench_real.py --ablation (3 seeds, Kolari and the synthetic case; the README's table): pretraining
-# on top of the symmetries helped on both (+0.010 and +0.001 held-out AUC); the symmetries alone changed
-# nothing on either but are kept with it, as measured; the PU loss (prior 0.02) lowered Kolari's AUC by 0.013;
-# members multiply the time and stay off (2026-12-02, Kolari seed 0: 2 members 0.917 as 1, at 41 s per fold
-# against 23; a 32-wide window network 0.885 at 51 s). The window network's own epochs: prospect.registry.
+# benchmarks/bench_real.py --ablation (3 seeds, Kolari and the synthetic case; the README's table, 2026-12-02,
+# 0/1 bands read as -1/+1): the symmetries helped on Kolari (+0.028) and the synthetic case (+0.003), pretraining on
+# top of them on Kolari (+0.015) and not on the synthetic case (+0.000); the PU loss (prior 0.02) gave +0.003 and
+# -0.004, and 3 members per fold +0.004 and -0.001 at 2.7x the time: both off. The window network's own epochs:
+# prospect.registry.
 RECIPE: dict[str, Any] = dict(augment=True, tta=True, pretrain=True, pu_prior=None, members=1)
 OFF: dict[str, Any] = dict(augment=False, tta=False, pretrain=False, pu_prior=None, members=1)
 # The network the docs recommend for maps, and the pipeline's default held-out network row.

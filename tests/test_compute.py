@@ -418,6 +418,8 @@ def test_normalisation_keeps_indicator_bands_as_zero_and_one():
     for fitted in (pp.sampling.fit_normalization(stack, allowed),
                    pp.sampling.fit_normalization(pp.compute.chunked(stack, ODD), allowed)):
         assert fitted["mean"][1] == 0.5 and fitted["std"][1] == 0.5      # z-scored its 1s would reach ~18
+        share = values[1][use].astype(np.float64).mean()
+        np.testing.assert_allclose(fitted["reference"], [0.0, 2 * share - 1, 0.0], atol=1e-12)   # the band means
         for band in (0, 2):
             np.testing.assert_allclose(fitted["mean"][band], values[band][use].astype(np.float64).mean(), rtol=1e-9)
             np.testing.assert_allclose(fitted["std"][band], values[band][use].astype(np.float64).std(), rtol=1e-9)
