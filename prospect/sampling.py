@@ -199,8 +199,8 @@ def fit_normalization(stack: xr.DataArray, allowed: np.ndarray | None = None) ->
     if not use.any():
         raise InputError("no valid cell to fit the normalisation on")
     used = values[:, use]
-    return _indicators_as_signs(normalization.fit(used, stack["band"].to_numpy(), axis=1),
-                            ((used == 0) | (used == 1)).all(axis=1))
+    indicator = ((used == 0) | (used == 1)).all(axis=1)
+    return _indicators_as_signs(normalization.fit(used, stack["band"].to_numpy(), axis=1), indicator)
 
 
 def _indicators_as_signs(stats: dict, indicator: np.ndarray) -> dict:
