@@ -404,7 +404,7 @@ def test_windows_across_block_borders_equal_windows_cut_from_the_whole_array(cas
     np.testing.assert_allclose(lazy_stats["std"], stats["std"], rtol=1e-12)
 
 
-def test_normalisation_keeps_indicator_bands_as_zero_and_one():
+def test_normalisation_reads_indicator_bands_as_minus_and_plus_one():
     """A 0/1 band (a rare class, a binary raster) becomes -1/+1 whatever its share; the other bands are standardised
     as numpy does, on the allowed valid cells, and a lazy stack's statistics are the same."""
     rng = np.random.default_rng(4)
