@@ -92,13 +92,12 @@ def ablation() -> dict[str, dict]:
     0.02: ore-related cells hidden in the background taken as about as many as the known deposits' 1 km zones
     cover (2 % of the area). The members row adds 3 networks per fold to the steps the recommended recipe keeps."""
     bare = {"name": "window_net", "augment": False, "tta": False, "pretrain": False, "pu_prior": None}
-    kept = {key: value for key, value in pp.validation.RECOMMENDED_NETWORK.items() if key != "members"}
     return {"resnet18": RESNET,
             "window net": bare,
             "+ augmentation": {**bare, "augment": True, "tta": True},
             "+ pretraining": {**bare, "augment": True, "tta": True, "pretrain": True},
             "+ PU": {**bare, "augment": True, "tta": True, "pretrain": True, "pu_prior": 0.02},
-            "+ 3 members": {**kept, "members": 3}}
+            "+ 3 members": {**pp.validation.RECOMMENDED_NETWORK, "members": 3}}
 
 
 def main() -> None:

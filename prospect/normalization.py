@@ -17,7 +17,7 @@ import numpy as np
 
 from prospect.errors import InputError
 
-__all__ = ["fit", "apply", "check_bands"]
+__all__ = ["fit", "apply", "check_bands", "signed_indicators"]
 
 
 def fit(values: np.ndarray, bands: Sequence[str], axis: int | tuple[int, ...]) -> dict:
@@ -29,6 +29,19 @@ def fit(values: np.ndarray, bands: Sequence[str], axis: int | tuple[int, ...]) -
     mean = values.mean(axis=axis)
     std = values.std(axis=axis)
     return {"band": [str(b) for b in bands], "mean": mean.tolist(), "std": np.where(std > 0, std, 1.0).tolist()}
+
+
+def signed_indicators(stats: dict, indicator: Sequence[bool]) -> dict:
+    """``stats`` (from :func:`fit`, with the bands' own means) with mean 0.5 and standard deviation 0.5 for the bands
+    flagged as 0/1 indicators, so that 0 -> -1 and 1 -> +1 whatever their share, and ``reference``: every band's
+    mean once standardised (0, or 2p - 1 for an indicator with a share p of 1s), the "all-mean" input that
+    :func:`prospect.mapping.integrated_gradients` measures from. Changes ``stats`` in place and returns it."""
+    indicator = np.asarray(indicator, bool)
+    raw = np.asarray(stats["mean"], np.float64)
+    stats["mean"] = np.where(indicator, 0.5, raw).tolist()
+    stats["std"] = np.where(indicator, 0.5, stats["std"]).tolist()
+    stats["reference"] = ((raw - np.asarray(stats["mean"])) / np.asarray(stats["std"])).tolist()
+    return stats
 
 
 def check_bands(stats: dict, bands: Sequence[str], what: str = "the stack") -> None:

@@ -191,7 +191,7 @@ def fit_normalization(stack: xr.DataArray, allowed: np.ndarray | None = None) ->
                                             binary.all(axis=(1, 2)))
         bands = [str(b) for b in stack["band"].to_numpy()]
         stats = {"band": bands, "mean": mean.tolist(), "std": np.where(std > 0, std, 1.0).tolist()}
-        return _indicators_as_signs(stats, indicator)
+        return normalization.signed_indicators(stats, indicator)
     values = stack.to_numpy().astype(np.float64)
     use = np.isfinite(values).all(axis=0)
     if allowed is not None:
@@ -200,19 +200,7 @@ def fit_normalization(stack: xr.DataArray, allowed: np.ndarray | None = None) ->
         raise InputError("no valid cell to fit the normalisation on")
     used = values[:, use]
     indicator = ((used == 0) | (used == 1)).all(axis=1)
-    return _indicators_as_signs(normalization.fit(used, stack["band"].to_numpy(), axis=1), indicator)
-
-
-def _indicators_as_signs(stats: dict, indicator: np.ndarray) -> dict:
-    """``stats`` with mean 0.5 and standard deviation 0.5 (0 -> -1, 1 -> +1) for the bands flagged as 0/1
-    indicators, and ``reference``: every band's mean once standardised (0, or 2p - 1 for an indicator with a share
-    p of 1s), the "all-mean" window that :func:`prospect.mapping.integrated_gradients` measures from."""
-    indicator = np.asarray(indicator, bool)
-    raw = np.asarray(stats["mean"], np.float64)
-    stats["mean"] = np.where(indicator, 0.5, raw).tolist()
-    stats["std"] = np.where(indicator, 0.5, stats["std"]).tolist()
-    stats["reference"] = ((raw - np.asarray(stats["mean"])) / np.asarray(stats["std"])).tolist()
-    return stats
+    return normalization.signed_indicators(normalization.fit(used, stack["band"].to_numpy(), axis=1), indicator)
 
 
 def standardise(values: np.ndarray, stats: dict, bands: list[str], in_place: bool = False) -> np.ndarray:
