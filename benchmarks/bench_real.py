@@ -17,7 +17,8 @@ on held-out deposits: the folds, labels and training settings are fixed here bef
 
 Prints, per model row: the held-out AUC with its 95 % bootstrap interval, the AUC of the isolated deposits,
 top 10 % capture, seconds per fold and the ratio to logistic regression measured in the same run; with
-several seeds, the mean and spread of the AUC over seeds. ``--ablation`` runs the baselines, the window
+several seeds (every row runs each: a seed draws the background cells, the trees and the networks), the mean
+and spread of the AUC over seeds. ``--ablation`` runs the baselines, the window
 network and the window network with each label-efficient step added in turn. The last row is the ensemble:
 the rank average of the last network row and the best baseline, chosen per fold on the other folds'
 deposits only (:func:`prospect.validation.ensemble`). ``--csv`` writes the table.
@@ -143,7 +144,7 @@ def main() -> None:
         spec = dict(spec)
         network = pp.registry.get(spec["name"]).kind == "network"
         trainer = spec.pop("trainer", None)
-        for seed in args.seeds if network else args.seeds[:1]:
+        for seed in args.seeds:     # baselines too: a seed draws the background cells (and the forest's trees)
             result = pp.validation.cross_validate(stack, deposits, folds, spec, **LABELS[case],
                                                   **(NETWORK[case] if network else {}), trainer=trainer,
                                                   importance=False,
@@ -162,7 +163,7 @@ def main() -> None:
         recommended_rows = [label for label in networks if {**chosen, **rows[label]} == chosen]
         partner = (recommended_rows or networks)[-1]
         for index, seed in enumerate(args.seeds):
-            joint = pp.validation.ensemble([results[partner][index]], [results[b][0] for b in baselines],
+            joint = pp.validation.ensemble([results[partner][index]], [results[b][index] for b in baselines],
                                            deposits, folds, label=f"ensemble ({partner} + best baseline)")
             table.append({**joint.summary(), "seed": seed, "per_fold_s": joint.folds["seconds"].mean()})
             print(f"  ensemble seed {seed}: per fold {' | '.join(joint.folds['members'])}", flush=True)
