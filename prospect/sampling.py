@@ -246,8 +246,9 @@ def one_hot(stack: xr.DataArray) -> xr.DataArray:
 
 def filled(values: np.ndarray, bands: list[str], normalization: dict | None = None,
            means: np.ndarray | None = None) -> np.ndarray:
-    """``(band, y, x)`` values as float32 (a copy), standardised by ``normalization``, NaN set to the band mean: 0
-    once standardised, else ``means`` (default: the mean of the band's values given)."""
+    """``(band, y, x)`` values as float32 (a copy), standardised by ``normalization``, NaN set to 0 once
+    standardised (the band mean; for a 0/1 band read as -1/+1, :func:`fit_normalization`, halfway: neither
+    value), else to ``means`` (default: the mean of the band's values given)."""
     values = values.astype(np.float32, copy=True)
     if normalization is not None:
         standardise(values, normalization, bands, in_place=True)
@@ -260,7 +261,7 @@ def filled(values: np.ndarray, bands: list[str], normalization: dict | None = No
 
 
 def padded(stack: xr.DataArray, size: int, normalization: dict | None = None) -> np.ndarray:
-    """The stack standardised, NaN set to the band mean (0 once standardised), padded by ``size // 2``.
+    """The stack standardised, NaN set to 0 (:func:`filled`), padded by ``size // 2``.
 
     A window of ``size`` cells centred on cell ``(r, c)`` is ``padded[:, r:r + size, c:c + size]``;
     near the edges the padding repeats the edge cells.
