@@ -21,7 +21,9 @@ several seeds (every row runs each: a seed draws the background cells, the trees
 and spread of the AUC over seeds. ``--ablation`` runs the baselines, the window
 network and the window network with each label-efficient step added in turn. The last row is the ensemble:
 the rank average of the last network row and the best baseline, chosen per fold on the other folds'
-deposits only (:func:`prospect.validation.ensemble`). ``--csv`` writes the table.
+deposits only (:func:`prospect.validation.ensemble`). ``--deposits`` adds each held-out deposit's AUC per row (the
+mean over seeds), with its fold and the distance to the nearest deposit its fold trained on. ``--csv`` writes the
+table.
 """
 
 from __future__ import annotations
@@ -101,6 +103,16 @@ def ablation() -> dict[str, dict]:
             "+ 3 members": {**pp.validation.RECOMMENDED_NETWORK, "members": 3}}
 
 
+def per_deposit(results: dict[str, list]) -> pd.DataFrame:
+    """Each held-out deposit's AUC per row, the mean over seeds; its fold and the distance (m) to the nearest
+    deposit its fold trained on lead."""
+    first = next(iter(results.values()))[0].ranks.set_index("deposit")
+    frame = first[["fold", "nearest_training"]].rename(columns={"nearest_training": "nearest_m"})
+    for label, runs in results.items():
+        frame[label] = pd.concat([run.ranks.set_index("deposit")["auc"] for run in runs], axis=1).mean(axis=1)
+    return frame.sort_values(["fold", "nearest_m"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=None,
@@ -113,6 +125,8 @@ def main() -> None:
     parser.add_argument("--rasters", action="store_true", help="Kolari: add the ten class-coded rasters")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--epochs", type=int, default=None, help="override every network's epochs")
+    parser.add_argument("--deposits", action="store_true",
+                        help="also print each held-out deposit's AUC per row (mean over seeds)")
     parser.add_argument("--csv", type=Path, default=None)
     args = parser.parse_args()
     warnings.simplefilter("ignore")
@@ -155,6 +169,7 @@ def main() -> None:
             print(f"  {label} seed {seed}: AUC {table[-1]['auc']:.3f} ({table[-1]['per_fold_s']:.1f} s/fold)",
                   flush=True)
     networks = [label for label in results if pp.registry.get(rows[label]["name"]).kind == "network"]
+    joints: list = []
     baselines = [label for label in results if label not in networks]
     if networks and baselines:
         # the ensemble row: the recommended network's row (else the last network row) and the baselines, per
@@ -165,6 +180,7 @@ def main() -> None:
         for index, seed in enumerate(args.seeds):
             joint = pp.validation.ensemble([results[partner][index]], [results[b][index] for b in baselines],
                                            deposits, folds, label=f"ensemble ({partner} + best baseline)")
+            joints.append(joint)
             table.append({**joint.summary(), "seed": seed, "per_fold_s": joint.folds["seconds"].mean()})
             print(f"  ensemble seed {seed}: per fold {' | '.join(joint.folds['members'])}", flush=True)
     frame = pd.DataFrame(table)
@@ -177,6 +193,9 @@ def main() -> None:
                                                         low_mean=("auc_low", "mean"), high_mean=("auc_high", "mean"),
                                                         per_fold_s=("per_fold_s", "median"), runs=("auc", "size"))
         print(spread.to_string(float_format=lambda v: f"{v:.3f}"))
+    if args.deposits:
+        print(per_deposit({**results, **({"ensemble": joints} if joints else {})}).to_string(
+            float_format=lambda v: f"{v:.2f}"))
     if args.csv:
         frame.to_csv(args.csv, index=False)
     print(f"total {time.perf_counter() - started:.0f} s")
