@@ -104,8 +104,8 @@ def ablation() -> dict[str, dict]:
 
 
 def per_deposit(results: dict[str, list]) -> pd.DataFrame:
-    """Each held-out deposit's AUC per row, the mean over seeds; its fold and the distance (m) to the nearest
-    deposit its fold trained on lead."""
+    """Each held-out deposit's AUC per row, the mean over seeds. The first columns: the deposit's fold and the
+    distance (CRS units, metres in both cases) to the nearest deposit that fold trained on."""
     first = next(iter(results.values()))[0].ranks.set_index("deposit")
     frame = first[["fold", "nearest_training"]].rename(columns={"nearest_training": "nearest_m"})
     for label, runs in results.items():
