@@ -17,7 +17,7 @@ import numpy as np
 
 from prospect.errors import InputError
 
-__all__ = ["fit", "apply", "check_bands", "signed_indicators"]
+__all__ = ["fit", "from_moments", "apply", "check_bands", "signed_indicators"]
 
 
 def fit(values: np.ndarray, bands: Sequence[str], axis: int | tuple[int, ...]) -> dict:
@@ -26,9 +26,15 @@ def fit(values: np.ndarray, bands: Sequence[str], axis: int | tuple[int, ...]) -
     A constant band gets a standard deviation of 1, so standardising leaves it at 0 instead of NaN.
     """
     values = np.asarray(values, np.float64)
-    mean = values.mean(axis=axis)
-    std = values.std(axis=axis)
-    return {"band": [str(b) for b in bands], "mean": mean.tolist(), "std": np.where(std > 0, std, 1.0).tolist()}
+    return from_moments(bands, values.mean(axis=axis), values.std(axis=axis))
+
+
+def from_moments(bands: Sequence[str], mean: np.ndarray, std: np.ndarray) -> dict:
+    """The statistics of :func:`fit` from per-band means and standard deviations computed elsewhere (a lazy stack's,
+    block by block); a standard deviation of 0 becomes 1, as there."""
+    std = np.asarray(std, np.float64)
+    return {"band": [str(b) for b in bands], "mean": np.asarray(mean, np.float64).tolist(),
+            "std": np.where(std > 0, std, 1.0).tolist()}
 
 
 def signed_indicators(stats: dict, indicator: Sequence[bool]) -> dict:

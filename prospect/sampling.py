@@ -189,9 +189,8 @@ def fit_normalization(stack: xr.DataArray, allowed: np.ndarray | None = None) ->
         binary = (kept == 0) | (kept == 1) | dask.array.isnan(kept)
         mean, std, indicator = dask.compute(dask.array.nanmean(kept, axis=(1, 2)), dask.array.nanstd(kept, axis=(1, 2)),
                                             binary.all(axis=(1, 2)))
-        bands = [str(b) for b in stack["band"].to_numpy()]
-        stats = {"band": bands, "mean": mean.tolist(), "std": np.where(std > 0, std, 1.0).tolist()}
-        return normalization.signed_indicators(stats, indicator)
+        return normalization.signed_indicators(normalization.from_moments(stack["band"].to_numpy(), mean, std),
+                                               indicator)
     values = stack.to_numpy().astype(np.float64)
     use = np.isfinite(values).all(axis=0)
     if allowed is not None:
