@@ -66,8 +66,8 @@ NETWORK_TRAINING = dict(optimizer="sgd", lr=0.02, momentum=0.9, weight_decay=1e-
 # benchmarks/bench_real.py --ablation (3 seeds, Kolari and the synthetic case; the README's table, 2026-12-02,
 # 0/1 bands read as -1/+1): the symmetries helped on Kolari (+0.028) and the synthetic case (+0.003), pretraining on
 # top of them on Kolari (+0.015) and not on the synthetic case (+0.000); the PU loss (prior 0.02) gave +0.003 and
-# -0.004, and 3 members per fold +0.004 and -0.001 at 2.7x the time: both off. The window network's own epochs:
-# prospect.registry.
+# -0.004, and 3 members per fold +0.004 and -0.001 at 2.7x the time: both off. On Kolari on 5-cell windows (2026-12-03):
+# +0.014, +0.013, -0.008, +0.000 (3.2x the time). The window network's own epochs and window: prospect.registry.
 RECIPE: dict[str, Any] = dict(augment=True, tta=True, pretrain=True, pu_prior=None, members=1)
 OFF: dict[str, Any] = dict(augment=False, tta=False, pretrain=False, pu_prior=None, members=1)
 # The network the docs recommend for maps, and the pipeline's default held-out network row.
@@ -220,9 +220,16 @@ def _spec(model: str | dict[str, Any] | Callable[[int], Any]) -> tuple[str, dict
     raise InputError(f"model={model!r}: give a baseline or network name, or a dict with 'name' and its options")
 
 
-def default_window(positive_radius: float, grid: Grid) -> int:
-    """The networks' window when none is given: the positive radius on either side of the centre cell."""
-    return 2 * int(np.ceil(positive_radius / max(grid.resolution))) + 1
+def default_window(positive_radius: float, grid: Grid, span: str = "diameter") -> int:
+    """The networks' window when none is given, in cells: ``"diameter"``, the positive radius on either side of
+    the centre cell (11 for 1 km on 200 m cells); ``"radius"``, the odd number of cells that spans the positive
+    radius, at least 3 (5 there). Each network's :attr:`prospect.registry.ModelEntry.window` says which."""
+    cells = int(np.ceil(positive_radius / max(grid.resolution)))
+    if span == "diameter":
+        return 2 * cells + 1
+    if span != "radius":
+        raise InputError(f"span={span!r}; valid: 'diameter' or 'radius'")
+    return max(cells, 3) | 1      # an even count of cells rounds up to the next odd one
 
 
 def _check_bands(stack: xr.DataArray) -> None:
@@ -270,8 +277,9 @@ def cross_validate(
     positive_radius, negative_ratio, negative_distance, max_positives
         The labels (:func:`prospect.sampling.sample_points`), the same for every model.
     window : int, optional
-        Networks: window side in cells, centred on the labelled cell. Default: the odd number of
-        cells spanning ``2 × positive_radius``.
+        Networks: window side in cells, centred on the labelled cell. Default: :func:`default_window` by the
+        network's :attr:`prospect.registry.ModelEntry.window`: the window network's spans ``positive_radius``
+        (5 cells for 1 km on 200 m cells); the other networks' and your own ``2 × positive_radius`` (11).
     map_stride : int
         Networks: score a window every ``map_stride`` cells and interpolate between
         (:func:`prospect.mapping.predict_centres`); 1 scores every cell.
@@ -316,6 +324,7 @@ def cross_validate(
                          f"({sorted(registry.names('network'))})")
     network = "factory" in options or registry.get(name).kind == "network"
     own = {} if "factory" in options else registry.get(name).training
+    own_window = "diameter" if "factory" in options else registry.get(name).window
     trainer = {**own, **(trainer or {})} if network else trainer
     options, recipe = _recipe(name, options)
     lazy = is_lazy(stack)
@@ -324,7 +333,7 @@ def cross_validate(
     if network:
         stack = sampling.one_hot(stack)     # a class code is a name: one 0/1 band per class
     if window is None:
-        window = default_window(positive_radius, grid)
+        window = default_window(positive_radius, grid, own_window)
     if int(window) != window or window < 1:
         raise InputError(f"window={window!r} must be a positive whole number of cells")
     bands = [str(b) for b in stack["band"].to_numpy()]

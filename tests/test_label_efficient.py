@@ -127,8 +127,7 @@ def test_cross_validation_pretrains_once_whatever_the_deposits():
     deposits = _deposits()
     stack = _stack(deposits)
     spec = {"name": "window_net", "pretrain": True, "augment": False, "tta": False}
-    quick = {"positive_radius": 300, "window": 5, "map_stride": 3, "max_positives": 60, "trainer": {"epochs": 1},
-             "device": "cpu"}
+    quick = {"positive_radius": 300, "map_stride": 3, "max_positives": 60, "trainer": {"epochs": 1}, "device": "cpu"}
     result = pp.validation.cross_validate(stack, deposits, pp.folds.spatial_folds(GRID, deposits, k=4,
                                                                                    block_size=2000), spec, **quick)
     fewer = deposits.iloc[::2].reset_index(drop=True)
@@ -137,9 +136,25 @@ def test_cross_validation_pretrains_once_whatever_the_deposits():
     # the pretraining saw the stack only: the same losses with other deposits and other folds
     np.testing.assert_array_equal(result.pretraining["loss"], other.pretraining["loss"])
     assert result.settings["recipe"]["pretrain"] and result.settings["trainer"]["epochs"] == 1
+    assert result.settings["window"] == 3     # no window given: the window network's spans the 300 m radius
     # its time is the study's: the summary's seconds hold the folds and the pretraining
     assert result.summary()["seconds"] == pytest.approx(result.folds["seconds"].sum()
                                                         + result.pretraining["seconds"].sum())
+
+
+def test_default_windows_span_the_labelled_zone_or_its_radius():
+    def grid(cell):
+        return pp.Grid.from_bounds((0, 0, 100 * cell, 100 * cell), resolution=cell, crs="EPSG:3067")
+
+    window = pp.validation.default_window
+    # (positive radius, cell) -> the zone's diameter (the radius either side) and the odd cells spanning the radius
+    for radius, cell, diameter, across in [(1000, 200, 11, 5), (1000, 250, 9, 5), (1000, 100, 21, 11),
+                                           (1000, 1000, 3, 3), (300, 200, 5, 3), (1100, 200, 13, 7)]:
+        assert window(radius, grid(cell)) == window(radius, grid(cell), "diameter") == diameter
+        assert window(radius, grid(cell), "radius") == across
+    with pytest.raises(InputError, match="span='area'"):
+        window(1000, grid(200), "area")
+    assert pp.registry.get("window_net").window == "radius" and pp.registry.get("resnet18").window == "diameter"
 
 
 # ------------------------------------------------------------------------------------------- recipe, ensembles

@@ -129,6 +129,9 @@ CASES = {
         r"band names the stack would hold twice: 'fault_distance' from \[\[distance\]\] #1 and \[\[raster\]\]"),
     "a held-out window larger than the grid": (lambda t: [("window = 9", "window = 401")],
                                                r"\[heldout\] window=401 is larger than the grid \(160 x 160 cells\)"),
+    "a default held-out window larger than the grid": (
+        lambda t: [("window = 9", "positive_radius = 100000")],
+        r"the window made from \[heldout\] positive_radius=100000 is larger than the grid \(160 x 160 cells\)"),
     "an empty vector file": (_empty_faults, r"faults.gpkg holds no features"),
     "an all-nodata raster": (_nodata_raster, r"magnetics.tif holds no data where it covers the grid"),
     "an all-blank element column": (_blank_element, r"\[idw\] elements: \['Te'\] are columns of survey.csv but every "

@@ -149,7 +149,7 @@ def _check_sizes(config: RunConfig, grid: Grid) -> None:
         window = config["heldout"].get("window")
         if window is None:    # cross_validate's own rule
             radius = config["heldout"].get("positive_radius", defaults["positive_radius"].default)
-            window = validation.default_window(radius, grid)
+            window = max(validation.default_window(radius, grid, registry.get(row["name"]).window) for row in networks)
             key = f"the window made from [heldout] positive_radius={radius:g}"
         else:
             key = f"[heldout] window={window}"
