@@ -11,7 +11,8 @@ scale: 3 x 3 convolutions dilated at rates 1, 2 and 4 on a 1 x 1 embedding of th
 3, 5 and 9 cells; a rate whose kernel would not fit the window is dropped), channel attention over the
 concatenated branches, 7 x 7 spatial attention, then the centre cell's context features and the window
 mean. Dropout before the head. 9,712 parameters for 12 bands (11,536 for 50), not eleven million; on a CPU a fold
-of the Kolari benchmark trains and maps in 13 s (``benchmarks/bench_real.py``), ResNet18's in over 200 s.
+of the Kolari benchmark trains and maps in 7.5 s on its default 5-cell windows, 19 s on 11 cells
+(``benchmarks/bench_real.py``), ResNet18's in over 170 s on 11 cells.
 
 The window's 8 symmetries (4 rotations x reflection, :func:`dihedral`) carry no geological meaning that a
 fold could learn from a handful of deposits, so training draws one at random per window
