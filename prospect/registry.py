@@ -103,7 +103,7 @@ _ENTRIES: tuple[ModelEntry, ...] = (
                training={"epochs": 8},
                # spanning the positive radius, not the labelled zone's diameter: Kolari (1 km radius, 200 m cells) 5
                # cells against 11, seeds 0-2: 0.918 against 0.911, with its ten geophysics rasters 0.948 against
-               # 0.921, at half the time per fold (benchmarks/bench_real.py, 2026-12-03)
+               # 0.921, at 40 % of the time per fold (benchmarks/bench_real.py, 2026-12-03)
                window="radius"),
     ModelEntry("resnet18", "network", "ResNet18 (He et al.), first convolution for C channels"),
     ModelEntry("shufflenet_v2", "network", "ShuffleNetV2 x1.0 (Ma et al.), first convolution for C channels"),
