@@ -322,10 +322,9 @@ def cross_validate(
     if "factory" not in options and name not in registry.names():
         raise InputError(f"model {name!r} is neither a baseline ({sorted(registry.names('pixel'))}) nor a network "
                          f"({sorted(registry.names('network'))})")
-    network = "factory" in options or registry.get(name).kind == "network"
-    own = {} if "factory" in options else registry.get(name).training
-    own_window = "diameter" if "factory" in options else registry.get(name).window
-    trainer = {**own, **(trainer or {})} if network else trainer
+    entry = None if "factory" in options else registry.get(name)     # None: the caller's own network
+    network = entry is None or entry.kind == "network"
+    trainer = {**(entry.training if entry else {}), **(trainer or {})} if network else trainer
     options, recipe = _recipe(name, options)
     lazy = is_lazy(stack)
     _check_bands(stack)
@@ -333,7 +332,7 @@ def cross_validate(
     if network:
         stack = sampling.one_hot(stack)     # a class code is a name: one 0/1 band per class
     if window is None:
-        window = default_window(positive_radius, grid, own_window)
+        window = default_window(positive_radius, grid, entry.window if entry else "diameter")
     if int(window) != window or window < 1:
         raise InputError(f"window={window!r} must be a positive whole number of cells")
     bands = [str(b) for b in stack["band"].to_numpy()]
