@@ -158,6 +158,9 @@ def main() -> None:
     if "logistic_regression" not in rows:
         rows = {"logistic_regression": {"name": "logistic_regression"}, **rows}   # the reference
     table, results = [], {}
+    kinds = {label: pp.registry.get(spec["name"]).kind for label, spec in rows.items()}
+    # the ensemble row chooses its baseline per fold by a cross-validation inside that fold's training area
+    inner = "network" in kinds.values() and "pixel" in kinds.values()
     for label, spec in rows.items():
         spec = dict(spec)
         network = pp.registry.get(spec["name"]).kind == "network"
@@ -166,7 +169,7 @@ def main() -> None:
             result = pp.validation.cross_validate(stack, deposits, folds, spec, **LABELS[case],
                                                   **(NETWORK[case] if network else {}), trainer=trainer,
                                                   window=args.window, importance=False, device="cpu", seed=seed,
-                                                  label=label)
+                                                  label=label, inner=inner and not network)
             results.setdefault(label, []).append(result)
             line = result.summary()    # its seconds include the pretraining, once per study
             table.append({**line, "seed": seed, "per_fold_s": line["seconds"] / line["folds"]})
@@ -177,7 +180,7 @@ def main() -> None:
     baselines = [label for label in results if label not in networks]
     if networks and baselines:
         # the ensemble row: the recommended network's row (else the last network row) and the baselines, per
-        # seed, the members chosen per fold on the other folds' deposits
+        # seed, the baseline chosen per fold by its inner_auc (never by that fold's deposits)
         chosen = pp.validation.RECOMMENDED_NETWORK
         recommended_rows = [label for label in networks if {**chosen, **rows[label]} == chosen]
         partner = (recommended_rows or networks)[-1]

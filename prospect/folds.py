@@ -16,7 +16,7 @@ fold ``f``'s blocks, and its map is judged on fold ``f``'s deposits. No torch he
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
@@ -41,7 +41,7 @@ class SpatialFolds:
     Attributes
     ----------
     fold : ndarray (y, x) int16
-        Fold of each cell's block.
+        Fold of each cell's block; -1 outside every fold (the outer fold's area in the folds of :meth:`inside`).
     deposit_row, deposit_col, deposit_fold : ndarray (n,) int64
         Cell and fold of each deposit that lies on the grid (in the order of the deposits given).
     deposit_index : ndarray (n,) int64
@@ -101,7 +101,27 @@ class SpatialFolds:
         """Deposits and cells per fold."""
         return pd.DataFrame({"fold": np.arange(self.k),
                              "deposits": np.bincount(self.deposit_fold, minlength=self.k),
-                             "cells": np.bincount(self.fold.ravel(), minlength=self.k)})
+                             "cells": np.bincount(self.fold[self.fold >= 0], minlength=self.k)})
+
+    def inside(self, fold: int) -> tuple[SpatialFolds, np.ndarray]:
+        """The other ``k - 1`` folds as a cross-validation of their own, inside fold ``fold``'s training area.
+
+        What chooses a model for fold ``fold`` without reading its deposits (nested cross-validation,
+        :func:`prospect.validation.cross_validate`'s ``inner``). Returns the folds (fold ``fold``'s deposits
+        left out, the later folds renumbered down by one, fold ``fold``'s cells -1; ``deposit_index`` still
+        indexes the deposits given) and the area, :meth:`training_mask` of ``fold``: a model cross-validated
+        on the stack masked to it sees no cell of fold ``fold`` nor any within ``buffer`` of its blocks.
+        """
+        self._check(fold)
+        if self.k < 3:
+            raise InputError(f"folds inside fold {fold} need k >= 3 (k - 1 >= 2 to cross-validate on); k={self.k}")
+        kept = self.deposit_fold != fold
+        cells = np.where(self.fold > fold, self.fold - 1, self.fold).astype(self.fold.dtype)
+        cells[self.fold == fold] = -1
+        deposit_fold = self.deposit_fold[kept]
+        return replace(self, fold=cells, deposit_row=self.deposit_row[kept], deposit_col=self.deposit_col[kept],
+                       deposit_fold=np.where(deposit_fold > fold, deposit_fold - 1, deposit_fold),
+                       deposit_index=self.deposit_index[kept], k=self.k - 1), self.training_mask(fold)
 
     def _check(self, fold: int) -> None:
         if int(fold) != fold or not 0 <= fold < self.k:

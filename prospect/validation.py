@@ -24,15 +24,16 @@ from __future__ import annotations
 import logging
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import pandas as pd
 
 from prospect import registry, sampling
+from prospect._foldstore import FoldStore
 from prospect.baselines import build_baseline, categorical_bands, permutation_importance, predict_stack
 from prospect.compute import band_has_values, is_lazy
 from prospect.errors import InputError
@@ -116,7 +117,7 @@ class CrossValidation:
     settings: dict[str, Any] | None = None
     pretraining: pd.DataFrame | None = None
     models: list[Any] | None = None
-    store: Any = field(default=None, repr=False)    # a lazy stack's fold maps on disk (_FoldStore)
+    store: Any = field(default=None, repr=False)    # a lazy stack's fold maps on disk (prospect._foldstore.FoldStore)
 
     def contributions(self, stack: xr.DataArray, centres: Annotated[int, whole(1)] = 4000,
                       steps: Annotated[int, whole(2)] = 64, device: str = "auto") -> xr.DataArray:
@@ -258,6 +259,7 @@ def cross_validate(
     isolated_distance: Annotated[float | None, POSITIVE] = None,
     keep_models: bool = False,
     workdir: str | os.PathLike | None = None,
+    inner: bool = False,
 ) -> CrossValidation:
     """Train ``model`` once per fold without that fold's deposits, map the area, rank the held-out deposits.
 
@@ -310,6 +312,12 @@ def cross_validate(
         On a cluster of several machines, give a folder every worker can read (shared storage), as the rasters
         themselves must be. Networks train on windows gathered from the blocks they lie in and map block by
         block with a halo (:func:`prospect.mapping.predict_centres`); their pretraining gathers its windows once.
+    inner : bool
+        Also cross-validate the model inside each fold's training area, on the other ``k - 1`` folds
+        (:meth:`~prospect.folds.SpatialFolds.inside`; the stack masked to that area, the same settings and seed):
+        ``folds["inner_auc"]`` (and ``inner_seconds``), a score for fold ``f`` that no deposit or cell of fold ``f``
+        went into, what :func:`ensemble` chooses its members by (a deposit within ``buffer`` of fold ``f`` lies on a
+        masked cell there and is not scored). ``k - 1`` more fits per fold (k >= 3).
     """
     from prospect.evaluation import deposit_ranks
 
@@ -328,7 +336,10 @@ def cross_validate(
     options, recipe = _recipe(name, options)
     lazy = is_lazy(stack)
     _check_bands(stack)
-    store = _FoldStore(grid, stack.data.chunks[1][0], workdir, label or name) if lazy else None
+    if inner and folds.k < 3:
+        raise InputError(f"inner=True needs k >= 3 folds (k - 1 >= 2 to cross-validate on inside each); k={folds.k}")
+    given = stack
+    store = FoldStore(grid, stack.data.chunks[1][0], workdir, label or name) if lazy else None
     if network:
         stack = sampling.one_hot(stack)     # a class code is a name: one 0/1 band per class
     if window is None:
@@ -344,6 +355,9 @@ def cross_validate(
                         map_stride=int(map_stride))
         if recipe["pretrain"]:
             pretrained, history = _pretrained(name, options, stack, int(window), device, seed)
+    again = dict(positive_radius=positive_radius, negative_ratio=negative_ratio, negative_distance=negative_distance,
+                 max_positives=max_positives, window=window, map_stride=map_stride, trainer=trainer, importance=False,
+                 device=device, seed=seed)     # inner: the same settings inside each fold's training area
     fold_maps = np.empty((folds.k, *grid.shape), np.float32) if not lazy else []
     ranks, rows, importances, kept = [], [], [], []
     for fold in range(folds.k):
@@ -383,6 +397,13 @@ def cross_validate(
         rows.append({"fold": fold, "held_out_deposits": int(held.sum()), "positives": points.counts()["positive"],
                      "negatives": points.counts()["negative"], "auc": float(fold_ranks["auc"].mean()),
                      "seconds": time.perf_counter() - started})
+        if inner:
+            started, (within, area) = time.perf_counter(), folds.inside(fold)
+            with warnings.catch_warnings():   # a deposit within the buffer of fold f lies on a masked cell there
+                warnings.filterwarnings("ignore", "0 deposits lie outside the map and", UserWarning)
+                masked = given.where(given.copy(data=np.broadcast_to(area, given.shape))).assign_attrs(given.attrs)
+                inside = cross_validate(masked, deposits, within, model, **again, label=f"{label} inside fold {fold}")
+            rows[-1].update(inner_auc=float(inside.ranks["auc"].mean()), inner_seconds=time.perf_counter() - started)
         log.info("%s fold %d/%d: %d training samples (%d positive), %d held-out deposits, AUC %.3f (%.1f s)", label,
                  fold + 1, folds.k, len(points), rows[-1]["positives"], rows[-1]["held_out_deposits"],
                  rows[-1]["auc"], rows[-1]["seconds"])
@@ -408,31 +429,6 @@ def cross_validate(
         kept if keep_models else None, store)
 
 
-class _FoldStore:
-    """Where a lazy cross-validation keeps its fold maps: ``fold<f>.tif`` in a new folder inside ``workdir`` (kept;
-    nothing there is overwritten), or in a temporary folder that goes with the result (removed when the last
-    reference to it is dropped)."""
-
-    def __init__(self, grid: Grid, chunks: int, workdir: str | os.PathLike | None, label: str) -> None:
-        import re
-        import tempfile
-
-        self.grid, self.chunks = grid, int(chunks)
-        if workdir is not None and not Path(workdir).is_dir():
-            raise InputError(f"workdir={str(workdir)!r} is not a folder; give an existing folder for the fold maps")
-        self._temporary = tempfile.TemporaryDirectory(prefix="prospect-folds-") if workdir is None else None
-        self.folder = Path(self._temporary.name) if workdir is None else \
-            Path(tempfile.mkdtemp(prefix=f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', label)}-folds-", dir=workdir))
-
-    def keep(self, prob: xr.DataArray, fold: int) -> xr.DataArray:
-        from prospect.io import read_geotiff, write_geotiff
-
-        path = self.folder / f"fold{fold}.tif"
-        write_geotiff(prob, path, overviews=False, style=False)
-        stored = read_geotiff(path, chunks=self.chunks).isel(band=0, drop=True)
-        return stored.rename("probability").assign_attrs(prob.attrs)
-
-
 def percentile_ranks(values: np.ndarray) -> np.ndarray:
     """Each finite value's rank among the finite values, scaled to (0, 1] (ties share their mean rank); NaN
     stays NaN. What :func:`ensemble` averages, so that maps on different scales weigh alike."""
@@ -448,14 +444,18 @@ def ensemble(networks: list[CrossValidation], baselines: list[CrossValidation], 
              folds: SpatialFolds, label: str = "ensemble") -> CrossValidation:
     """The rank average of the best network and the best baseline, chosen per fold inside its training folds.
 
-    For fold ``f``, the network and the baseline with the highest held-out AUC over the *other* folds'
-    deposits (those fold ``f`` trains on; fold ``f``'s own deposits never enter the choice; ties: the first
-    given) are taken; their fold-``f`` maps become percentile ranks over the valid cells and are averaged,
-    and fold ``f``'s held-out deposits are ranked on that average. Either list may be empty (then the best of
-    the other is taken alone). Every result must come from :func:`cross_validate` on these ``folds``.
+    For fold ``f``, the network and the baseline with the highest ``inner_auc`` of fold ``f`` (their
+    cross-validation inside fold ``f``'s training area, :func:`cross_validate` with ``inner=True``: no deposit
+    or cell of fold ``f`` enters the choice; ties: the first given) are taken; their fold-``f`` maps become
+    percentile ranks over the valid cells and are averaged, and fold ``f``'s held-out deposits are ranked on
+    that average. A list of one needs no choice (nor ``inner``); either list may be empty (then the best of the
+    other is taken alone). Every result must come from :func:`cross_validate` on these ``folds``.
+
+    Choosing by the other folds' held-out AUC instead would be optimistic: fold ``f``'s deposits trained
+    each of those folds' models.
 
     Returns a :class:`CrossValidation` whose ``folds`` table names the members chosen per fold and whose
-    seconds are the members' seconds summed.
+    seconds are the members' seconds and every candidate's inner cross-validation, summed.
     """
     from prospect.evaluation import deposit_ranks
 
@@ -467,16 +467,16 @@ def ensemble(networks: list[CrossValidation], baselines: list[CrossValidation], 
         if result.fold_maps is None or len(result.folds) != folds.k:
             raise InputError(f"{result.label}: no fold maps for {folds.k} folds; give results of cross_validate on "
                              "these folds")
+    unscored = [r.label for group in groups if len(group) > 1 for r in group if "inner_auc" not in r.folds]
+    if unscored:
+        raise InputError(f"{unscored}: no inner_auc to choose between them by; cross-validate each with inner=True")
     grid = folds.grid
-
-    def training_auc(result: CrossValidation, fold: int) -> float:
-        other = result.ranks[result.ranks["fold"] != fold]
-        return float(other["auc"].mean()) if len(other) else -np.inf
-
+    inner = [r for group in groups if len(group) > 1 for r in group]     # the candidates' selection cost
     fold_maps = np.empty_like(every[0].fold_maps)
     ranks, rows = [], []
     for fold in range(folds.k):
-        chosen = [max(group, key=lambda r: training_auc(r, fold)) for group in groups]   # max keeps the first tie
+        chosen = [max(group, key=lambda r: r.folds["inner_auc"].iloc[fold]) if len(group) > 1 else group[0]
+                  for group in groups]    # max keeps the first of a tie
         combined = np.mean([percentile_ranks(r.fold_maps[fold]) for r in chosen], axis=0)
         fold_maps[fold] = combined
         held = folds.held_out(fold)
@@ -490,7 +490,8 @@ def ensemble(networks: list[CrossValidation], baselines: list[CrossValidation], 
         ranks.append(fold_ranks)
         rows.append({"fold": fold, "held_out_deposits": int(held.sum()), "members": " + ".join(r.label for r in chosen),
                      "auc": float(fold_ranks["auc"].mean()),
-                     "seconds": float(sum(r.folds["seconds"].iloc[fold] for r in chosen))})
+                     "seconds": float(sum(r.folds["seconds"].iloc[fold] for r in chosen)
+                                      + sum(r.folds["inner_seconds"].iloc[fold] for r in inner))})
         log.info("%s fold %d/%d: %s, AUC %.3f", label, fold + 1, folds.k, rows[-1]["members"], rows[-1]["auc"])
     attrs = {"model": label, "folds": folds.k, "definition": "mean percentile rank of the chosen members' fold maps"}
     return CrossValidation(

@@ -206,19 +206,36 @@ def test_the_recipe_refuses_bad_options(spec, match):
 def test_the_ensemble_is_the_rank_mean_of_members_chosen_on_training_folds():
     deposits = _deposits()
     stack = _stack(deposits)
-    folds = pp.folds.spatial_folds(GRID, deposits, k=4, block_size=2000, seed=0)
+    folds = pp.folds.spatial_folds(GRID, deposits, k=4, block_size=2000, buffer=200, seed=0)
     run = {"positive_radius": 300, "importance": False, "seed": 0}
     lr = pp.validation.cross_validate(stack, deposits, folds, "logistic_regression", **run)
-    gb = pp.validation.cross_validate(stack, deposits, folds, "gradient_boosting", **run)
+    gb = pp.validation.cross_validate(stack, deposits, folds, "gradient_boosting", inner=True, **run)
     noise = pp.validation.cross_validate(_stack(deposits, signal=False), deposits, folds, "logistic_regression",
-                                         label="noise", **run)
-    result = pp.validation.ensemble([noise, gb], [lr], deposits, folds)
+                                         label="noise", inner=True, **run)
+    with pytest.raises(InputError, match=r"\['logistic_regression'\]: no inner_auc .*inner=True"):
+        pp.validation.ensemble([noise], [gb, lr], deposits, folds)
+    result = pp.validation.ensemble([noise, gb], [lr], deposits, folds)   # a group of one needs no inner score
     for fold in range(folds.k):
-        # chosen by the other folds' held-out AUC only
-        score = {r.label: r.ranks.loc[r.ranks["fold"] != fold, "auc"].mean() for r in (noise, gb)}
+        # the inner score by hand: fold f's deposits gone, the stack masked outside its training area, the other
+        # folds renumbered 0..k-2; nothing of fold f can reach it
+        kept = folds.deposit_fold != fold
+        others = deposits.iloc[folds.deposit_index[kept]].reset_index(drop=True)
+        cells = folds.fold.astype(np.int16)
+        cells = np.where(cells > fold, cells - 1, cells).astype(np.int16)
+        within = pp.folds.SpatialFolds(cells, folds.deposit_row[kept], folds.deposit_col[kept],
+                                       np.where(folds.deposit_fold[kept] > fold, folds.deposit_fold[kept] - 1,
+                                                folds.deposit_fold[kept]), np.arange(kept.sum()), folds.k - 1,
+                                       folds.block_size, folds.buffer, GRID, folds.seed)
+        masked = stack.copy(data=np.where(folds.training_mask(fold), stack.to_numpy(), np.nan).astype(np.float32))
+        by_hand_inner = pp.validation.cross_validate(masked, others, within, "gradient_boosting", **run)
+        assert gb.folds.loc[fold, "inner_auc"] == pytest.approx(by_hand_inner.ranks["auc"].mean())
+        score = {r.label: r.folds.loc[fold, "inner_auc"] for r in (noise, gb)}
         first = max(score, key=score.get)
         member = {"noise": noise, "gradient_boosting": gb}[first]
         assert result.folds.loc[fold, "members"] == f"{first} + logistic_regression"
+        assert result.folds.loc[fold, "seconds"] == pytest.approx(
+            member.folds.loc[fold, "seconds"] + lr.folds.loc[fold, "seconds"] + noise.folds.loc[fold, "inner_seconds"]
+            + gb.folds.loc[fold, "inner_seconds"])
         by_hand = np.full(GRID.shape, np.nan)
         for one in (member, lr):
             values = one.fold_maps[fold]
@@ -234,6 +251,9 @@ def test_the_ensemble_is_the_rank_mean_of_members_chosen_on_training_folds():
     assert result.summary()["auc"] > 0.9
     with pytest.raises(InputError, match="at least one"):
         pp.validation.ensemble([], [], deposits, folds)
+    with pytest.raises(InputError, match=r"inner=True needs k >= 3 .*k=2"):
+        pp.validation.cross_validate(stack, deposits, pp.folds.spatial_folds(GRID, deposits, k=2, block_size=2000),
+                                     "logistic_regression", inner=True, **run)
 
 
 def test_pu_bagging_fits_every_positive_in_every_bag_and_averages():

@@ -148,6 +148,32 @@ def test_folds_refuse_what_cannot_be_judged():
         pp.folds.spatial_folds(GRID, deposits, k=2, block_size=-5)
 
 
+
+def test_the_folds_inside_a_fold_are_the_others_within_its_training_area():
+    deposits = _deposits()
+    folds = pp.folds.spatial_folds(GRID, deposits, k=4, block_size=2000, buffer=300, seed=1)
+    within, area = folds.inside(1)
+    renumbered = {0: 0, 2: 1, 3: 2}
+    assert within.k == 3
+    kept = folds.deposit_fold != 1
+    np.testing.assert_array_equal(within.deposit_index, folds.deposit_index[kept])
+    assert within.deposit_fold.tolist() == [renumbered[f] for f in folds.deposit_fold[kept]]
+    assert (within.fold[folds.fold == 1] == -1).all()
+    outside = folds.fold != 1
+    assert within.fold[outside].tolist() == [renumbered[f] for f in folds.fold[outside]]
+    assert within.counts()["cells"].sum() == outside.sum()
+    # the area: no cell of fold 1 nor within the buffer (300 m) of it, by brute force over cell centres
+    rows, cols = np.nonzero(folds.fold == 1)
+    held = np.column_stack([GRID.x[cols], GRID.y[rows]])
+    yy, xx = np.meshgrid(GRID.y, GRID.x, indexing="ij")
+    nearest = np.full(GRID.shape, np.inf)
+    for x, y in held:
+        nearest = np.minimum(nearest, np.hypot(xx - x, yy - y))
+    np.testing.assert_array_equal(area, nearest > 300)
+    with pytest.raises(InputError, match=r"need k >= 3 .*k=2"):
+        pp.folds.spatial_folds(GRID, deposits, k=2, block_size=2000).inside(0)
+
+
 # ---------------------------------------------------------------------------------------------- samples
 def test_sample_points_follow_the_positive_rule_and_ratio():
     deposits = _deposits()
