@@ -20,8 +20,9 @@ top 10 % capture, seconds per fold and the ratio to logistic regression measured
 several seeds (every row runs each: a seed draws the background cells, the trees and the networks), the mean
 and spread of the AUC over seeds. ``--ablation`` runs the baselines, the window
 network and the window network with each label-efficient step added in turn. The last row is the ensemble:
-the rank average of the last network row and the best baseline, chosen per fold on the other folds'
-deposits only (:func:`prospect.validation.ensemble`). ``--deposits`` adds each held-out deposit's AUC per row (the
+the rank average of the last network row and the best baseline, chosen per fold by a cross-validation of
+each baseline inside that fold's training area (``inner=True``: no deposit of the fold enters the choice;
+:func:`prospect.validation.ensemble`). ``--deposits`` adds each held-out deposit's AUC per row (the
 mean over seeds), with its fold and the distance to the nearest deposit its fold trained on. ``--csv`` writes the
 table.
 """
