@@ -22,9 +22,10 @@ and spread of the AUC over seeds. ``--ablation`` runs the baselines, the window
 network and the window network with each label-efficient step added in turn. The last row is the ensemble:
 the rank average of the last network row and the best baseline, chosen per fold by a cross-validation of
 each baseline inside that fold's training area (``inner=True``: no deposit of the fold enters the choice;
-:func:`prospect.validation.ensemble`). ``--deposits`` adds each held-out deposit's AUC per row (the
-mean over seeds), with its fold and the distance to the nearest deposit its fold trained on. ``--csv`` writes the
-table.
+:func:`prospect.validation.ensemble`). Then every row's paired difference to the best baseline
+(:func:`prospect.evaluation.paired_difference`: each deposit's AUC, the mean over seeds, bootstrapped over
+deposits). ``--deposits`` adds each held-out deposit's AUC per row (the mean over seeds), with its fold and the
+distance to the nearest deposit its fold trained on. ``--csv`` writes the table.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -201,8 +203,17 @@ def main() -> None:
                                                         low_mean=("auc_low", "mean"), high_mean=("auc_high", "mean"),
                                                         per_fold_s=("per_fold_s", "median"), runs=("auc", "size"))
         print(spread.to_string(float_format=lambda v: f"{v:.3f}"))
+    every = {**results, **({"ensemble": joints} if joints else {})}
+    if baselines and len(every) > 1:   # paired over deposits: their shared difficulty cancels
+        best = max(baselines, key=lambda b: np.mean([run.summary()["auc"] for run in results[b]]))
+        print(f"paired difference to {best} (each deposit's AUC, the mean over seeds; 95 % bootstrap over deposits):")
+        for label, runs in every.items():
+            if label != best:
+                d = pp.evaluation.paired_difference(pd.concat([run.ranks for run in runs]),
+                                                    pd.concat([run.ranks for run in results[best]]))
+                print(f"  {label}: {d['difference']:+.3f} ({d['low']:+.3f} to {d['high']:+.3f})")
     if args.deposits:
-        print(per_deposit({**results, **({"ensemble": joints} if joints else {})}).to_string(
+        print(per_deposit(every).to_string(
             float_format=lambda v: f"{v:.2f}"))
     if args.csv:
         frame.to_csv(args.csv, index=False)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from prospect._plot import plot_prediction_area, plot_rate_curve  # the figures of these tables
-from prospect._stats import binary_auc
+from prospect._stats import binary_auc, paired_difference
 from prospect.compute import kth_largest
 from prospect.errors import GridMismatchError, InputError
 from prospect.grid import Grid, crs_label
@@ -28,9 +28,9 @@ if TYPE_CHECKING:
     import xarray as xr
     from matplotlib.figure import Figure
 
-__all__ = ["deposit_cells", "map_auc", "deposit_ranks", "heldout_summary", "heldout_rate_curve", "success_rate_curve",
-           "consensus", "prediction_rate_curve", "prediction_area", "deposit_coverage", "targets", "evaluate_map",
-           "plot_map", "plot_rate_curve", "plot_prediction_area"]
+__all__ = ["deposit_cells", "map_auc", "deposit_ranks", "heldout_summary", "paired_difference", "heldout_rate_curve",
+           "success_rate_curve", "consensus", "prediction_rate_curve", "prediction_area", "deposit_coverage", "targets",
+           "evaluate_map", "plot_map", "plot_rate_curve", "plot_prediction_area"]
 
 HELDOUT_AREAS = (0.05, 0.10, 0.20)   # the shares of the area whose deposit capture the held-out table reports
 

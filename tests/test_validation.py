@@ -303,6 +303,31 @@ def test_heldout_summary_interval_and_capture():
     assert (np.diff(curve["deposit_fraction"]) >= 0).all() and curve["deposit_fraction"].iloc[-1] == 1
 
 
+
+def test_paired_difference_pairs_deposits_and_matches_a_reference_bootstrap():
+    from scipy.stats import bootstrap
+
+    rng = np.random.default_rng(1)
+    common = rng.uniform(0.4, 1.0, 30)                     # how hard each deposit is, shared by both models
+    first = pd.DataFrame({"deposit": np.arange(30), "auc": np.clip(common + rng.normal(0.03, 0.02, 30), 0, 1)})
+    second = pd.DataFrame({"deposit": np.arange(30)[::-1], "auc": common[::-1]})      # another order: paired by name
+    seeds = pd.concat([first, first.assign(auc=first["auc"] - 0.01)])                # two seeds: each deposit's mean
+    result = pp.evaluation.paired_difference(seeds, second, resamples=4000, seed=0)
+    difference = first["auc"].to_numpy() - 0.005 - common
+    assert result["difference"] == pytest.approx(difference.mean()) and result["deposits"] == 30
+    reference = bootstrap((difference,), np.mean, method="percentile", n_resamples=4000, random_state=0)
+    assert result["low"] == pytest.approx(reference.confidence_interval.low, abs=0.002)
+    assert result["high"] == pytest.approx(reference.confidence_interval.high, abs=0.002)
+    assert 0 < result["low"]            # paired, the shared difficulty cancels; the models' own intervals overlap
+    own = [pp.evaluation.heldout_summary(t.assign(area_above=0.0)) for t in (first, second)]
+    assert own[0]["auc_low"] < own[1]["auc_high"]
+    shifted = pp.evaluation.paired_difference(second.assign(auc=second["auc"] + 0.02), second)
+    assert shifted["difference"] == pytest.approx(0.02) and shifted["low"] == pytest.approx(0.02)
+    assert shifted["high"] == pytest.approx(0.02)
+    with pytest.raises(InputError, match=r"only the first ranks \[\], only the second \[29\]"):
+        pp.evaluation.paired_difference(first[first["deposit"] < 29], second)
+
+
 # ---------------------------------------------------------------------------------------------- cross-validation
 def test_random_forest_ranks_held_out_deposits_of_a_planted_signal():
     deposits = _deposits()
