@@ -324,6 +324,13 @@ def test_the_held_out_table_is_the_mean_over_held_out_deposits(tiny_run):
         assert line.top_10 == pytest.approx((mine["area_above"] <= 0.1 + 1e-12).mean())
         assert line.undiscovered == 8 and 0 <= line.undiscovered_auc <= 1
     assert table["auc"].is_monotonic_decreasing
+    # each row against the best, deposit by deposit, by hand: the mean of the differences, inside its interval
+    best = deposits[deposits["label"] == table["label"].iloc[0]].set_index("deposit")["auc"]
+    for line in table.itertuples():
+        mine = deposits[deposits["label"] == line.label].set_index("deposit")["auc"]
+        assert line.paired_difference == pytest.approx((mine - best.reindex(mine.index)).mean())
+        assert line.paired_low <= line.paired_difference <= line.paired_high
+    assert table[["paired_difference", "paired_low", "paired_high"]].iloc[0].tolist() == [0.0, 0.0, 0.0]
     importance = pd.read_csv(out / "importance.csv")
     with rasterio.open(out / "stack.tif") as src:
         bands = src.count                                   # 8 elements, geology, faults, magnetics and its residual
@@ -479,6 +486,15 @@ def test_a_tile_model_that_says_one_class_is_collapsed_and_tables_that_overlap_s
     close = pd.DataFrame({"label": ["a", "b"], "auc_mean": [70.0, 60.0], "auc_low": [40.0, 30.0],
                           "auc_high": [95.0, 85.0], "auc_paper": [np.nan, np.nan], "collapsed": [False, False]})
     assert report._ordering(close).startswith("**This table cannot separate these models**")
+    # held out: "not told apart" is the paired interval holding 0, not two intervals overlapping
+    heldout = pd.DataFrame({"label": ["best", "paired_close", "overlapping_only"], "auc": [0.92, 0.91, 0.90],
+                            "auc_low": [0.87, 0.80, 0.84], "auc_high": [0.96, 0.97, 0.95],
+                            "paired_difference": [0.0, -0.01, -0.02], "paired_low": [0.0, -0.06, -0.03],
+                            "paired_high": [0.0, 0.04, -0.005], "collapsed": [False] * 3})
+    assert report._overlapping(heldout, heldout.iloc[0])["label"].tolist() == ["paired_close"]
+    unpaired = heldout.drop(columns=["paired_difference", "paired_low", "paired_high"])
+    assert report._overlapping(unpaired, unpaired.iloc[0])["label"].tolist() == ["paired_close", "overlapping_only"]
+    assert report._apart(heldout, heldout.iloc[[1]]).startswith("The held-out deposits do not tell paired_close apart")
 
 
 def test_dilation_scale_reaches_every_mfaf_row_that_sets_none(tmp_path):

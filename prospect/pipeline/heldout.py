@@ -4,7 +4,8 @@ The ``[heldout]`` section feeds :func:`prospect.folds.spatial_folds` (``k``, ``b
 and :func:`prospect.validation.cross_validate` (labels, windows, training, map stride); ``rows``
 picks the experiment rows (labels or table names; default all). Writes ``heldout.csv`` (one line per
 model: AUC with its interval, capture of held-out deposits in the top 5/10/20 % of the area, the
-undiscovered deposits on the fold-mean map), ``heldout_deposits.csv`` (every held-out deposit of every
+undiscovered deposits on the fold-mean map, its AUC less the best row's over the same deposits with a paired
+interval), ``heldout_deposits.csv`` (every held-out deposit of every
 model), ``folds.csv``, ``importance.csv`` (baselines) and ``heldout_rate.png``.
 """
 
@@ -67,6 +68,26 @@ def _wofe_fit(rows: list[dict[str, Any]], stack: Any, inputs: Any, folder: Any) 
                      "ratio": fit.ci_ratio, "z": fit.ac_z, "p": fit.ac_p}}
 
 
+def _paired(table: pd.DataFrame, ranks: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """``table`` with every row's held-out AUC against the best usable row's (the first not collapsed), deposit by
+    deposit (:func:`prospect.evaluation.paired_difference` on the deposits both rank): ``paired_difference``,
+    ``paired_low``, ``paired_high``. An interval that holds 0 is what the report calls "not told apart"."""
+    from prospect.evaluation import paired_difference
+
+    usable = table[~table["collapsed"].astype(bool)]
+    if not len(usable):
+        return table
+    best = ranks[ranks["label"] == usable["label"].iloc[0]]
+    found = []
+    for label in table["label"]:
+        mine = ranks[ranks["label"] == label]
+        common = set(mine["deposit"]) & set(best["deposit"])   # a network's map may leave a deposit on no value
+        found.append(paired_difference(mine[mine["deposit"].isin(common)], best[best["deposit"].isin(common)],
+                                       seed=seed) if common else {"difference": None, "low": None, "high": None})
+    return table.assign(paired_difference=[f["difference"] for f in found], paired_low=[f["low"] for f in found],
+                        paired_high=[f["high"] for f in found])
+
+
 def run_heldout(study: Any) -> tuple[dict[str, Any], str | None]:
     """Stage 5: cross-validate the chosen rows on the study's stack; the tables and each model's fold-mean map.
 
@@ -114,6 +135,7 @@ def run_heldout(study: Any) -> tuple[dict[str, Any], str | None]:
                  f"; undiscovered AUC {line['undiscovered_auc']:.3f}", line["seconds"])
         _keep_map_models(config, summaries, results)
     table = pd.DataFrame(summaries).sort_values("auc", ascending=False, kind="stable")
+    table = _paired(table, pd.concat(ranks, ignore_index=True), seed)
     folder.csv(table, "heldout.csv", index=False, float_format=None)
     folder.csv(pd.concat(ranks, ignore_index=True), "heldout_deposits.csv", index=False, float_format=None)
     if importances:

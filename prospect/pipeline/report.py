@@ -46,8 +46,23 @@ def _usable(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _overlapping(usable: pd.DataFrame, best: pd.Series) -> pd.DataFrame:
-    """The other rows whose AUC interval reaches the best row's."""
-    return usable[(usable["auc_high"] >= best["auc_low"]) & (usable["label"] != best["label"])]
+    """The other rows the held-out deposits do not tell apart from the best: the paired interval of their
+    difference to it (over the same deposits) holds 0; in a table without one, their own intervals overlap."""
+    others = usable["label"] != best["label"]
+    if "paired_high" in usable:
+        return usable[others & (usable["paired_low"] <= 0) & (usable["paired_high"] >= 0)]
+    return usable[others & (usable["auc_high"] >= best["auc_low"])]
+
+
+def _apart(usable: pd.DataFrame, close: pd.DataFrame) -> str:
+    """The sentence on :func:`_overlapping`'s rows ``close`` (none: the best stands apart), without its full stop."""
+    names = ", ".join(close["label"])
+    if "paired_high" not in usable:
+        return (f"The intervals of {names} overlap it: this run does not tell them apart" if len(close) else
+                "No other model's interval reaches it")
+    return (f"The held-out deposits do not tell {names} apart from it: the 95 % interval of the AUC difference, "
+            "deposit by deposit, holds 0" if len(close) else
+            "Its lead over every other model, deposit by deposit, has a 95 % interval above 0")
 
 
 def _table(frame: pd.DataFrame) -> str:
@@ -198,8 +213,7 @@ def _heldout(results: dict[str, Any]) -> list[str]:
         overlapping = _overlapping(usable, best)
         text.append(f"**{best['label']}** ranks the held-out deposits best (AUC {best['auc']:.3f}, 95 % CI "
                     f"{best['auc_low']:.3f}–{best['auc_high']:.3f}). " +
-                    (f"The intervals of {', '.join(overlapping['label'])} overlap it: this run does not tell them "
-                     "apart." if len(overlapping) else "No other model's interval reaches it."))
+                    _apart(usable, overlapping) + ".")
     if "isolated_auc" in table:
         first = table.iloc[0]
         text.append(f"*Isolated*: the {int(first['isolated_deposits'])} of {int(first['deposits'])} held-out deposits "
@@ -300,9 +314,10 @@ def _summary(config: Any, results: dict[str, Any]) -> list[str]:
                 line += (f"; {best['auc'] - second['auc']:.3f} above the next, {second['label']} ({second['auc']:.3f}, "
                          f"{second['auc_low']:.3f}–{second['auc_high']:.3f})")
                 if len(tied):
-                    line += (f". Its interval overlaps those of {', '.join(tied['label'])}: this run does not tell "
-                             "them apart")
-                    may_not.append(f"that {best['label']} beats {', '.join(tied['label'])} (overlapping intervals)")
+                    line += ". " + _apart(usable, tied)
+                    may_not.append(f"that {best['label']} beats {', '.join(tied['label'])} ("
+                                   + ("paired intervals holding 0)" if "paired_high" in usable else
+                                      "overlapping intervals)"))
                 else:
                     may.append(f"that {best['label']} ranks unseen deposits better than every other model here")
             text.append(line + ".")
