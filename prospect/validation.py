@@ -475,8 +475,8 @@ def ensemble(networks: list[CrossValidation], baselines: list[CrossValidation], 
     fold_maps = np.empty_like(every[0].fold_maps)
     ranks, rows = [], []
     for fold in range(folds.k):
-        chosen = [max(group, key=lambda r: r.folds["inner_auc"].iloc[fold]) if len(group) > 1 else group[0]
-                  for group in groups]    # max keeps the first of a tie
+        chosen = [max(group, key=lambda r: np.nan_to_num(r.folds["inner_auc"].iloc[fold], nan=-np.inf))   # 1st tie
+                  if len(group) > 1 else group[0] for group in groups]    # NaN: no inner deposit scored, chosen last
         combined = np.mean([percentile_ranks(r.fold_maps[fold]) for r in chosen], axis=0)
         fold_maps[fold] = combined
         held = folds.held_out(fold)
