@@ -166,7 +166,7 @@ def main() -> None:
     inner = "network" in kinds.values() and "pixel" in kinds.values()
     for label, spec in rows.items():
         spec = dict(spec)
-        network = pp.registry.get(spec["name"]).kind == "network"
+        network = kinds[label] == "network"
         trainer = spec.pop("trainer", None)
         for seed in args.seeds:     # baselines too: a seed draws the background cells (and the forest's trees)
             result = pp.validation.cross_validate(stack, deposits, folds, spec, **LABELS[case],
@@ -178,7 +178,7 @@ def main() -> None:
             table.append({**line, "seed": seed, "per_fold_s": line["seconds"] / line["folds"]})
             print(f"  {label} seed {seed}: AUC {table[-1]['auc']:.3f} ({table[-1]['per_fold_s']:.1f} s/fold)",
                   flush=True)
-    networks = [label for label in results if pp.registry.get(rows[label]["name"]).kind == "network"]
+    networks = [label for label in results if kinds[label] == "network"]
     joints: list = []
     baselines = [label for label in results if label not in networks]
     if networks and baselines:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from scipy.stats import rankdata
+
+from prospect.errors import InputError
 
 
 def binary_auc(positive: np.ndarray, score: np.ndarray) -> float:
@@ -27,12 +30,6 @@ def paired_difference(first, second, level: float = 0.95, resamples: int = 2000,
     once, at its mean. Both must rank the same deposits. Returns ``difference``, ``low``, ``high`` and
     ``deposits``; an interval that holds 0 says the deposits do not tell the two apart.
     """
-    import pandas as pd
-
-    from prospect.errors import InputError
-
-    if not 0 < level < 1:
-        raise InputError(f"level={level!r} must lie in (0, 1), e.g. 0.95")
     if int(resamples) != resamples or resamples < 1:
         raise InputError(f"resamples={resamples!r} must be a whole number >= 1")
     a, b = (pd.DataFrame(t).groupby("deposit")["auc"].mean() for t in (first, second))
@@ -42,8 +39,17 @@ def paired_difference(first, second, level: float = 0.95, resamples: int = 2000,
     if not len(a):
         raise InputError("no held-out deposit to compare on")
     difference = (a - b.reindex(a.index)).to_numpy(float)
-    rng = np.random.default_rng(seed)
-    means = difference[rng.integers(0, len(difference), (int(resamples), len(difference)))].mean(axis=1)
-    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    low, high = bootstrap_mean(difference, level, resamples, seed)
     return {"difference": float(difference.mean()), "low": float(low), "high": float(high),
             "deposits": len(difference)}
+
+
+def bootstrap_mean(values: np.ndarray, level: float, resamples: int, seed: int) -> tuple[float, float]:
+    """The percentile-bootstrap interval (at ``level``) of the mean of ``values``: ``resamples`` draws with
+    replacement from ``seed``."""
+    if not 0 < level < 1:
+        raise InputError(f"level={level!r} must lie in (0, 1), e.g. 0.95")
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), (int(resamples), len(values)))].mean(axis=1)
+    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)

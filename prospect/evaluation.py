@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from prospect._plot import plot_prediction_area, plot_rate_curve  # the figures of these tables
-from prospect._stats import binary_auc, paired_difference
+from prospect._stats import binary_auc, bootstrap_mean, paired_difference
 from prospect.compute import kth_largest
 from prospect.errors import GridMismatchError, InputError
 from prospect.grid import Grid, crs_label
@@ -190,14 +190,10 @@ def heldout_summary(ranks: pd.DataFrame, level: float = 0.95, resamples: int = 2
     -------
     dict with ``auc`` (deposit-weighted mean), ``auc_low``, ``auc_high``, ``top_5`` ... and ``deposits``.
     """
-    if not 0 < level < 1:
-        raise InputError(f"level={level!r} must lie in (0, 1), e.g. 0.95")
     if len(ranks) == 0:
         raise InputError("no held-out deposit to score")
     auc = ranks["auc"].to_numpy(float)
-    rng = np.random.default_rng(seed)
-    means = auc[rng.integers(0, len(auc), (int(resamples), len(auc)))].mean(axis=1)
-    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    low, high = bootstrap_mean(auc, level, resamples, seed)
     above = ranks["area_above"].to_numpy(float)
     return {"auc": float(auc.mean()), "auc_low": float(low), "auc_high": float(high),
             **{f"top_{round(100 * a)}": float((above <= a + 1e-12).mean()) for a in areas}, "deposits": len(auc)}

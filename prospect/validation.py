@@ -467,11 +467,11 @@ def ensemble(networks: list[CrossValidation], baselines: list[CrossValidation], 
         if result.fold_maps is None or len(result.folds) != folds.k:
             raise InputError(f"{result.label}: no fold maps for {folds.k} folds; give results of cross_validate on "
                              "these folds")
-    unscored = [r.label for group in groups if len(group) > 1 for r in group if "inner_auc" not in r.folds]
+    inner = [r for group in groups if len(group) > 1 for r in group]     # chosen between: by (and at) inner_auc
+    unscored = [r.label for r in inner if "inner_auc" not in r.folds]
     if unscored:
         raise InputError(f"{unscored}: no inner_auc to choose between them by; cross-validate each with inner=True")
     grid = folds.grid
-    inner = [r for group in groups if len(group) > 1 for r in group]     # the candidates' selection cost
     fold_maps = np.empty_like(every[0].fold_maps)
     ranks, rows = [], []
     for fold in range(folds.k):
