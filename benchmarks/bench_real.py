@@ -61,6 +61,9 @@ BASELINES = ["logistic_regression", "random_forest", "gradient_boosting", "weigh
 # ResNet18 as measured before the window network (6 epochs of NETWORK_TRAINING, no augmentation).
 RESNET = {"name": "resnet18", "augment": False, "tta": False, "pretrain": False, "pu_prior": None,
           "trainer": {"epochs": 6}}
+# MFAF (the paper's model, the registry's defaults) with the recommended network's recipe: the symmetries, the
+# pretraining on the stack (its features: the branches' mean) and test-time averaging (``--models mfaf``).
+MFAF = {"name": "mfaf", **pp.validation.RECIPE}
 
 
 def kolari(rasters: bool = False):
@@ -121,7 +124,8 @@ def per_deposit(results: dict[str, list]) -> pd.DataFrame:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=None,
-                        help="rows: baselines, networks, 'recommended', 'resnet18' (default: the three baselines, "
+                        help="rows: baselines, networks, 'recommended', 'resnet18', 'mfaf' (with the recipe) "
+                             "(default: the four baselines, "
                              "the recommended network and the ensemble)")
     parser.add_argument("--ablation", action="store_true",
                         help="the baselines and the ablation rows (--models picks some of: "
@@ -152,8 +156,8 @@ def main() -> None:
     rows: dict[str, dict | str] = (
         {**{name: {"name": name} for name in BASELINES},
          **{k: v for k, v in ablation().items() if k in (args.models or list(ablation())[1:])}} if args.ablation else
-        {name: (recommended if name == "recommended" else RESNET if name == "resnet18" else
-                ablation()[name] if name in ablation() else {"name": name})
+        {name: (recommended if name == "recommended" else RESNET if name == "resnet18" else MFAF if name == "mfaf"
+                else ablation()[name] if name in ablation() else {"name": name})
          for name in (args.models or [*BASELINES, "recommended"])})
     if args.epochs is not None:
         rows = {k: {**v, "trainer": {"epochs": args.epochs}} if pp.registry.get(v["name"]).kind == "network" else v

@@ -123,6 +123,33 @@ def test_pretraining_loss_falls_and_it_takes_no_deposit():
         pretrain(torch.nn.Conv2d(4, 2, 3), stack, 7)
 
 
+def test_mfaf_features_are_what_its_shared_head_reads_and_it_pretrains():
+    torch.manual_seed(0)
+    model = pp.models.build("mfaf", 4, dilations=(1, 2, 3), backbone="shufflenet_v2").eval()
+    x = torch.randn(6, 4, 7, 7)
+    with torch.no_grad():
+        # the head is linear and shared: read from the branches' mean, it gives the mean of the branch logits
+        np.testing.assert_allclose(model.head(model.features(x)).numpy(), model(x).branch_logits.mean(1).numpy(),
+                                   rtol=1e-4, atol=1e-5)
+    assert model.features(x).shape == (6, model.features_size)
+    deposits = _deposits()
+    head = model.head.weight.detach().clone()
+    history = pretrain(model, _stack(deposits, bands=4, signal=False), 7, windows=200, epochs=2, seed=0)
+    assert len(history) == 2 and torch.equal(model.head.weight, head)
+
+
+@pytest.mark.slow
+def test_mfaf_pretraining_loss_falls_below_the_band_means():
+    deposits = _deposits()
+    stack = _stack(deposits, bands=4, signal=False)
+    stack[1] = stack[0] * 2 + 0.1 * stack[1]          # a band the others predict, as for the window network
+    torch.manual_seed(0)
+    model = pp.models.build("mfaf", 4, dilations=(1,))
+    history = pretrain(model, stack, 7, windows=1000, epochs=8, seed=0)
+    # from a random decoder (1.5) to below what the bands' means score (about 1): it learns the planted band
+    assert history["loss"].iloc[-1] < 0.7 * history["loss"].iloc[0] and history["loss"].iloc[-1] < 0.95
+
+
 def test_cross_validation_pretrains_once_whatever_the_deposits():
     deposits = _deposits()
     stack = _stack(deposits)

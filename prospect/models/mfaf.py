@@ -222,6 +222,19 @@ class MFAF(nn.Module):
         unique = {id(branch.backbone): branch.backbone for branch in self.branches}
         return nn.ModuleList(unique.values())
 
+    @property
+    def features_size(self) -> int:
+        """Width of :meth:`features`: the backbone's output channels (what the shared head reads)."""
+        return int(self.head.in_features)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, features_size)``: the mean over branches of what the shared head reads from each (the pooled,
+        attended trunk). What :func:`prospect.training.pretrain` reconstructs the masked bands from, so MFAF takes
+        the label-efficient recipe's pretraining as the window network does."""
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise InputError(f"MFAF expects (batch, {self.in_channels}, height, width) input, got {tuple(x.shape)}")
+        return torch.stack([branch(x) for branch in self.branches], dim=1).mean(dim=1)
+
     def default_loss(self) -> MFAFLoss:
         """The paper's loss: fused cross-entropy + ``aux_weight`` × mean branch cross-entropy."""
         return MFAFLoss(self.aux_weight)
