@@ -60,7 +60,7 @@ NETWORK_TRAINING = dict(optimizer="sgd", lr=0.02, momentum=0.9, weight_decay=1e-
 #   augment  - train on one of the window's 8 rotations/reflections, drawn at random per window and epoch;
 #   tta      - map with the mean over the 8 (a rotated window then gets the same score);
 #   pretrain - masked-band reconstruction on random windows of the whole stack, once per study (no label
-#              read, so no fold leaks), every fold fine-tuning from it (models with ``features``: window_net);
+#              read, so no fold leaks), every fold fine-tuning from it (models with ``features``: window_net, mfaf);
 #   pu_prior - the non-negative positive-unlabelled loss with this class prior (None: cross-entropy);
 #   members  - an ensemble of this many networks per fold (seeds seed + fold + 1000 m), maps averaged.
 # Networks registered as label_efficient (window_net) get RECIPE by default, the others OFF. Chosen by
@@ -472,12 +472,12 @@ def ensemble(networks: list[CrossValidation], baselines: list[CrossValidation], 
     if unscored:
         raise InputError(f"{unscored}: no inner_auc to choose between them by; cross-validate each with inner=True")
     grid = folds.grid
-    fold_maps = np.empty_like(every[0].fold_maps)
+    fold_maps = np.empty((folds.k, *folds.grid.shape), np.float32)   # in memory, also from lazy fold maps
     ranks, rows = [], []
     for fold in range(folds.k):
         chosen = [max(group, key=lambda r: np.nan_to_num(r.folds["inner_auc"].iloc[fold], nan=-np.inf))   # 1st tie
                   if len(group) > 1 else group[0] for group in groups]    # NaN: no inner deposit scored, chosen last
-        combined = np.mean([percentile_ranks(r.fold_maps[fold]) for r in chosen], axis=0)
+        combined = np.mean([percentile_ranks(np.asarray(r.fold_maps[fold])) for r in chosen], axis=0)
         fold_maps[fold] = combined
         held = folds.held_out(fold)
         fold_ranks = deposit_ranks(grid.wrap(combined.astype(np.float32), name="probability"),
@@ -555,7 +555,7 @@ def _pretrained(name: str, options: dict[str, Any], stack: xr.DataArray, window:
 
     model = _build(name, options, stack.sizes["band"], seed)
     if not hasattr(model, "features"):
-        raise InputError(f"{name}: pretrain=true needs a network with features(x) (window_net); "
+        raise InputError(f"{name}: pretrain=true needs a network with features(x) (window_net, mfaf); "
                          f"{type(model).__name__} has none")
     from prospect.mapping import _device
 
