@@ -1,5 +1,6 @@
 """The config-driven run (`prospect run`): config checking, a cut-down case study, determinism and resume."""
 
+import functools
 import inspect
 import json
 import re
@@ -177,6 +178,13 @@ def test_input_problems_are_found_before_any_work(tmp_path, capsys, old, new, er
     ("trainer = { epochs = 1, batch_size = 32 }", "trainer = { epoch = 1 }",
      r"\[heldout\] trainer: unknown key\(s\) \['epoch'\]"),
     ("k = 3\n", "k = 1\n", r"\[heldout\] k=1; valid: a whole number of folds ≥ 2, or 0 to turn the stage off"),
+    ("k = 3\n", 'k = 3\nensemble = "yes"\n',
+     r"\[heldout\] ensemble='yes'; valid: true, false or a list of held-out row"),
+    ('rows = ["ShuffleNetV2", "Classical baselines"]', 'rows = ["Classical baselines"]\nensemble = true',
+     r"\[heldout\] ensemble=True combines a network row and a baseline row; .* hold no network"),
+    ('rows = ["ShuffleNetV2", "Classical baselines"]',
+     'rows = ["ShuffleNetV2", "Classical baselines"]\nensemble = ["ShuffleNetV2", "Lasso"]',
+     r"\[heldout\] ensemble: \['Lasso'\] name no held-out row; valid: \['ShuffleNetV2', 'Logistic regression'\]"),
     ("area_fraction = 0.1", "area_fraction = 10", r"\[targets\] area_fraction=10; valid: a fraction in \(0, 1\]"),
     ("stride = 16", 'stride = 16\ndevice = "gpu"', r"\[map\] device: device='gpu'; valid: 'auto', 'cpu'"),
     ("dilations = [1, 6]", 'dilations = "1,6"', r"\[experiments\] models #1 \(MFAF-ShuffleNetV2\): dilations='1,6'; "
@@ -830,6 +838,64 @@ def test_weights_of_evidence_and_a_fuzzy_overlay_set_in_the_run_file_are_judged_
     assert re.search(r"Conditional independence (holds|fails).*D/T = \d\.\d\d", text)
     with rasterio.open(out / "wofe_posterior.tif") as src:
         assert src.count == 1 and src.tags()["kind"] == "probability"
+
+
+def test_the_ensemble_row_is_the_rank_mean_of_the_network_and_the_baseline_chosen_inside_each_fold(
+        tmp_path, monkeypatch):
+    from scipy.stats import rankdata
+
+    from prospect.pipeline.config import ENSEMBLE, best_heldout_row, ensemble_rows, load_config
+
+    made = {}
+
+    def recording(real):
+        @functools.wraps(real)     # the run file's keys are read from its signature
+        def call(*args, **kwargs):
+            result = real(*args, **kwargs)
+            made.setdefault(result.label, result)   # the first: not an inner cross-validation's
+            return result
+        return call
+
+    monkeypatch.setattr(pp.validation, "cross_validate", recording(pp.validation.cross_validate))
+    monkeypatch.setattr(pp.validation, "ensemble", recording(pp.validation.ensemble))
+    linear = '[[experiments.models]]\ntable = "Classical baselines"\nlabel = "Logistic regression"\n'
+    more = ('[[experiments.models]]\ntable = "Recommended network"\nlabel = "Window network"\nname = "window_net"\n'
+            'pretrain = false\ntta = false\n\n[[experiments.models]]\ntable = "Classical baselines"\n'
+            'label = "Weights of evidence"\nname = "weights_of_evidence"\n\n')
+    config = _tiny(tmp_path, (linear, more + linear), ('rows = ["ShuffleNetV2", "Classical baselines"]',
+                                                       'rows = ["Recommended network", "Classical baselines"]\n'
+                                                       'ensemble = true'),
+                   ('model_label = "MFAF-ShuffleNetV2"\n', ''),
+                   ("seeds = [0, 1]", 'seeds = [0]\nrows = ["Classical baselines"]'))   # no tile model
+    out = tmp_path / "out"
+    assert cli(["run", str(config), "--out", str(out)]) == 0
+    net, wofe, linear, joint = (made[label] for label in ("Window network", "Weights of evidence",
+                                                          "Logistic regression", "Ensemble"))
+    # the two baselines were cross-validated inside each fold's training area too, the one network was not
+    assert "inner_auc" in wofe.folds and "inner_auc" in linear.folds and "inner_auc" not in net.folds
+    chosen = pd.read_csv(out / "ensemble_folds.csv")
+    for fold in range(3):
+        baseline = max((wofe, linear), key=lambda r: r.folds["inner_auc"].iloc[fold])   # ties: the first listed
+        assert chosen["members"].iloc[fold] == f"Window network + {baseline.label}"
+        valid = np.isfinite(net.fold_maps[fold])
+        by_hand = (rankdata(net.fold_maps[fold][valid]) + rankdata(baseline.fold_maps[fold][valid])) / 2 / valid.sum()
+        np.testing.assert_allclose(joint.fold_maps[fold][valid], by_hand, rtol=1e-5)
+    table = pd.read_csv(out / "heldout.csv").set_index("label")
+    deposits = pd.read_csv(out / "heldout_deposits.csv")
+    assert table.loc["Ensemble", "auc"] == pytest.approx(deposits.loc[deposits["label"] == "Ensemble", "auc"].mean())
+    np.testing.assert_allclose(deposits.loc[deposits["label"] == "Ensemble", "auc"], joint.ranks["auc"])
+    assert "*Ensemble*: the mean percentile rank" in (out / "report.md").read_text()
+    # ranked first, it maps as any row does
+    run = load_config(config)
+    first = table.reset_index().assign(auc=lambda t: np.where(t["label"] == "Ensemble", 1.0, t["auc"]))
+    assert best_heldout_row(run, first)[0] == ENSEMBLE
+    # ensemble = true takes the recommended network's rows where there are some (no option set), else every network
+    both = config.read_text().replace('rows = ["Recommended network"', 'rows = ["ShuffleNetV2", "Recommended network"')
+    (tmp_path / "both.toml").write_text(both)
+    assert [r["label"] for r in ensemble_rows(load_config(tmp_path / "both.toml"))[0]] == ["ShuffleNetV2",
+                                                                                          "Window network"]
+    (tmp_path / "plain.toml").write_text(both.replace("pretrain = false\ntta = false\n", ""))
+    assert [r["label"] for r in ensemble_rows(load_config(tmp_path / "plain.toml"))[0]] == ["Window network"]
 
 
 def test_the_contribution_layers_open_in_qgis_on_a_diverging_ramp(classical_run, tmp_path, qgis_python):

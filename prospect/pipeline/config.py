@@ -28,9 +28,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["RunConfig", "load_config", "select_rows", "chosen_rows", "run_key", "map_row", "best_heldout_row",
-           "top_heldout_rows", "tile_rows", "SECTIONS",
-           "IMAGE_SECTIONS", "describe_sections"]
+__all__ = ["RunConfig", "load_config", "select_rows", "chosen_rows", "ensemble_rows", "run_key", "map_row",
+           "best_heldout_row", "top_heldout_rows", "tile_rows", "SECTIONS", "IMAGE_SECTIONS", "describe_sections"]
 
 
 @dataclass(frozen=True)
@@ -93,10 +92,12 @@ SECTIONS: dict[str, Section] = {
                                 "table names to train (default all); dilation_scale = grid cell / the cell the MFAF "
                                 "rates were chosen for, given to every MFAF row that sets none"),
     "heldout": Section(("prospect.folds.spatial_folds", "prospect.validation.cross_validate"),
-                       ("stack", "deposits", "folds", "model", "seed", "label"), extra=("rows",),
+                       ("stack", "deposits", "folds", "model", "seed", "label"), extra=("rows", "ensemble"),
                        help="held-out-deposit evaluation: spatial k-fold, the experiment rows named in `rows` "
                             "(labels or table names; default all) "
-                            "trained per fold, judged on the deposits it never saw; k = 0 turns it off"),
+                            "trained per fold, judged on the deposits it never saw; k = 0 turns it off; ensemble = "
+                            "true (or a list of row labels) adds the rank mean of a network and a baseline row, "
+                            "chosen per fold inside its training area"),
     "map": Section(("prospect.mapping.predict_map",), ("model", "stack", "normalization", "uncertainty"),
                    extra=("model_label", "contributions"),
                    help="the prospectivity map; model_label = the experiment row whose first-seed model maps; "
@@ -479,6 +480,50 @@ def chosen_rows(config: RunConfig) -> list[dict[str, Any]]:
     return list(distinct.values())
 
 
+ENSEMBLE = {"label": "Ensemble", "name": "ensemble"}   # the [heldout] ensemble row's place in the tables
+
+
+def ensemble_rows(config: RunConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
+    """The held-out rows ``[heldout] ensemble`` combines, (networks, baselines); None when it is off (the default).
+
+    ``true``: the rows of the recommended network (:data:`prospect.validation.RECOMMENDED_NETWORK`: ``name =
+    "window_net"`` and no option), else every network row, and every baseline row; a list: those rows (labels).
+    Where a kind has several rows they are cross-validated inside each fold's training area too, and
+    :func:`prospect.validation.ensemble` takes, per fold, the one that scores best there.
+    """
+    from prospect import registry
+
+    wanted = config["heldout"].get("ensemble", False)
+    rows = chosen_rows(config)
+    if wanted is False or not rows:
+        return None
+    labels = [row["label"] for row in rows]
+    if not (wanted is True or isinstance(wanted, list) and wanted and all(isinstance(w, str) for w in wanted)):
+        raise ConfigError(f"[heldout] ensemble={wanted!r}; valid: true, false or a list of held-out row labels "
+                          f"({labels})")
+    if ENSEMBLE["label"] in labels:
+        raise ConfigError(f"[heldout] ensemble: a row is labelled {ENSEMBLE['label']!r}, the ensemble row's label; "
+                          "rename that row")
+    unknown = [w for w in wanted if w not in labels] if isinstance(wanted, list) else []
+    if unknown:
+        raise ConfigError(f"[heldout] ensemble: {unknown} name no held-out row; valid: {labels}")
+    picked = rows if wanted is True else [row for row in rows if row["label"] in wanted]
+    networks = [row for row in picked if registry.get(row["name"]).kind == "network"]
+    baselines = [row for row in picked if registry.get(row["name"]).kind == "pixel"]
+    recommended = [row for row in networks if {k: v for k, v in row.items() if k not in REPORT_KEYS} == {
+        "name": "window_net"}]
+    if wanted is True and recommended:
+        networks = recommended
+    if not networks or not baselines:
+        raise ConfigError(f"[heldout] ensemble={wanted!r} combines a network row and a baseline row; the held-out "
+                          f"rows {[row['label'] for row in picked]} hold "
+                          f"{'no network' if not networks else 'no baseline'}")
+    if max(len(networks), len(baselines)) > 1 and int(config["heldout"].get("k", 5)) < 3:
+        raise ConfigError(f"[heldout] ensemble chooses between several rows by a cross-validation inside each fold's "
+                          f"training area, which needs k >= 3 folds; k={config['heldout'].get('k')}")
+    return networks, baselines
+
+
 def tile_rows(config: RunConfig) -> list[dict[str, Any]]:
     """The ``[experiments]`` rows the paper's tile tables train: networks (pixel estimators are judged held out)."""
     from prospect import registry
@@ -533,7 +578,7 @@ def best_heldout_row(config: RunConfig, table: Any) -> tuple[dict[str, Any], str
     ranked = scored.assign(_auc=scored["auc"].round(3)).sort_values(["_auc", "seconds"], ascending=[False, True],
                                                                    kind="stable")
     best = ranked.iloc[0]
-    row = next(row for row in chosen_rows(config) if row["label"] == best["label"])
+    row = next(row for row in [*chosen_rows(config), ENSEMBLE] if row["label"] == best["label"])
     tied = ranked.loc[ranked["_auc"] == ranked["_auc"].iloc[0], "label"].iloc[1:].tolist()
     why = (f"the best held-out AUC of {len(table)} rows ({best['auc']:.3f})"
            + (f", tied with {', '.join(tied)} and cheaper ({best['seconds']:.0f} s)" if tied else "")

@@ -6,7 +6,9 @@ picks the experiment rows (labels or table names; default all). Writes ``heldout
 model: AUC with its interval, capture of held-out deposits in the top 5/10/20 % of the area, the
 undiscovered deposits on the fold-mean map, its AUC less the best row's over the same deposits with a paired
 interval), ``heldout_deposits.csv`` (every held-out deposit of every
-model), ``folds.csv``, ``importance.csv`` (baselines) and ``heldout_rate.png``.
+model), ``folds.csv``, ``importance.csv`` (baselines) and ``heldout_rate.png``. ``[heldout] ensemble`` adds the
+*Ensemble* row (:func:`~prospect.pipeline.config.ensemble_rows`, :func:`prospect.validation.ensemble`) and
+``ensemble_folds.csv`` (the members it chose per fold); it maps when it ranks best, as any row.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from typing import Any
 import pandas as pd
 
 from prospect.pipeline.config import (
+    ENSEMBLE,
     FOLD_KEYS,
     REPORT_KEYS,
     best_heldout_row,
     chosen_rows,
+    ensemble_rows,
     heldout_folds,
     map_row,
     run_key,
@@ -88,6 +92,21 @@ def _paired(table: pd.DataFrame, ranks: pd.DataFrame, seed: int) -> pd.DataFrame
                         paired_high=[f["high"] for f in found])
 
 
+def _line(row: dict[str, Any], result: Any, inputs: Any, seed: int) -> dict[str, Any]:
+    """One line of ``heldout.csv``: the row's cross-validation summarised, the undiscovered deposits on its map."""
+    from prospect import evaluation
+
+    line = {"label": row["label"], "run": run_key(row), "name": row["name"], **result.summary(seed=seed)}
+    if "trainer" in result.settings:   # networks: what each fold trained, as the report states it
+        line.update(epochs=result.settings["trainer"]["epochs"], window=result.settings["window"])
+    line.pop("model")
+    if inputs.undiscovered is not None:
+        hidden = evaluation.heldout_summary(evaluation.deposit_ranks(result.mean, inputs.undiscovered), seed=seed)
+        line.update(undiscovered_auc=hidden["auc"], undiscovered_top_10=hidden["top_10"],
+                    undiscovered=hidden["deposits"])
+    return line
+
+
 def run_heldout(study: Any) -> tuple[dict[str, Any], str | None]:
     """Stage 5: cross-validate the chosen rows on the study's stack; the tables and each model's fold-mean map.
 
@@ -101,6 +120,9 @@ def run_heldout(study: Any) -> tuple[dict[str, Any], str | None]:
         return {}, None
     options = dict(config["heldout"])
     options.pop("rows", None)
+    options.pop("ensemble", None)
+    members = ensemble_rows(config)    # chosen between (several of a kind): also cross-validated inside each fold
+    inner = {run_key(row) for group in members or () if len(group) > 1 for row in group}
     for key in FOLD_KEYS:
         options.pop(key, None)
     options.setdefault("device", config["trainer"].get("device", "auto"))
@@ -113,15 +135,8 @@ def run_heldout(study: Any) -> tuple[dict[str, Any], str | None]:
     summaries, ranks, importances, curves, results = [], [], [], [], {}
     for number, row in enumerate(rows, 1):
         result = validation.cross_validate(stack, inputs.deposits, split, _model(row), seed=seed, label=row["label"],
-                                           keep_models=True, **options)
-        line = {"label": row["label"], "run": run_key(row), "name": row["name"], **result.summary(seed=seed)}
-        if "trainer" in result.settings:   # networks: what each fold trained, as the report states it
-            line.update(epochs=result.settings["trainer"]["epochs"], window=result.settings["window"])
-        line.pop("model")
-        if inputs.undiscovered is not None:
-            hidden = evaluation.heldout_summary(evaluation.deposit_ranks(result.mean, inputs.undiscovered), seed=seed)
-            line.update(undiscovered_auc=hidden["auc"], undiscovered_top_10=hidden["top_10"],
-                        undiscovered=hidden["deposits"])
+                                           keep_models=True, inner=run_key(row) in inner, **options)
+        line = _line(row, result, inputs, seed)
         summaries.append(line)
         ranks.append(result.ranks.assign(label=row["label"]))
         if result.importance is not None:
@@ -134,6 +149,18 @@ def run_heldout(study: Any) -> tuple[dict[str, Any], str | None]:
                  "" if inputs.undiscovered is None else
                  f"; undiscovered AUC {line['undiscovered_auc']:.3f}", line["seconds"])
         _keep_map_models(config, summaries, results)
+    if members:
+        joint = validation.ensemble(*[[results[run_key(row)] for row in group] for group in members],
+                                    inputs.deposits, split, label=ENSEMBLE["label"])
+        summaries.append(_line(ENSEMBLE, joint, inputs, seed))
+        ranks.append(joint.ranks.assign(label=ENSEMBLE["label"]))
+        curves.append(joint.rate_curve())
+        results[run_key(ENSEMBLE)] = joint
+        folder.csv(joint.folds, "ensemble_folds.csv", index=False)
+        _keep_map_models(config, summaries, results)
+        log.info("5 held-out deposits: %s (%s per fold): AUC %.3f (95 %% CI %.3f-%.3f)", ENSEMBLE["label"],
+                 " | ".join(joint.folds["members"]), summaries[-1]["auc"], summaries[-1]["auc_low"],
+                 summaries[-1]["auc_high"])
     table = pd.DataFrame(summaries).sort_values("auc", ascending=False, kind="stable")
     table = _paired(table, pd.concat(ranks, ignore_index=True), seed)
     folder.csv(table, "heldout.csv", index=False, float_format=None)
@@ -145,6 +172,8 @@ def run_heldout(study: Any) -> tuple[dict[str, Any], str | None]:
     label = best_heldout_row(config, table)[0]["label"]
     best = {**table.set_index("label").loc[label].to_dict(), "label": label}
     found = {"heldout": table, "heldout_maps": results, "folds": split, **_wofe_fit(rows, stack, inputs, folder)}
+    if members:
+        found["ensemble"] = results[run_key(ENSEMBLE)].folds
     return found, (
         f": {best['label']} ranks the held-out deposits best, AUC {best['auc']:.3f} (95 % CI {best['auc_low']:.3f}-"
         f"{best['auc_high']:.3f})")

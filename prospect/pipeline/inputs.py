@@ -18,7 +18,7 @@ from pyproj.transformer import Transformer
 from prospect import geochem, io, layers
 from prospect.errors import ColumnError, ConfigError, InputError
 from prospect.grid import Grid, as_crs, require_projected
-from prospect.pipeline.config import RunConfig, chosen_rows, heldout_folds, map_row, tile_rows
+from prospect.pipeline.config import RunConfig, chosen_rows, ensemble_rows, heldout_folds, map_row, tile_rows
 from prospect.pipeline.values import check_values
 
 __all__ = ["Inputs", "check_inputs", "planned_grid", "external_layers", "user_notes", "point_names"]
@@ -109,6 +109,7 @@ def check_inputs(config: RunConfig) -> Inputs:
         inputs.notes.append(f"held-out folds: {split.k} of {split.block_size:.0f} m blocks ({split.block_why}), "
                             f"deposits per fold {split.counts()['deposits'].tolist()}; deposits within "
                             f"{split.link:.0f} m of one another dealt together ({split.why})")
+    ensemble_rows(config)   # the [heldout] ensemble's rows: a network and a baseline among the held-out rows
     map_row(config)     # the map model: a row that one of the stages trains
     return inputs
 

@@ -214,6 +214,10 @@ def _heldout(results: dict[str, Any]) -> list[str]:
         text.append(f"**{best['label']}** ranks the held-out deposits best (AUC {best['auc']:.3f}, 95 % CI "
                     f"{best['auc_low']:.3f}–{best['auc_high']:.3f}). " +
                     _apart(usable, overlapping) + ".")
+    if "ensemble" in results:   # the members it took per fold (ensemble_folds.csv)
+        text.append("*Ensemble*: the mean percentile rank of a network and a baseline, taken for each fold by a "
+                    "cross-validation inside its training area (no deposit of the fold enters the choice): "
+                    + "; ".join(f"fold {r.fold + 1} {r.members}" for r in results["ensemble"].itertuples()) + ".")
     if "isolated_auc" in table:
         first = table.iloc[0]
         text.append(f"*Isolated*: the {int(first['isolated_deposits'])} of {int(first['deposits'])} held-out deposits "
@@ -496,8 +500,8 @@ def write(config: Any, results: dict[str, Any], out: Path) -> Path:
     paper = PAPERS.get(report.get("paper", ""))
     title = report.get("title", "Prospectivity study")
     trainer = results["experiments"]["epochs"].max() if "experiments" in results else None
-    held_epochs = sorted({int(e) for e in results["heldout"].get("epochs", pd.Series(dtype=float)).dropna()}) \
-        if "heldout" in results else []
+    held_epochs = " or ".join(map(str, sorted({int(e) for e in results["heldout"].get(
+        "epochs", pd.Series(dtype=float)).dropna()}))) if "heldout" in results else ""
     device = config["trainer"].get("device", "auto")
     device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     text = [f"# {title}", ""]
@@ -511,7 +515,7 @@ def write(config: Any, results: dict[str, Any], out: Path) -> Path:
              f"**{config.mode}** mode on {device} ({torch.get_num_threads()} CPU threads) in "
              f"{_minutes(sum(results['timings'].values()))}; seeds {config.seeds}"
              f"{f', {trainer} epochs on tiles' if trainer is not None else ''}"
-             f"{f', {_or(held_epochs)} epochs per held-out fold network' if held_epochs else ''}. Open "
+             f"{f', {held_epochs} epochs per held-out fold network' if held_epochs else ''}. Open "
              "`project.qgs` in QGIS for every layer, styled.", ""]
     text += ["## Summary", "", *_summary(config, results)]
     text += ["## Target areas", "", *_targets(results)]
@@ -590,10 +594,6 @@ def write(config: Any, results: dict[str, Any], out: Path) -> Path:
         tmp.write_text(markdown_text, encoding="utf-8")
     write_html(markdown_text, out, title)
     return path
-
-
-def _or(values: list[int]) -> str:
-    return " or ".join(str(v) for v in values)
 
 
 def _minutes(seconds: float) -> str:

@@ -222,7 +222,7 @@ def map_(study: Study) -> Results:
     if run_key(row) in heldout:
         result = heldout[run_key(row)]
         prob, spread = result.mean, result.std
-        source = f"mean of its {len(result.folds)} fold models"
+        source = f"mean of its {len(result.folds)} fold {'ensembles' if row['name'] == 'ensemble' else 'models'}"
     else:
         prob, spread = _tile_map(study, row)
         source = f"its tile model, seed {study.first.seed}, {prob.attrs.get('windows', 0)} windows"
