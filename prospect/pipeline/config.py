@@ -558,7 +558,9 @@ def map_row(config: RunConfig) -> dict[str, Any] | None:
 def top_heldout_rows(table: Any, most: int = 5) -> list[str]:
     """The runs (``run`` column) a held-out table cannot tell from its best row, best first: the best usable row
     (as :func:`best_heldout_row` ranks) and every usable row whose AUC interval reaches the best's lower end,
-    at most ``most``."""
+    at most ``most``. The ensemble row is left out: it combines two of the others, whose agreement it would count
+    again."""
+    table = table[table["run"] != run_key(ENSEMBLE)]
     scored = table[~table["collapsed"].astype(bool)] if "collapsed" in table else table
     if not len(scored):
         return []
