@@ -844,7 +844,14 @@ def test_the_ensemble_row_is_the_rank_mean_of_the_network_and_the_baseline_chose
         tmp_path, monkeypatch):
     from scipy.stats import rankdata
 
-    from prospect.pipeline.config import ENSEMBLE, best_heldout_row, ensemble_rows, load_config, top_heldout_rows
+    from prospect.pipeline.config import (
+        ENSEMBLE,
+        best_heldout_row,
+        ensemble_rows,
+        load_config,
+        map_row,
+        top_heldout_rows,
+    )
 
     made = {}
 
@@ -890,6 +897,8 @@ def test_the_ensemble_row_is_the_rank_mean_of_the_network_and_the_baseline_chose
     first = table.reset_index().assign(auc=lambda t: np.where(t["label"] == "Ensemble", 1.0, t["auc"]))
     assert best_heldout_row(run, first)[0] == ENSEMBLE
     assert "ensemble" not in top_heldout_rows(first)   # the consensus would count its two members' agreement twice
+    (tmp_path / "named.toml").write_text(config.read_text().replace("[map]\n", '[map]\nmodel_label = "Ensemble"\n'))
+    assert map_row(load_config(tmp_path / "named.toml")) == ENSEMBLE    # [map] may name it
     # ensemble = true takes the recommended network's rows where there are some (no option set), else every network
     both = config.read_text().replace('rows = ["Recommended network"', 'rows = ["ShuffleNetV2", "Recommended network"')
     (tmp_path / "both.toml").write_text(both)

@@ -532,8 +532,9 @@ def tile_rows(config: RunConfig) -> list[dict[str, Any]]:
 
 
 def map_row(config: RunConfig) -> dict[str, Any] | None:
-    """The experiment row whose model maps: ``[map] model_label``; without it, None when the held-out stage
-    runs (the map then comes from its best row: :func:`best_heldout_row`), else the first row.
+    """The experiment row whose model maps: ``[map] model_label`` (``"Ensemble"``: the ``[heldout] ensemble`` row);
+    without it, None when the held-out stage runs (the map then comes from its best row: :func:`best_heldout_row`),
+    else the first row.
 
     Refused unless a stage trains it: the held-out stage (its fold models map) or the tile tables (its
     first seed's tile model maps).
@@ -544,6 +545,8 @@ def map_row(config: RunConfig) -> dict[str, Any] | None:
     if "model_label" not in config["map"] and chosen_rows(config):
         return None
     chosen = config["map"].get("model_label", labels[0])
+    if chosen == ENSEMBLE["label"] and ensemble_rows(config) is not None:
+        return ENSEMBLE      # the held-out stage's ensemble row maps with its fold ensembles
     if chosen not in labels:
         raise ConfigError(f"[map] model_label={chosen!r} is not the label of an experiments row; valid: {labels}")
     evaluated = [row["label"] for row in chosen_rows(config)]
