@@ -42,9 +42,16 @@ def test_quick_case_study_writes_readable_outputs(tmp_path):
     report = (out / "report.md").read_text()
     assert report.count("### Table") == 1 and "`trainer.epochs: 220 -> 8 (--quick)`" in report
     heldout = pd.read_csv(out / "heldout.csv").set_index("label")
-    assert sorted(heldout.index) == ["Fuzzy overlay", "Gradient boosting", "Logistic regression", "MobileNetV2",
-                                     "Random forest", "ResNet18", "ShuffleNetV2", "Weights of evidence",
+    assert sorted(heldout.index) == ["Ensemble", "Fuzzy overlay", "Gradient boosting", "Logistic regression",
+                                     "MobileNetV2", "Random forest", "ResNet18", "ShuffleNetV2", "Weights of evidence",
                                      "Window network"]
+    # [heldout] ensemble = true: the window network (the recommended one of the four networks) beside the baseline
+    # that scored best inside each fold's training area
+    members = pd.read_csv(out / "ensemble_folds.csv")["members"]
+    assert len(members) == 5 and members.str.startswith("Window network + ").all()
+    assert set(members.str.removeprefix("Window network + ")) <= {"Random forest", "Gradient boosting",
+                                                                  "Logistic regression", "Weights of evidence",
+                                                                  "Fuzzy overlay"}
     assert (heldout["auc_low"] <= heldout["auc"]).all() and (heldout["auc"] <= heldout["auc_high"]).all()
     assert (heldout["deposits"] == 32).all() and (heldout["undiscovered"] == 8).all()
     assert heldout.loc["Window network", "epochs"] == 3 and heldout.loc["Window network", "window"] == 17
@@ -53,6 +60,7 @@ def test_quick_case_study_writes_readable_outputs(tmp_path):
                                                                        ascending=[False, True]).index[0]
     evaluation = pd.read_csv(out / "evaluation.csv")
     assert heldout.loc[best, "undiscovered_top_10"] == pytest.approx(evaluation.loc[0, "undiscovered_coverage"])
+    assert best != "Ensemble", "this run's best row is a single model, whose fold models explain its cells below"
     assert f"**The map** ({best}, mean of its 5 fold models; the best held-out AUC of {len(heldout)} rows" in report
     assert "3 epochs per held-out fold network" in report
     assert report.index("## Which model finds deposits it never saw") < report.index("## 1 Element screening")
