@@ -61,9 +61,11 @@ BASELINES = ["logistic_regression", "random_forest", "gradient_boosting", "weigh
 # ResNet18 as measured before the window network (6 epochs of NETWORK_TRAINING, no augmentation).
 RESNET = {"name": "resnet18", "augment": False, "tta": False, "pretrain": False, "pu_prior": None,
           "trainer": {"epochs": 6}}
-# MFAF (the paper's model, the registry's defaults) with the recommended network's recipe: the symmetries, the
-# pretraining on the stack (its features: the branches' mean) and test-time averaging (``--models mfaf``).
-MFAF = {"name": "mfaf", **pp.validation.RECIPE}
+# MFAF (the paper's model, the registry's defaults: ResNet18 trunks; or the paper's ShuffleNetV2 ones) with the
+# recommended network's recipe: the symmetries, the pretraining on the stack (its features: the branches' mean) and
+# test-time averaging (``--models mfaf`` or ``mfaf_shufflenet``).
+MFAF = {"mfaf": {"name": "mfaf", **pp.validation.RECIPE},
+        "mfaf_shufflenet": {"name": "mfaf", "backbone": "shufflenet_v2", **pp.validation.RECIPE}}
 
 
 def kolari(rasters: bool = False):
@@ -124,7 +126,8 @@ def per_deposit(results: dict[str, list]) -> pd.DataFrame:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=None,
-                        help="rows: baselines, networks, 'recommended', 'resnet18', 'mfaf' (with the recipe) "
+                        help="rows: baselines, networks, 'recommended', 'resnet18', 'mfaf' or 'mfaf_shufflenet' (with "
+                             "the recipe) "
                              "(default: the four baselines, "
                              "the recommended network and the ensemble)")
     parser.add_argument("--ablation", action="store_true",
@@ -156,7 +159,7 @@ def main() -> None:
     rows: dict[str, dict | str] = (
         {**{name: {"name": name} for name in BASELINES},
          **{k: v for k, v in ablation().items() if k in (args.models or list(ablation())[1:])}} if args.ablation else
-        {name: (recommended if name == "recommended" else RESNET if name == "resnet18" else MFAF if name == "mfaf"
+        {name: (recommended if name == "recommended" else RESNET if name == "resnet18" else MFAF[name] if name in MFAF
                 else ablation()[name] if name in ablation() else {"name": name})
          for name in (args.models or [*BASELINES, "recommended"])})
     if args.epochs is not None:
