@@ -452,10 +452,8 @@ def ensemble(networks: list[CrossValidation], baselines: list[CrossValidation], 
     other is taken alone). Every result must come from :func:`cross_validate` on these ``folds``.
 
     Choosing by the other folds' held-out AUC instead would be optimistic: fold ``f``'s deposits trained
-    each of those folds' models.
-
-    Returns a :class:`CrossValidation` whose ``folds`` table names the members chosen per fold and whose
-    seconds are the members' seconds and every candidate's inner cross-validation, summed.
+    each of those folds' models. Returns a :class:`CrossValidation` whose ``folds`` table names the members
+    chosen per fold; its seconds: the members', every candidate's inner cross-validation and pretraining.
     """
     from prospect.evaluation import deposit_ranks
 
@@ -494,6 +492,7 @@ def ensemble(networks: list[CrossValidation], baselines: list[CrossValidation], 
                                       + sum(r.folds["inner_seconds"].iloc[fold] for r in inner))})
         log.info("%s fold %d/%d: %s, AUC %.3f", label, fold + 1, folds.k, rows[-1]["members"], rows[-1]["auc"])
     attrs = {"model": label, "folds": folds.k, "definition": "mean percentile rank of the chosen members' fold maps"}
+    pretrained = [r.pretraining for r in every if r.pretraining is not None]   # once per study each: in its summary
     return CrossValidation(
         label, pd.concat(ranks, ignore_index=True),
         grid.wrap(fold_maps.mean(axis=0).astype(np.float32), name="probability",
@@ -501,7 +500,8 @@ def ensemble(networks: list[CrossValidation], baselines: list[CrossValidation], 
         grid.wrap(fold_maps.std(axis=0).astype(np.float32), name="uncertainty",
                   attrs={**attrs, "kind": "uncertainty", "definition": "std of the fold ensembles' rank maps"}),
         pd.DataFrame(rows), None, every[0].isolated_distance, fold_maps,
-        {"name": "ensemble", "candidates": [r.label for r in every]})
+        {"name": "ensemble", "candidates": [r.label for r in every]},
+        pd.concat(pretrained, ignore_index=True) if pretrained else None)
 
 
 def _held_out_importance(estimator: Any, stack: xr.DataArray, deposits: gpd.GeoDataFrame, folds: SpatialFolds,

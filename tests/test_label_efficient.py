@@ -3,6 +3,7 @@
 import inspect
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy.stats import rankdata
@@ -276,6 +277,11 @@ def test_the_ensemble_is_the_rank_mean_of_members_chosen_on_training_folds():
         assert result.folds.loc[fold, "auc"] == pytest.approx(ranks["auc"].mean())
     assert "noise" not in " ".join(result.folds["members"])
     assert result.summary()["auc"] > 0.9
+    assert result.pretraining is None and result.summary()["seconds"] == pytest.approx(result.folds["seconds"].sum())
+    # a candidate's pretraining (once per study, as a network's) counts in the ensemble's time, chosen or not
+    noise.pretraining = pd.DataFrame({"epoch": [1, 2], "loss": [1.0, 0.5], "seconds": [2.0, 1.5]})
+    again = pp.validation.ensemble([noise, gb], [lr], deposits, folds)
+    assert again.summary()["seconds"] == pytest.approx(result.folds["seconds"].sum() + 3.5)
     with pytest.raises(InputError, match="at least one"):
         pp.validation.ensemble([], [], deposits, folds)
     with pytest.raises(InputError, match=r"inner=True needs k >= 3 .*k=2"):
