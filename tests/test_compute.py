@@ -186,12 +186,14 @@ def test_lazy_cross_validation_equals_in_memory(tmp_path, case):
     np.testing.assert_allclose(lazy.std.values, whole.std.values, rtol=1e-5, atol=1e-7, equal_nan=True)
     assert lazy.summary() | {"seconds": 0} == whole.summary() | {"seconds": 0}
     np.testing.assert_allclose(lazy.importance["importance"], whole.importance["importance"])
-    # the rank mean of two lazy results (their fold maps read from their files) is the in-memory one
-    linear = {"model": "logistic_regression", "positive_radius": 400, "seed": 0, "importance": False}
-    joint = pp.validation.ensemble([whole], [pp.validation.cross_validate(stack, deposits, folds, **linear)], deposits,
-                                   folds)
-    lazy_joint = pp.validation.ensemble([lazy], [pp.validation.cross_validate(pp.compute.chunked(stack, ODD), deposits,
-                                                                              folds, **linear)], deposits, folds)
+    # the rank mean of two lazy results (their fold maps read from their files) is the in-memory one, and so is
+    # the cross-validation inside each fold's training area it would choose by (a run's [heldout] ensemble)
+    linear = {"model": "logistic_regression", "positive_radius": 400, "seed": 0, "importance": False, "inner": True}
+    in_memory = pp.validation.cross_validate(stack, deposits, folds, **linear)
+    chunked = pp.validation.cross_validate(pp.compute.chunked(stack, ODD), deposits, folds, **linear)
+    np.testing.assert_allclose(chunked.folds["inner_auc"], in_memory.folds["inner_auc"])
+    joint = pp.validation.ensemble([whole], [in_memory], deposits, folds)
+    lazy_joint = pp.validation.ensemble([lazy], [chunked], deposits, folds)
     np.testing.assert_allclose(lazy_joint.fold_maps, joint.fold_maps, equal_nan=True)
     np.testing.assert_array_equal(lazy_joint.ranks["auc"], joint.ranks["auc"])
 
