@@ -6,6 +6,7 @@
     python benchmarks/bench_real.py --synthetic                       # the embedded (synthetic) case, same table
     python benchmarks/bench_real.py --ablation --seeds 0 1 2          # window net -> + each step, 3 seeds
     python benchmarks/bench_real.py --models resnet18                 # ResNet18 as before the window net
+    python benchmarks/bench_real.py --models mfaf_shufflenet          # MFAF with the recipe (~36 min a seed)
 
 Reads the real public data of EIS Toolkit's IOCG workflow demo (Kolari, northern Finland; EUPL-1.2) from
 ``../shared/data/kolari`` next to the project (see its SOURCE.md; it is never copied into the project, and
