@@ -470,7 +470,7 @@ def ensemble(networks: list[CrossValidation], baselines: list[CrossValidation], 
     if unscored:
         raise InputError(f"{unscored}: no inner_auc to choose between them by; cross-validate each with inner=True")
     grid = folds.grid
-    fold_maps = np.empty((folds.k, *folds.grid.shape), np.float32)   # in memory, also from lazy fold maps
+    fold_maps = np.empty((folds.k, *grid.shape), np.float32)   # in memory, also from lazy fold maps
     ranks, rows = [], []
     for fold in range(folds.k):
         chosen = [max(group, key=lambda r: np.nan_to_num(r.folds["inner_auc"].iloc[fold], nan=-np.inf))   # 1st tie

@@ -172,8 +172,6 @@ def run_heldout(study: Any) -> tuple[dict[str, Any], str | None]:
     label = best_heldout_row(config, table)[0]["label"]
     best = {**table.set_index("label").loc[label].to_dict(), "label": label}
     found = {"heldout": table, "heldout_maps": results, "folds": split, **_wofe_fit(rows, stack, inputs, folder)}
-    if members:
-        found["ensemble"] = results[run_key(ENSEMBLE)].folds
     return found, (
         f": {best['label']} ranks the held-out deposits best, AUC {best['auc']:.3f} (95 % CI {best['auc_low']:.3f}-"
         f"{best['auc_high']:.3f})")

@@ -214,10 +214,10 @@ def _heldout(results: dict[str, Any]) -> list[str]:
         text.append(f"**{best['label']}** ranks the held-out deposits best (AUC {best['auc']:.3f}, 95 % CI "
                     f"{best['auc_low']:.3f}–{best['auc_high']:.3f}). " +
                     _apart(usable, overlapping) + ".")
-    if "ensemble" in results:   # the members it took per fold (ensemble_folds.csv)
+    if (joint := results["heldout_maps"].get("ensemble")) is not None:   # [heldout] ensemble: its members per fold
         text.append("*Ensemble*: the mean percentile rank of a network and a baseline, taken for each fold by a "
                     "cross-validation inside its training area (no deposit of the fold enters the choice): "
-                    + "; ".join(f"fold {r.fold + 1} {r.members}" for r in results["ensemble"].itertuples()) + ".")
+                    + "; ".join(f"fold {r.fold + 1} {r.members}" for r in joint.folds.itertuples()) + ".")
     if "isolated_auc" in table:
         first = table.iloc[0]
         text.append(f"*Isolated*: the {int(first['isolated_deposits'])} of {int(first['deposits'])} held-out deposits "
