@@ -178,7 +178,7 @@ def test_crop_patches_and_offline_augmentation(tmp_path):
 def test_short_training_on_sample_micrographs_beats_chance():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        split = ImageFolderSplit(ORE_IMAGES, size=64, seed=0, normalize="dataset", augment=("flip",))
+        split = ImageFolderSplit(ORE_IMAGES, size=32, seed=0, normalize="dataset", augment=("flip",))
     torch.manual_seed(0)
     model = build_classifier("resnet18", len(split.classes))
     trainer = pp.training.Trainer(model, optimizer="adam", lr=1e-3, scheduler=None, epochs=12, batch_size=16,
@@ -186,4 +186,4 @@ def test_short_training_on_sample_micrographs_beats_chance():
     trainer.fit(split.train, split.val)
     probs = trainer.predict(split.test)
     accuracy = (probs.argmax(1) == np.array(split.test.labels)).mean()
-    assert accuracy > 0.6  # chance is 0.2 for five classes
+    assert accuracy > 0.6  # chance is 0.2 for five classes; 0.800 at 32 px (0.825 at 64, twice the time)

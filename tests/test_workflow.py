@@ -125,6 +125,13 @@ def _ore_study_file():
     return (ROOT / "workflows" / "ore_images.toml").read_text().replace("../data_samples", str(ROOT / "data_samples"))
 
 
+def _networks_alone():
+    """The study file with the networks alone (no hybrid, no baseline) on 2 crops an image: for tests of what the
+    workflow does with its data and models, not of what they score."""
+    return _ore_study_file().replace('crops = "auto"', "crops = 2").replace("hybrid = true", "hybrid = false") \
+        .replace('baseline = "logistic_regression"', "baseline = false")
+
+
 def test_ore_image_workflow_writes_reports(tmp_path):
     images = _ore_workflow()
     out = tmp_path / "ore"
@@ -186,9 +193,8 @@ def test_ore_image_models_take_their_own_input_size(tmp_path, capsys):
     images = _ore_workflow()
     text = _ore_study_file()
     config = tmp_path / "images.toml"
-    config.write_text(text.replace('name = "resnet18"\n', 'name = "resnet18"\nsize = 40\n\n[[models]]\n'
-                                   'name = "mobilenet_v2"\n', 1).replace("pretrain = 0", "pretrain = 1")
-                      .replace('crops = "auto"', "crops = 2"))
+    config.write_text(_networks_alone().replace('name = "resnet18"\n', 'name = "resnet18"\nsize = 40\n\n[[models]]\n'
+                                                'name = "mobilenet_v2"\n', 1).replace("pretrain = 0", "pretrain = 1"))
     assert images.main(["--config", str(config), "--out", str(tmp_path / "out"), "--epochs", "1", "--size",
                         "48"]) == 0
     log = (tmp_path / "out" / "run.log").read_text()
@@ -224,8 +230,10 @@ def test_ore_image_workflow_checks_the_images_before_writing_and_logs_what_they_
         extra.unlink()
     (root / "pyrite" / "broken.png").write_bytes(b"not a picture")     # skipped, and run.log says so
     out = tmp_path / "out"
-    assert images.main(["--root", str(root), "--out", str(out), "--size", "32", "--epochs", "1",
-                        "--models", "mobilenet_v2"]) == 0
+    config = tmp_path / "images.toml"           # the network alone, on 2 crops an image: what is checked is the data
+    config.write_text(_networks_alone())
+    assert images.main(["--config", str(config), "--root", str(root), "--out", str(out), "--size", "32", "--epochs",
+                        "1", "--models", "mobilenet_v2"]) == 0
     log = (out / "run.log").read_text()
     assert "class(es) ['gold'] have no test image (images in all: {'gold': 1})" in log
     assert "data: skipped 1 unreadable files" in log and "broken.png" in log
