@@ -189,6 +189,24 @@ def test_check_notes_polygons_that_are_legal_but_suspicious(tmp_path, capsys, ma
     assert re.search(message, said), said
 
 
+def test_a_run_says_what_its_check_noted_of_polygons_once(tmp_path):
+    # the check names the layer by its table ([[categorical]] #1 geology.gpkg), the rasterising (the API) by its
+    # argument (gdf): the same two notes, said once each in run.log, under the run file's names
+    _bow_tie(tmp_path)
+    tied = tmp_path / "tied.gpkg"
+    (tmp_path / "geology.gpkg").rename(tied)
+    config = _tiny(tmp_path, *_overlapping_units(tmp_path),
+                   ('rows = ["ShuffleNetV2", "Classical baselines"]', 'rows = ["Classical baselines"]'),
+                   ("[experiments]\n", "[experiments]\nrows = []\n"), ('model_label = "MFAF-ShuffleNetV2"\n', ""))
+    both = pd.concat([gpd.read_file(tmp_path / "geology.gpkg"), gpd.read_file(tied).iloc[[-1]]], ignore_index=True)
+    both.to_file(tmp_path / "geology.gpkg")
+    assert cli(["run", str(config), "--out", str(tmp_path / "out")]) == 0
+    log = (tmp_path / "out" / "run.log").read_text()
+    for said in ("polygons are invalid", "pair(s) of polygons of different unit overlap"):
+        lines = [line for line in log.splitlines() if said in line]
+        assert len(lines) == 1 and "[[categorical]] #1 geology.gpkg: " in lines[0], lines
+
+
 def test_a_vector_file_gdal_cannot_read_is_one_line(tmp_path, capsys):
     path = tmp_path / "faults.gpkg"
     shutil.copy(QINHANG / "faults.gpkg", path)

@@ -43,6 +43,13 @@ STAGES = (("1 screening", stages.screen), ("2 evidence layers", stages.evidence)
           ("7 report", stages.report))
 
 
+def _said(note: str, notes: list[str]) -> bool:
+    """Whether ``note`` was already said: word for word, or under another name for the same thing (the check names
+    a layer by its run-file table, ``[[categorical]] #1 geology.gpkg: ...``, the API by its argument, ``gdf: ...``)."""
+    body = note.split(": ", 1)[-1]
+    return any(note == said or body == said.split(": ", 1)[-1] for said in notes)
+
+
 def run(config: RunConfig, inputs: Inputs, out: str | os.PathLike | RunFolder, *, overwrite: bool = False,
         resume: bool = False) -> dict[str, Any]:
     """Run every stage into ``out`` (a folder the caller has checked); returns the numbers of the report."""
@@ -69,7 +76,7 @@ def run(config: RunConfig, inputs: Inputs, out: str | os.PathLike | RunFolder, *
                 found, summary = stage(study)
             results.update(found)
             for note in dict.fromkeys(user_notes(caught)):
-                if note not in results["notes"]:
+                if not _said(note, results["notes"]):
                     log.warning("%s: %s", name, note)
                     results["notes"].append(note)
             if summary is not None:
