@@ -897,13 +897,17 @@ def test_the_ensemble_row_is_the_rank_mean_of_the_network_and_the_baseline_chose
     assert "ensemble" not in top_heldout_rows(first)   # the consensus would count its two members' agreement twice
     (tmp_path / "named.toml").write_text(config.read_text().replace("[map]\n", '[map]\nmodel_label = "Ensemble"\n'))
     assert map_row(load_config(tmp_path / "named.toml")) == ENSEMBLE    # [map] may name it
-    # ensemble = true takes the recommended network's rows where there are some (no option set), else every network
+    # ensemble = true takes the recommended network's rows where there are some (no option set, or only the
+    # recommended values), else every network
     both = config.read_text().replace('rows = ["Recommended network"', 'rows = ["ShuffleNetV2", "Recommended network"')
     (tmp_path / "both.toml").write_text(both)
     assert [r["label"] for r in ensemble_rows(load_config(tmp_path / "both.toml"))[0]] == ["ShuffleNetV2",
                                                                                           "Window network"]
     (tmp_path / "plain.toml").write_text(both.replace("pretrain = false\ntta = false\n", ""))
     assert [r["label"] for r in ensemble_rows(load_config(tmp_path / "plain.toml"))[0]] == ["Window network"]
+    said = both.replace("pretrain = false\ntta = false\n", "pretrain = true\ntta = true\n")   # the recipe's values
+    (tmp_path / "said.toml").write_text(said)
+    assert [r["label"] for r in ensemble_rows(load_config(tmp_path / "said.toml"))[0]] == ["Window network"]
 
 
 def test_the_contribution_layers_open_in_qgis_on_a_diverging_ramp(classical_run, tmp_path, qgis_python):

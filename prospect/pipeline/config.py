@@ -487,11 +487,13 @@ def ensemble_rows(config: RunConfig) -> tuple[list[dict[str, Any]], list[dict[st
     """The held-out rows ``[heldout] ensemble`` combines, (networks, baselines); None when it is off (the default).
 
     ``true``: the rows of the recommended network (:data:`prospect.validation.RECOMMENDED_NETWORK`: ``name =
-    "window_net"`` and no option), else every network row, and every baseline row; a list: those rows (labels).
+    "window_net"`` with no option other than the recommended values), else every network row, and every baseline
+    row; a list: those rows (labels).
     Where a kind has several rows they are cross-validated inside each fold's training area too, and
     :func:`prospect.validation.ensemble` takes, per fold, the one that scores best there.
     """
     from prospect import registry
+    from prospect.validation import RECOMMENDED_NETWORK
 
     wanted = config["heldout"].get("ensemble", False)
     rows = chosen_rows(config)
@@ -510,8 +512,9 @@ def ensemble_rows(config: RunConfig) -> tuple[list[dict[str, Any]], list[dict[st
     picked = rows if wanted is True else [row for row in rows if row["label"] in wanted]
     networks = [row for row in picked if registry.get(row["name"]).kind == "network"]
     baselines = [row for row in picked if registry.get(row["name"]).kind == "pixel"]
-    recommended = [row for row in networks if {k: v for k, v in row.items() if k not in REPORT_KEYS} == {
-        "name": "window_net"}]
+    chosen = RECOMMENDED_NETWORK      # a row that sets its options, or some of them, to the recommended values is it
+    recommended = [row for row in networks if {**chosen, **{k: v for k, v in row.items() if k not in REPORT_KEYS}}
+                   == chosen]
     if wanted is True and recommended:
         networks = recommended
     if not networks or not baselines:
