@@ -139,6 +139,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="override every network's epochs")
     parser.add_argument("--window", type=int, default=None, help="every network's window in cells (default: each "
                         "network's own rule, prospect.validation.default_window)")
+    parser.add_argument("--map-stride", type=int, default=None, help="every network's map_stride (default: 2 on "
+                        "Kolari, 3 on the synthetic case)")
     parser.add_argument("--deposits", action="store_true",
                         help="also print each held-out deposit's AUC per row (mean over seeds)")
     parser.add_argument("--csv", type=Path, default=None)
@@ -177,7 +179,9 @@ def main() -> None:
         trainer = spec.pop("trainer", None)
         for seed in args.seeds:     # baselines too: a seed draws the background cells (and the forest's trees)
             result = pp.validation.cross_validate(stack, deposits, folds, spec, **LABELS[case],
-                                                  **(NETWORK[case] if network else {}), trainer=trainer,
+                                                  **(NETWORK[case] | ({} if args.map_stride is None else
+                                                                      {"map_stride": args.map_stride})
+                                                     if network else {}), trainer=trainer,
                                                   window=args.window, importance=False, device="cpu", seed=seed,
                                                   label=label, inner=inner and not network)
             results.setdefault(label, []).append(result)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import torch
     import xarray as xr
 
-__all__ = ["predict_map", "predict_centres", "integrated_gradients", "model_in_channels"]
+__all__ = ["predict_map", "predict_centres", "default_stride", "integrated_gradients", "model_in_channels"]
 
 log = logging.getLogger(__name__)
 
@@ -328,6 +328,13 @@ def _lazy_centres(model: Any, stack: xr.DataArray, size: int, stride: int, norma
         return out
 
     return with_halo(data, halo, block)
+
+
+def default_stride(positive_radius: float, grid: Grid, window: int) -> int:
+    """The cells between scored windows when a map of centre-labelled windows is not told (``map_stride``): half the
+    labels' radius, at most half the window, so that every cell lies in the windows whose scores it is given, and
+    at least 1 (2 for 1 km on 200 m cells and 5-cell windows; 1 on 1 km cells; 5 on 100 m cells and 11-cell ones)."""
+    return max(1, min(int(positive_radius // (2 * max(grid.resolution))), (int(window) + 1) // 2))
 
 
 def predict_centres(

@@ -39,6 +39,7 @@ from prospect.compute import band_has_values, is_lazy
 from prospect.errors import InputError
 from prospect.folds import SpatialFolds
 from prospect.grid import Grid
+from prospect.mapping import default_stride
 from prospect.ranges import POSITIVE, whole
 
 if TYPE_CHECKING:
@@ -50,9 +51,8 @@ __all__ = ["CrossValidation", "cross_validate", "ensemble", "percentile_ranks", 
 
 log = logging.getLogger(__name__)
 
-# Networks on centre-labelled windows: a few epochs of SGD with a cosine schedule learn the halo and
-# fault patterns on a CPU in seconds per fold (measured: ResNet18, 17-cell windows, 1,600 windows, 4
-# epochs → held-out AUC 0.97 on the case study). Any Trainer argument overrides these.
+# Networks on centre-labelled windows: a few epochs of SGD, cosine schedule, seconds per fold on a CPU (ResNet18,
+# 17-cell windows, 1,600 windows, 4 epochs: held-out AUC 0.97 on the case study). Any Trainer argument overrides.
 NETWORK_TRAINING = dict(optimizer="sgd", lr=0.02, momentum=0.9, weight_decay=1e-4, scheduler="cosine", epochs=4,
                         batch_size=64, progress=False)
 
@@ -64,11 +64,9 @@ NETWORK_TRAINING = dict(optimizer="sgd", lr=0.02, momentum=0.9, weight_decay=1e-
 #   pu_prior - the non-negative positive-unlabelled loss with this class prior (None: cross-entropy);
 #   members  - an ensemble of this many networks per fold (seeds seed + fold + 1000 m), maps averaged.
 # Networks registered as label_efficient (window_net) get RECIPE by default, the others OFF. Chosen by
-# benchmarks/bench_real.py --ablation (3 seeds, Kolari and the synthetic case; the README's table, 2026-12-02,
-# 0/1 bands read as -1/+1): the symmetries helped on Kolari (+0.028) and the synthetic case (+0.003), pretraining on
-# top of them on Kolari (+0.015) and not on the synthetic case (+0.000); the PU loss (prior 0.02) gave +0.003 and
-# -0.004, and 3 members per fold +0.004 and -0.001 at 2.7x the time: both off. On Kolari on 5-cell windows (2026-12-03):
-# +0.014, +0.013, -0.008, +0.000 (3.2x the time). The window network's own epochs and window: prospect.registry.
+# benchmarks/bench_real.py --ablation (3 seeds, Kolari and the synthetic case; the README's table): the symmetries
+# and the pretraining helped on Kolari and did not hurt on the synthetic case; the PU loss and 3 members per fold did
+# not help on both: off. The window network's own epochs and window: prospect.registry.
 RECIPE: dict[str, Any] = dict(augment=True, tta=True, pretrain=True, pu_prior=None, members=1)
 OFF: dict[str, Any] = dict(augment=False, tta=False, pretrain=False, pu_prior=None, members=1)
 # The network the docs recommend for maps, and the pipeline's default held-out network row.
@@ -250,7 +248,7 @@ def cross_validate(
     negative_distance: Annotated[float | None, POSITIVE] = None,
     max_positives: Annotated[int | None, whole(1)] = 5000,
     window: Annotated[int | None, whole(1)] = None,
-    map_stride: Annotated[int, whole(1)] = 4,
+    map_stride: Annotated[int | None, whole(1)] = None,
     trainer: dict[str, Any] | None = None,
     importance: bool = True,
     device: str = "auto",
@@ -282,9 +280,10 @@ def cross_validate(
         Networks: window side in cells, centred on the labelled cell. Default: :func:`default_window` by the
         network's :attr:`prospect.registry.ModelEntry.window`: the window network's spans ``positive_radius``
         (5 cells for 1 km on 200 m cells); the other networks' and your own ``2 × positive_radius`` (11).
-    map_stride : int
+    map_stride : int, optional
         Networks: score a window every ``map_stride`` cells and interpolate between
-        (:func:`prospect.mapping.predict_centres`); 1 scores every cell.
+        (:func:`prospect.mapping.predict_centres`); 1 scores every cell. Default:
+        :func:`prospect.mapping.default_stride`, half the positive radius (2 cells for 1 km on 200 m cells).
     trainer : dict, optional
         Networks: :class:`prospect.training.Trainer` arguments over :data:`NETWORK_TRAINING` and the model's
         own defaults (:attr:`prospect.registry.ModelEntry.training`: the window network trains 8 epochs).
@@ -325,8 +324,6 @@ def cross_validate(
     grid = Grid.from_dataarray(stack)
     if folds.grid != grid:
         raise InputError(f"folds were dealt on {folds.grid}, but the stack is on {grid}; make them from this stack")
-    if int(map_stride) != map_stride or map_stride < 1:
-        raise InputError(f"map_stride={map_stride!r} must be a positive whole number of cells")
     if "factory" not in options and name not in registry.names():
         raise InputError(f"model {name!r} is neither a baseline ({sorted(registry.names('pixel'))}) nor a network "
                          f"({sorted(registry.names('network'))})")
@@ -346,6 +343,9 @@ def cross_validate(
         window = default_window(positive_radius, grid, entry.window if entry else "diameter")
     if int(window) != window or window < 1:
         raise InputError(f"window={window!r} must be a positive whole number of cells")
+    map_stride = default_stride(positive_radius, grid, int(window)) if map_stride is None else map_stride
+    if int(map_stride) != map_stride or map_stride < 1:
+        raise InputError(f"map_stride={map_stride!r} must be a positive whole number of cells")
     bands = [str(b) for b in stack["band"].to_numpy()]
     label = label or name
     settings: dict[str, Any] = {"name": name, **{k: v for k, v in options.items() if k != "factory"}}

@@ -185,6 +185,25 @@ def test_default_windows_span_the_labelled_zone_or_its_radius():
     assert pp.registry.get("window_net").window == "radius" and pp.registry.get("resnet18").window == "diameter"
 
 
+def test_maps_are_scored_every_half_radius_unless_told_and_never_farther_apart_than_half_a_window():
+    def grid(cell):
+        return pp.Grid.from_bounds((0, 0, 100 * cell, 100 * cell), resolution=cell, crs="EPSG:3067")
+
+    stride = pp.mapping.default_stride
+    # (positive radius, cell, window) -> floor(radius / 2 / cell), within [1, (window + 1) // 2]
+    for radius, cell, window, expected in [(1000, 200, 5, 2), (1000, 1000, 3, 1), (1000, 100, 11, 5),
+                                           (1000, 25, 41, 20), (1000, 100, 3, 2), (1000, 100, 1, 1), (300, 200, 3, 1)]:
+        assert stride(radius, grid(cell), window) == expected
+    # what cross_validate maps with when not told: a 1 km radius on 200 m cells, the window network's 5 cells
+    deposits = _deposits()
+    folds = pp.folds.spatial_folds(GRID, deposits, k=3, block_size=2000, seed=0)
+    spec = {"name": "window_net", "pretrain": False, "tta": False}
+    result = pp.validation.cross_validate(_stack(deposits), deposits, folds, spec, positive_radius=1000,
+                                          max_positives=50, trainer={"epochs": 1}, importance=False, device="cpu")
+    assert GRID.resolution == (200.0, 200.0) and result.settings["window"] == 5
+    assert result.settings["map_stride"] == stride(1000, GRID, 5) == 2
+
+
 # ------------------------------------------------------------------------------------------- recipe, ensembles
 def test_window_net_ranks_held_out_deposits_with_its_default_recipe():
     deposits = _deposits()
