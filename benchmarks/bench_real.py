@@ -68,14 +68,14 @@ MFAF = {"mfaf": {"name": "mfaf", **pp.validation.RECIPE},
         "mfaf_shufflenet": {"name": "mfaf", "backbone": "shufflenet_v2", **pp.validation.RECIPE}}
 
 
-def kolari(rasters: bool = False):
+def kolari(rasters: bool = False, cell: float = 200.0):
     """The Kolari stack and deposits, built from the API."""
     data = KOLARI
     samples = pp.io.read_samples(data / "Geochemical_Data/Vector_files/IOCG_CLB_Till_Geochem_reg_511p.shp",
                                  elements=ELEMENTS, element_pattern="{el}_{unit}_*")
     samples = pp.geochem.transform(samples, "log10", elements=ELEMENTS)
     deposits = pp.io.read_vector(data / "Discretized_data/IOCG_Deps_Prosp_Occs_2.shp")
-    grid = pp.Grid.from_bounds((346002.6493, 7465680.6857, 414002.6493, 7540080.6857), resolution=200,
+    grid = pp.Grid.from_bounds((346002.6493, 7465680.6857, 414002.6493, 7540080.6857), resolution=cell,
                                crs="EPSG:3067")
     table = pp.screening.screen_elements(samples, deposits, elements=ELEMENTS, seed=0)
     chosen = table.index[table["selected"]].tolist()
@@ -139,6 +139,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="override every network's epochs")
     parser.add_argument("--window", type=int, default=None, help="every network's window in cells (default: each "
                         "network's own rule, prospect.validation.default_window)")
+    parser.add_argument("--cell", type=float, default=200.0, help="Kolari: the grid's cell in metres (default 200; "
+                        "1000 makes a coarse case, 68 x 75 cells)")
     parser.add_argument("--map-stride", type=int, default=None, help="every network's map_stride (default: 2 on "
                         "Kolari, 3 on the synthetic case)")
     parser.add_argument("--deposits", action="store_true",
@@ -151,7 +153,7 @@ def main() -> None:
         raise SystemExit(f"{KOLARI} is absent: this benchmark needs the shared Kolari data (see its SOURCE.md); "
                          "run it with --synthetic for the embedded case")
     started = time.perf_counter()
-    stack, deposits, what = synthetic() if args.synthetic else kolari(args.rasters)
+    stack, deposits, what = synthetic() if args.synthetic else kolari(args.rasters, args.cell)
     folds = pp.folds.spatial_folds(stack, deposits, k=5, block_size=3900 if args.synthetic else 6000, seed=0)
     print(f"{what}\nstack {dict(stack.sizes)}, bands {[str(b) for b in stack['band'].values]}; "
           f"{len(folds.deposit_index)} deposits in 5 folds; built in {time.perf_counter() - started:.0f} s; "

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     import torch
     import xarray as xr
 
-__all__ = ["predict_map", "predict_centres", "default_stride", "integrated_gradients", "model_in_channels"]
+__all__ = ["predict_map", "predict_centres", "default_window", "default_stride", "integrated_gradients",
+           "model_in_channels"]
 
 log = logging.getLogger(__name__)
 
@@ -328,6 +329,18 @@ def _lazy_centres(model: Any, stack: xr.DataArray, size: int, stride: int, norma
         return out
 
     return with_halo(data, halo, block)
+
+
+def default_window(positive_radius: float, grid: Grid, span: str = "diameter") -> int:
+    """The networks' window when none is given, in cells: ``"diameter"``, the positive radius on either side of
+    the centre cell (11 for 1 km on 200 m cells); ``"radius"``, the odd number of cells that spans the positive
+    radius, at least 3 (5 there). Each network's :attr:`prospect.registry.ModelEntry.window` says which."""
+    cells = int(np.ceil(positive_radius / max(grid.resolution)))
+    if span == "diameter":
+        return 2 * cells + 1
+    if span != "radius":
+        raise InputError(f"span={span!r}; valid: 'diameter' or 'radius'")
+    return max(cells, 3) | 1      # an even count of cells rounds up to the next odd one
 
 
 def default_stride(positive_radius: float, grid: Grid, window: int) -> int:

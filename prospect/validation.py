@@ -39,7 +39,7 @@ from prospect.compute import band_has_values, is_lazy
 from prospect.errors import InputError
 from prospect.folds import SpatialFolds
 from prospect.grid import Grid
-from prospect.mapping import default_stride
+from prospect.mapping import default_stride, default_window
 from prospect.ranges import POSITIVE, whole
 
 if TYPE_CHECKING:
@@ -219,18 +219,6 @@ def _spec(model: str | dict[str, Any] | Callable[[int], Any]) -> tuple[str, dict
     raise InputError(f"model={model!r}: give a baseline or network name, or a dict with 'name' and its options")
 
 
-def default_window(positive_radius: float, grid: Grid, span: str = "diameter") -> int:
-    """The networks' window when none is given, in cells: ``"diameter"``, the positive radius on either side of
-    the centre cell (11 for 1 km on 200 m cells); ``"radius"``, the odd number of cells that spans the positive
-    radius, at least 3 (5 there). Each network's :attr:`prospect.registry.ModelEntry.window` says which."""
-    cells = int(np.ceil(positive_radius / max(grid.resolution)))
-    if span == "diameter":
-        return 2 * cells + 1
-    if span != "radius":
-        raise InputError(f"span={span!r}; valid: 'diameter' or 'radius'")
-    return max(cells, 3) | 1      # an even count of cells rounds up to the next odd one
-
-
 def _check_bands(stack: xr.DataArray) -> None:
     empty = [str(b) for b, filled in zip(stack["band"].to_numpy(), band_has_values(stack), strict=True) if not filled]
     if empty:
@@ -286,7 +274,8 @@ def cross_validate(
         :func:`prospect.mapping.default_stride`, half the positive radius (2 cells for 1 km on 200 m cells).
     trainer : dict, optional
         Networks: :class:`prospect.training.Trainer` arguments over :data:`NETWORK_TRAINING` and the model's
-        own defaults (:attr:`prospect.registry.ModelEntry.training`: the window network trains 8 epochs).
+        own defaults (:attr:`prospect.registry.ModelEntry.training`: the window network trains 8 epochs, and at
+        least 600 steps where labels are few, unless ``trainer`` sets ``epochs``).
     importance : bool
         Baselines: permutation importance per band on each fold's held-out samples.
     device : str
@@ -329,7 +318,10 @@ def cross_validate(
                          f"({sorted(registry.names('network'))})")
     entry = None if "factory" in options else registry.get(name)     # None: the caller's own network
     network = entry is None or entry.kind == "network"
-    trainer = {**(entry.training if entry else {}), **(trainer or {})} if network else trainer
+    if network:   # the entry's training under the caller's; epochs the caller sets are trained as set (no min_steps)
+        own = {k: v for k, v in (entry.training if entry else {}).items()
+               if k != "min_steps" or "epochs" not in (trainer or {})}
+        trainer = {**own, **(trainer or {})}
     options, recipe = _recipe(name, options)
     lazy = is_lazy(stack)
     _check_bands(stack)
@@ -396,7 +388,7 @@ def cross_validate(
         ranks.append(fold_ranks)
         rows.append({"fold": fold, "held_out_deposits": int(held.sum()), "positives": points.counts()["positive"],
                      "negatives": points.counts()["negative"], "auc": float(fold_ranks["auc"].mean()),
-                     "seconds": time.perf_counter() - started})
+                     **({"epochs": fitted["epochs"]} if network else {}), "seconds": time.perf_counter() - started})
         if inner:
             started, (within, area) = time.perf_counter(), folds.inside(fold)
             with warnings.catch_warnings():   # a deposit within the buffer of fold f lies on a masked cell there
@@ -580,6 +572,8 @@ def _fit_network(name: str, options: dict[str, Any], recipe: dict[str, Any], pre
     tiles = sampling.windows(stack, points, window, normalization=stats)
     data = DihedralWindows(tiles.as_torch()) if recipe["augment"] else tiles
     settings = {**NETWORK_TRAINING, **(trainer or {}), "device": device}
+    per_epoch = -(-len(data) // settings["batch_size"])        # few labels: more epochs, up to min_steps steps
+    settings["epochs"] = max(settings["epochs"], -(-settings.pop("min_steps", 0) // per_epoch))
     maps, modules = [], []
     for member in range(recipe["members"]):
         member_seed = seed + 1000 * member
@@ -592,7 +586,8 @@ def _fit_network(name: str, options: dict[str, Any], recipe: dict[str, Any], pre
         modules.append(mapper)
         maps.append(predict_centres(mapper, stack, size=window, stride=map_stride, normalization=stats,
                                     batch_size=256 if not recipe["tta"] else 64, device=device))
-    fitted = {"modules": [m.cpu() for m in modules], "normalization": stats, "window": window}
+    fitted = {"modules": [m.cpu() for m in modules], "normalization": stats, "window": window,
+              "epochs": settings["epochs"]}
     if len(maps) == 1:
         return maps[0], fitted
     mean = maps[0].copy(data=np.mean(np.stack([m.data for m in maps]), axis=0).astype(np.float32))  # lazy stays

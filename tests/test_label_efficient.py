@@ -1,6 +1,7 @@
 """The window network and its label-efficient recipe: symmetries, PU loss, pretraining, ensembles, PU bagging."""
 
 import inspect
+import math
 
 import numpy as np
 import pandas as pd
@@ -183,6 +184,29 @@ def test_default_windows_span_the_labelled_zone_or_its_radius():
     with pytest.raises(InputError, match="span='area'"):
         window(1000, grid(200), "area")
     assert pp.registry.get("window_net").window == "radius" and pp.registry.get("resnet18").window == "diameter"
+
+
+def test_few_labels_train_more_epochs_up_to_min_steps_unless_the_caller_sets_epochs(monkeypatch):
+    # the training itself is left out (the networks map untrained): what is checked is the epochs each fold is given
+    from prospect.training import Trainer
+
+    seen = []
+    monkeypatch.setattr(Trainer, "fit", lambda self, data, *a, **k: seen.append((self.config["epochs"], len(data))))
+    deposits = _deposits()
+    folds = pp.folds.spatial_folds(GRID, deposits, k=3, block_size=2000, seed=0)
+    spec = {"name": "window_net", "pretrain": False, "tta": False}
+    quick = dict(positive_radius=300, max_positives=20, importance=False, device="cpu", map_stride=3)
+    result = pp.validation.cross_validate(_stack(deposits), deposits, folds, spec, **quick)
+    assert result.folds["epochs"].tolist() == [epochs for epochs, _ in seen]    # what each fold trained, said
+    assert pp.registry.get("window_net").training == {"epochs": 8, "min_steps": 600} and len(seen) == 3
+    for epochs, windows in seen:          # batches of 64: ceil(600 / ceil(windows / 64)) epochs, at least 8
+        assert windows < 600 and epochs == max(8, math.ceil(600 / math.ceil(windows / 64))) > 8
+    seen.clear()
+    pp.validation.cross_validate(_stack(deposits), deposits, folds, spec, trainer={"epochs": 2}, **quick)
+    assert [epochs for epochs, _ in seen] == [2, 2, 2]
+    seen.clear()
+    pp.validation.cross_validate(_stack(deposits), deposits, folds, spec, trainer={"batch_size": 32}, **quick)
+    assert [epochs for epochs, _ in seen] == [max(8, math.ceil(600 / math.ceil(n / 32))) for _, n in seen]
 
 
 def test_maps_are_scored_every_half_radius_unless_told_and_never_farther_apart_than_half_a_window():

@@ -98,7 +98,8 @@ def _line(row: dict[str, Any], result: Any, inputs: Any, seed: int) -> dict[str,
 
     line = {"label": row["label"], "run": run_key(row), "name": row["name"], **result.summary(seed=seed)}
     if "trainer" in result.settings:   # networks: what each fold trained, as the report states it
-        line.update(epochs=result.settings["trainer"]["epochs"], window=result.settings["window"])
+        epochs = result.folds["epochs"] if "epochs" in result.folds else [result.settings["trainer"]["epochs"]]
+        line.update(epochs=int(max(epochs)), window=result.settings["window"])   # min_steps may raise a fold's
     line.pop("model")
     if inputs.undiscovered is not None:
         hidden = evaluation.heldout_summary(evaluation.deposit_ranks(result.mean, inputs.undiscovered), seed=seed)
