@@ -235,9 +235,11 @@ def test_window_net_ranks_held_out_deposits_with_its_default_recipe():
     quick = {"positive_radius": 300, "window": 5, "map_stride": 3, "max_positives": 100, "device": "cpu", "seed": 0}
     result = pp.validation.cross_validate(_stack(deposits), deposits, folds, "window_net", **quick)
     # a 300 m halo is 1.5 cells; the default folds (deposits within their median spacing kept together) give
-    # 0.970 on seeds 0, 1 and 2 with the planted 0/1 band as -1/+1 (0.911 when it was standardised, 0.827 as 0/1;
-    # logistic regression 0.987): well above chance
-    assert result.summary()["auc"] > 0.93
+    # 0.922 / 0.969 / 0.889 on seeds 0, 1 and 2 (logistic regression 0.987): well above chance. Its ~600 windows a
+    # fold train 60 epochs under min_steps = 600, and this small planted case loses by it: at the 8 epochs alone
+    # (80 steps) it gave 0.970 on every seed (on real data at 1 km cells min_steps gains 0.073: the README)
+    assert result.summary()["auc"] > 0.85
+    assert result.folds["epochs"].tolist() == [60] * 4
     assert result.settings["recipe"] == pp.validation.RECIPE and result.fold_maps.shape == (4, *GRID.shape)
     np.testing.assert_allclose(result.mean.to_numpy(), result.fold_maps.mean(axis=0), rtol=1e-6)
 
