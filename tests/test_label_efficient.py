@@ -201,6 +201,9 @@ def test_few_labels_train_more_epochs_up_to_min_steps_unless_the_caller_sets_epo
     assert pp.registry.get("window_net").training == {"epochs": 8, "min_steps": 600} and len(seen) == 3
     for epochs, windows in seen:          # batches of 64: ceil(600 / ceil(windows / 64)) epochs, at least 8
         assert windows < 600 and epochs == max(8, math.ceil(600 / math.ceil(windows / 64))) > 8
+    seen.clear()     # and inside each fold's training area (what the ensemble chooses by): the same rule
+    pp.validation.cross_validate(_stack(deposits), deposits, folds, spec, inner=True, **quick)
+    assert len(seen) > 3 and all(epochs == max(8, math.ceil(600 / math.ceil(n / 64))) for epochs, n in seen)
     seen.clear()
     pp.validation.cross_validate(_stack(deposits), deposits, folds, spec, trainer={"epochs": 2}, **quick)
     assert [epochs for epochs, _ in seen] == [2, 2, 2]
