@@ -172,6 +172,7 @@ def main() -> None:
     if "logistic_regression" not in rows:
         rows = {"logistic_regression": {"name": "logistic_regression"}, **rows}   # the reference
     table, results = [], {}
+    mapping = NETWORK[case] if args.map_stride is None else {**NETWORK[case], "map_stride": args.map_stride}
     kinds = {label: pp.registry.get(spec["name"]).kind for label, spec in rows.items()}
     # the ensemble row chooses its baseline per fold by a cross-validation inside that fold's training area
     inner = "network" in kinds.values() and "pixel" in kinds.values()
@@ -181,9 +182,7 @@ def main() -> None:
         trainer = spec.pop("trainer", None)
         for seed in args.seeds:     # baselines too: a seed draws the background cells (and the forest's trees)
             result = pp.validation.cross_validate(stack, deposits, folds, spec, **LABELS[case],
-                                                  **(NETWORK[case] | ({} if args.map_stride is None else
-                                                                      {"map_stride": args.map_stride})
-                                                     if network else {}), trainer=trainer,
+                                                  **(mapping if network else {}), trainer=trainer,
                                                   window=args.window, importance=False, device="cpu", seed=seed,
                                                   label=label, inner=inner and not network)
             results.setdefault(label, []).append(result)
